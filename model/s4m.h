@@ -1,0 +1,78 @@
+/* s4m.h - the s4kws network: load a weights file, run it in convolution or step mode.
+ *
+ * Usage:
+ *   char err[S4K_ERR_LEN];
+ *   struct s4m_model *m = s4m_load("weights/s4kws-sc12.safetensors", 1.0, err, sizeof err);
+ *   if (!m) { fprintf(stderr, "%s\n", err); ... }
+ *
+ *   // file mode: one workspace per thread, for inputs of up to max_len samples
+ *   struct s4m_conv *cv = s4m_conv_new(m, s4m_window(m) + s4m_preroll(m), err, sizeof err);
+ *   s4m_conv_logits(cv, x, n, logits);                 // logits: (n_labels)
+ *
+ *   // live mode: one stream per audio channel
+ *   struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+ *   s4m_stream_push(st, samples, n);                   // any n; no allocation
+ *   s4m_stream_scores(st, probs);                      // softmax over the last window
+ *
+ * The model is immutable after s4m_load() and may be shared by any number of threads. A
+ * conv workspace or a stream belongs to one thread at a time. Plans (FFTW) are made under an
+ * internal mutex in s4m_load()/s4m_conv_new(); the compute calls never allocate, lock or plan.
+ */
+#ifndef S4KWS_MODEL_S4M_H
+#define S4KWS_MODEL_S4M_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/err.h"
+
+struct s4m_model;
+struct s4m_conv;
+struct s4m_stream;
+
+/* Load and validate a weights file (docs/format.md). rate multiplies every dt: 1.0 for input
+ * at the model's sample rate; sample_rate/input_rate for --native-rate. Returns NULL and one
+ * sentence in err on any problem (the sentence names the tensor or key). */
+struct s4m_model *s4m_load(const char *path, double rate, char *err, size_t errlen);
+/* The same from a buffer the caller keeps alive for the model's lifetime (embedded model). */
+struct s4m_model *s4m_load_buffer(const void *buf, size_t len, double rate, char *err, size_t errlen);
+void s4m_free(struct s4m_model *m);
+
+int s4m_sample_rate(const struct s4m_model *m);          /* Hz of the input, as trained */
+int s4m_n_labels(const struct s4m_model *m);
+const char *s4m_label(const struct s4m_model *m, int i);
+const char *s4m_meta(const struct s4m_model *m, const char *key); /* raw metadata value or NULL */
+size_t s4m_window(const struct s4m_model *m);            /* decoder window, input samples */
+size_t s4m_preroll(const struct s4m_model *m);           /* zeros put before a lone clip */
+size_t s4m_hop(const struct s4m_model *m);               /* total pool: samples per decoder step */
+int s4m_streamable(const struct s4m_model *m);           /* 0 for bidirectional models */
+size_t s4m_n_params(const struct s4m_model *m);
+double s4m_flops_step(const struct s4m_model *m);        /* per input sample, step mode */
+double s4m_flops_conv(const struct s4m_model *m, size_t len); /* per input sample, conv mode */
+double s4m_min_margin(const struct s4m_model *m);        /* min 1-|dA| over all modes (drift check) */
+
+/* Convolution mode. max_len: longest input this workspace accepts. */
+struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *err, size_t errlen);
+void s4m_conv_free(struct s4m_conv *cv);
+/* Logits (n_labels) of the whole input x[0..n) from a zero state, decoder over its last
+ * window. n must be >= s4m_hop() and <= max_len. Returns 0 or -EINVAL. */
+int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits);
+/* Per-decoder-step logits over x[0..n): out[(j)*n_labels + k] for every final step j whose
+ * window ends there (pool decoder: mean over the last Wf final steps, fewer at the start).
+ * Returns the number of steps written (floor(n / hop)) or -EINVAL. */
+long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps);
+/* Same as s4m_conv_scan but only the final features (before the decoder), (steps, Hlast). */
+long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps);
+
+/* Step mode. Fails for bidirectional models. */
+struct s4m_stream *s4m_stream_new(const struct s4m_model *m, char *err, size_t errlen);
+void s4m_stream_free(struct s4m_stream *st);
+void s4m_stream_reset(struct s4m_stream *st);            /* back to the zero state */
+/* Feed n samples. Returns the number of decoder steps completed (samples / hop). */
+size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n);
+/* Logits / softmax scores of the current window (running mean of the last Wf final steps). */
+void s4m_stream_logits(const struct s4m_stream *st, float *logits);
+void s4m_stream_scores(const struct s4m_stream *st, float *probs);
+uint64_t s4m_stream_samples(const struct s4m_stream *st); /* samples pushed since reset */
+
+#endif
