@@ -1,0 +1,444 @@
+/* config.c - the option table of `s4kws listen` and the three things generated from it.
+ *
+ * DESIGN. Each option is one row {name, type, min, max, default, offset, help}. cfg_defaults()
+ * parses every row's default text through the same cfg_set() that the command line and the
+ * config file use, so a default can never escape the range checks and the three front ends
+ * cannot drift apart. The config file is read with inih (ini_parse_file) and each key/value pair
+ * goes through cfg_set(); the --help text is printed from the same rows. Per-keyword options
+ * (type KW) keep a default and a small array of name=value overrides inside struct cfg, so a
+ * struct cfg is plain data that can be copied, compared and swapped on SIGHUP.
+ */
+#define _GNU_SOURCE /* open_memstream, strcasecmp */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../common/err.h"
+#include "log.h"
+
+enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_KW, T_LEVEL };
+
+struct opt {
+	const char *name;
+	enum opt_type type;
+	double min, max;      /* T_INT, T_DBL, T_KW: inclusive range */
+	const char *def;      /* default, as text */
+	size_t off;           /* offset of the field in struct cfg */
+	size_t size;          /* T_STR: capacity of the char array */
+	const char *arg;      /* what the value is, for --help */
+	const char *help;
+	int cli_only;
+};
+
+#define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
+
+static const struct opt opts[] = {
+	/* model and audio input */
+	{"model", T_STR, 0, 0, "", F(model), "FILE",
+	 "weights file (.safetensors); empty: $S4KWS_MODEL or the built-in default model", 0},
+	{"config", T_STR, 0, 0, "", F(config), "FILE",
+	 "read options from this file first (flags given on the command line win)", 1},
+	{"device", T_STR, 0, 0, "", F(device), "NAME|INDEX",
+	 "capture device: an index or a substring of the name ('s4kws devices' lists them); empty: the default input", 0},
+	{"channels", T_INT, 0, 64, "0", F(channels), "N",
+	 "channels to open and spot in, each with its own model state; 0: 1 for a device, all of a file's", 0},
+	{"input", T_STR, 0, 0, "", F(input), "FILE|-",
+	 "read this audio file (any libsndfile format) or '-' (raw S16_LE on stdin) instead of a device", 0},
+	{"input-rate", T_INT, 0, 768000, "0", F(input_rate), "HZ",
+	 "sample rate of raw stdin input; 0: the model's rate", 0},
+	{"realtime", T_BOOL, 0, 1, "false", F(realtime), "BOOL",
+	 "pace --input at real speed instead of as fast as the CPU allows", 0},
+	{"duration", T_DBL, 0, 1e9, "0", F(duration), "SECONDS",
+	 "stop the input after this much audio (status then says eof); 0: never", 0},
+	{"frames-per-buffer", T_INT, 16, 65536, "320", F(frames_per_buffer), "FRAMES",
+	 "PortAudio period: frames per capture callback", 0},
+	{"ring-ms", T_INT, 100, 600000, "2000", F(ring_ms), "MS",
+	 "audio buffered between capture and inference before new audio is dropped (counted as overruns)", 0},
+	{"retry-max", T_DBL, 0.1, 3600, "30", F(retry_max), "SECONDS",
+	 "longest wait between attempts to reopen a failed capture device (back-off doubles from 0.5 s)", 0},
+	/* HTTP */
+	{"bind", T_STR, 0, 0, "127.0.0.1", F(bind), "ADDR",
+	 "HTTP listen address (IPv4 or IPv6); anything but loopback requires --token", 0},
+	{"port", T_INT, 0, 65535, "8080", F(port), "PORT", "HTTP port; 0: any free port", 0},
+	{"port-file", T_STR, 0, 0, "", F(port_file), "FILE",
+	 "write the bound HTTP port to this file once listening", 0},
+	{"token", T_STR, 0, 0, "", F(token), "SECRET",
+	 "require 'Authorization: Bearer SECRET' on every endpoint but /healthz", 0},
+	{"max-connections", T_INT, 1, 1024, "32", F(max_connections), "N",
+	 "concurrent HTTP connections; more are refused", 0},
+	{"http-timeout", T_INT, 1, 3600, "30", F(http_timeout), "SECONDS",
+	 "close an HTTP connection idle for this long", 0},
+	{"max-body", T_INT, 1024, 1073741824, "10485760", F(max_body), "BYTES",
+	 "largest POST /v1/classify body; bigger ones get 413", 0},
+	{"classify-jobs", T_INT, 1, 64, "2", F(classify_jobs), "N",
+	 "POST /v1/classify requests computed at once; others wait up to 10 s, then get 503", 0},
+	{"sse-clients", T_INT, 1, 1024, "16", F(sse_clients), "N",
+	 "concurrent /v1/events streams; more get 503", 0},
+	{"heartbeat", T_DBL, 0.05, 3600, "15", F(heartbeat), "SECONDS",
+	 "SSE comment line sent when no detection happened for this long", 0},
+	/* detections */
+	{"history", T_INT, 1, 10000000, "1000", F(history), "N",
+	 "detections kept in memory for /v1/detections and SSE resume", 0},
+	{"log", T_STR, 0, 0, "", F(log), "FILE",
+	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},
+	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
+	 "daemon messages on stderr: error, warn, info or debug", 0},
+	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
+	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
+	{"threshold", T_KW, 0.001, 1, "0.6", F(threshold), "[KW=]P",
+	 "smoothed posterior a keyword needs; KW=P sets one keyword (repeatable)", 0},
+	{"smooth-ms", T_KW, 0, 1000, "30", F(smooth_ms), "[KW=]MS",
+	 "moving-average window of the posterior", 0},
+	{"min-ms", T_KW, 0, 5000, "30", F(min_ms), "[KW=]MS",
+	 "time the smoothed posterior must stay above threshold before a detection", 0},
+	{"refractory-ms", T_KW, 0, 3600000, "1000", F(refractory_ms), "[KW=]MS",
+	 "no second detection of the same keyword on the same channel within this time", 0},
+	{"warmup-ms", T_DBL, 0, 3600000, "500", F(warmup_ms), "MS",
+	 "no detection in the first MS of audio after start or a device reopen", 0},
+	{"latency-ms", T_DBL, -5000, 5000, "0", F(latency_ms), "MS",
+	 "how long after a keyword ends the model's score rises; moves the reported end earlier", 0},
+	{"word-ms", T_DBL, 0, 5000, "600", F(word_ms), "MS",
+	 "typical keyword length, for the reported start (= end - word-ms)", 0},
+	{"require-top", T_BOOL, 0, 1, "true", F(require_top), "BOOL",
+	 "a keyword counts as above threshold only while it is the most probable label", 0},
+};
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static const struct opt *find(const char *name, size_t len)
+{
+	for (size_t i = 0; i < N_OPTS; i++)
+		if (strlen(opts[i].name) == len && !strncmp(opts[i].name, name, len))
+			return &opts[i];
+	return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+	static const char *const t[] = {"1", "true", "yes", "on"}, *const f[] = {"0", "false", "no", "off"};
+	for (int i = 0; i < 4; i++) {
+		if (!strcasecmp(v, t[i])) {
+			*out = 1;
+			return 0;
+		}
+		if (!strcasecmp(v, f[i])) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+static int parse_num(const struct opt *o, const char *v, double *out, char *err, size_t errlen)
+{
+	char *end;
+	errno = 0;
+	double d;
+	if (o->type == T_INT) {
+		long long l = strtoll(v, &end, 10);
+		d = (double)l;
+	} else {
+		d = strtod(v, &end);
+	}
+	while (*end == ' ' || *end == '\t')
+		end++;
+	if (!*v || *end || errno == ERANGE || !isfinite(d)) {
+		s4k_seterr(err, errlen, "%s: '%s' is not %s", o->name, v,
+			   o->type == T_INT ? "a whole number" : "a number");
+		return -EINVAL;
+	}
+	if (d < o->min || d > o->max) {
+		s4k_seterr(err, errlen, "%s: %s is out of range (%g to %g)", o->name, v, o->min, o->max);
+		return -EINVAL;
+	}
+	*out = d;
+	return 0;
+}
+
+static int valid_kw_name(const char *s, size_t len)
+{
+	if (len == 0 || len >= CFG_KW_NAME)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] <= ' ' || s[i] == '=' || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f)
+			return 0;
+	return 1;
+}
+
+static int kw_set(struct cfg_kw *k, const struct opt *o, const char *kw, size_t kwlen,
+		  const char *v, char *err, size_t errlen)
+{
+	double d;
+	if (parse_num(o, v, &d, err, errlen) < 0)
+		return -EINVAL;
+	if (!kw) {
+		k->def = d;
+		return 0;
+	}
+	if (!valid_kw_name(kw, kwlen)) {
+		s4k_seterr(err, errlen, "%s: '%.*s' is not a keyword name", o->name, (int)kwlen, kw);
+		return -EINVAL;
+	}
+	for (int i = 0; i < k->n; i++)
+		if (strlen(k->v[i].name) == kwlen && !strncmp(k->v[i].name, kw, kwlen)) {
+			k->v[i].value = d;
+			return 0;
+		}
+	if (k->n == CFG_MAX_KW) {
+		s4k_seterr(err, errlen, "%s: more than %d per-keyword values", o->name, CFG_MAX_KW);
+		return -EINVAL;
+	}
+	memcpy(k->v[k->n].name, kw, kwlen);
+	k->v[k->n].name[kwlen] = 0;
+	k->v[k->n].value = d;
+	k->n++;
+	return 0;
+}
+
+int cfg_set(struct cfg *c, const char *name, const char *value, char *err, size_t errlen)
+{
+	/* "threshold.yes": option threshold, keyword yes */
+	const char *dot = strchr(name, '.');
+	size_t len = dot ? (size_t)(dot - name) : strlen(name);
+	const struct opt *o = find(name, len);
+	if (!o || (dot && o->type != T_KW)) {
+		s4k_seterr(err, errlen, "unknown option '%s'", name);
+		return -EINVAL;
+	}
+	if (!value)
+		value = "";
+	char *field = (char *)c + o->off;
+	switch (o->type) {
+	case T_STR:
+		if (strlen(value) >= o->size) {
+			s4k_seterr(err, errlen, "%s: value is longer than %zu bytes", o->name, o->size - 1);
+			return -EINVAL;
+		}
+		strcpy(field, value);
+		return 0;
+	case T_INT: {
+		double d;
+		if (parse_num(o, value, &d, err, errlen) < 0)
+			return -EINVAL;
+		*(int *)field = (int)d;
+		return 0;
+	}
+	case T_DBL:
+		return parse_num(o, value, (double *)field, err, errlen);
+	case T_BOOL:
+		if (parse_bool(value, (int *)field) < 0) {
+			s4k_seterr(err, errlen, "%s: '%s' is not true or false", o->name, value);
+			return -EINVAL;
+		}
+		return 0;
+	case T_LEVEL: {
+		int lv = log_parse_level(value);
+		if (lv < 0) {
+			s4k_seterr(err, errlen, "%s: '%s' is not error, warn, info or debug", o->name, value);
+			return -EINVAL;
+		}
+		*(int *)field = lv;
+		return 0;
+	}
+	case T_KW: {
+		struct cfg_kw *k = (struct cfg_kw *)field;
+		if (dot)
+			return kw_set(k, o, dot + 1, strlen(dot + 1), value, err, errlen);
+		const char *eq = strchr(value, '=');
+		if (eq)
+			return kw_set(k, o, value, (size_t)(eq - value), eq + 1, err, errlen);
+		return kw_set(k, o, NULL, 0, value, err, errlen);
+	}
+	}
+	return -EINVAL;
+}
+
+void cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	for (size_t i = 0; i < N_OPTS; i++) {
+		int rc = cfg_set(c, opts[i].name, opts[i].def, NULL, 0);
+		(void)rc; /* the table's own defaults; test_config checks they all parse */
+	}
+}
+
+struct file_ctx {
+	struct cfg *c;
+	char *err;
+	size_t errlen;
+	int failed;
+};
+
+static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
+{
+	struct file_ctx *fc = user;
+	if (fc->failed)
+		return 0;
+	char e[S4K_ERR_LEN];
+	if (section && *section) {
+		s4k_seterr(e, sizeof e, "sections such as [%s] are not used", section);
+	} else {
+		const char *dot = strchr(name, '.');
+		const struct opt *o = find(name, dot ? (size_t)(dot - name) : strlen(name));
+		if (o && o->cli_only)
+			s4k_seterr(e, sizeof e, "%s can only be given on the command line", o->name);
+		else if (cfg_set(fc->c, name, value, e, sizeof e) == 0)
+			return 1;
+	}
+	fc->failed = 1;
+	s4k_seterr(fc->err, fc->errlen, "%s", e);
+	return 0;
+}
+
+int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		s4k_seterr(err, errlen, "cannot open config file %s: %s", path, strerror(e));
+		return -e;
+	}
+	char e[S4K_ERR_LEN] = "";
+	struct file_ctx fc = {c, e, sizeof e, 0};
+	int line = ini_parse_file(f, on_ini_pair, &fc);
+	fclose(f);
+	if (line != 0) {
+		if (!fc.failed)
+			s4k_seterr(e, sizeof e, "syntax error (expected 'name = value')");
+		s4k_seterr(err, errlen, "%s:%d: %s", path, line, e);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
+{
+	cfg_defaults(c);
+	/* first pass: --help anywhere, and the config file (last --config wins) */
+	const char *file = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return CFG_HELP;
+		if (!strcmp(argv[i], "--config") && i + 1 < argc)
+			file = argv[++i];
+		else if (!strncmp(argv[i], "--config=", 9))
+			file = argv[i] + 9;
+	}
+	if (file) {
+		int rc = cfg_load_file(c, file, err, errlen);
+		if (rc < 0)
+			return rc;
+		snprintf(c->config, sizeof c->config, "%s", file);
+	}
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) || !a[2]) {
+			s4k_seterr(err, errlen, "unexpected argument '%s' (options look like --name value)", a);
+			return -EINVAL;
+		}
+		a += 2;
+		const char *eq = strchr(a, '=');
+		size_t len = eq ? (size_t)(eq - a) : strlen(a);
+		const struct opt *o = find(a, len);
+		if (!o) {
+			s4k_seterr(err, errlen, "unknown option '--%.*s' (see --help)", (int)len, a);
+			return -EINVAL;
+		}
+		const char *v;
+		if (eq)
+			v = eq + 1;
+		else if (o->type == T_BOOL)
+			v = "true";
+		else if (i + 1 < argc)
+			v = argv[++i];
+		else {
+			s4k_seterr(err, errlen, "--%s needs a value (%s)", o->name, o->arg);
+			return -EINVAL;
+		}
+		if (o->cli_only)
+			continue; /* --config: already read */
+		int rc = cfg_set(c, o->name, v, err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+char *cfg_help(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "usage: s4kws listen [OPTIONS]\n\n"
+		   "Spot keywords in live audio (a capture device, or --input) and serve the detections\n"
+		   "over HTTP. Every option can also be set in the --config file as 'name = value'.\n\n"
+		   "options:\n");
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		char lhs[64];
+		if (o->type == T_BOOL) /* a bare --name means true; a value needs '=' */
+			snprintf(lhs, sizeof lhs, "--%s[=%s]", o->name, o->arg);
+		else
+			snprintf(lhs, sizeof lhs, "--%s %s", o->name, o->arg);
+		fprintf(f, "  %-28s %s", lhs, o->help);
+		if (o->type == T_INT || o->type == T_DBL || o->type == T_KW)
+			fprintf(f, " [%g..%g]", o->min, o->max);
+		if (*o->def)
+			fprintf(f, " (default %s)", o->def);
+		fprintf(f, "\n");
+	}
+	fprintf(f, "  %-28s %s\n", "--help", "show this text");
+	fprintf(f, "\nSignals: SIGINT/SIGTERM stop in order; SIGHUP re-reads --config and the flags\n"
+		   "(thresholds and detection settings apply at once; the old settings stay if the new\n"
+		   "ones are invalid).\n");
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+double cfg_kw_get(const struct cfg_kw *k, const char *label)
+{
+	for (int i = 0; i < k->n; i++)
+		if (!strcmp(k->v[i].name, label))
+			return k->v[i].value;
+	return k->def;
+}
+
+int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,
+		       size_t errlen)
+{
+	const struct {
+		const char *opt;
+		const struct cfg_kw *k;
+	} kws[] = {{"threshold", &c->threshold}, {"smooth-ms", &c->smooth_ms},
+		   {"min-ms", &c->min_ms}, {"refractory-ms", &c->refractory_ms}};
+	for (size_t j = 0; j < sizeof kws / sizeof kws[0]; j++)
+		for (int i = 0; i < kws[j].k->n; i++) {
+			const char *name = kws[j].k->v[i].name;
+			int found = 0;
+			for (int l = 0; l < n && !found; l++)
+				found = labels[l] && !strcmp(labels[l], name) && name[0] != '_';
+			if (!found) {
+				s4k_seterr(err, errlen, "%s: '%s' is not a keyword of this model", kws[j].opt,
+					   name);
+				return -EINVAL;
+			}
+		}
+	return 0;
+}
+
+int cfg_is_loopback(const char *a)
+{
+	return !strcmp(a, "localhost") || !strcmp(a, "::1") || !strncmp(a, "127.", 4) ||
+	       !strcmp(a, "::ffff:127.0.0.1");
+}

@@ -1,0 +1,101 @@
+/* config.h - every option of `s4kws listen`, from one table: CLI flags, config file, --help.
+ *
+ * Usage:
+ *   struct cfg c;
+ *   char err[S4K_ERR_LEN];
+ *   int rc = cfg_parse(&c, argc, argv, err, sizeof err);  // defaults, then --config FILE, then flags
+ *   if (rc == CFG_HELP) { char *h = cfg_help(); fputs(h, stdout); free(h); return 0; }
+ *   if (rc < 0) { fprintf(stderr, "s4kws listen: %s\n", err); return 2; }
+ *   double t = cfg_kw_get(&c.threshold, "yes");           // per-keyword value or the default
+ *
+ * An option is `--name value`, `--name=value`, or for booleans `--name` alone; in the file it is
+ * `name = value` (inih syntax: `#` or `;` comments, no sections). Per-keyword options
+ * (threshold, smooth-ms, min-ms, refractory-ms) take `--threshold 0.7` (default for every
+ * keyword), `--threshold yes=0.8` (one keyword; repeatable) or `threshold.yes = 0.8` in the file.
+ * Later settings win: file over defaults, flags over the file. Every value is range-checked;
+ * the first bad one is refused with one sentence naming the option (and file line).
+ * Threads: pure functions over caller storage; call from one thread at a time.
+ */
+#ifndef S4KWS_DAEMON_CONFIG_H
+#define S4KWS_DAEMON_CONFIG_H
+
+#include <stddef.h>
+
+#define CFG_HELP 1          /* cfg_parse(): --help was given */
+#define CFG_MAX_KW 64       /* per-keyword overrides per option */
+#define CFG_KW_NAME 48      /* longest keyword name + 1 */
+
+struct cfg_kwval {
+	char name[CFG_KW_NAME];
+	double value;
+};
+
+/* A per-keyword option: a default and overrides by label name. */
+struct cfg_kw {
+	double def;
+	int n;
+	struct cfg_kwval v[CFG_MAX_KW];
+};
+
+struct cfg {
+	/* model and audio */
+	char model[1024];        /* weights file; "" = the default model */
+	char config[1024];       /* the file read (CLI only) */
+	char device[256];        /* capture device: index or name substring; "" = default */
+	int channels;            /* 0 = auto (device: 1, file: its channels) */
+	char input[1024];        /* file or "-" (raw S16_LE stdin) instead of a device */
+	int input_rate;          /* Hz of raw stdin input; 0 = the model's rate */
+	int realtime;            /* pace file input at real speed */
+	double duration;         /* stop the input after this many seconds; 0 = never */
+	int frames_per_buffer;   /* PortAudio period, frames */
+	int ring_ms;             /* capture ring length, ms of audio */
+	double retry_max;        /* longest back-off between device reopen attempts, s */
+	/* HTTP */
+	char bind[64];           /* listen address */
+	int port;                /* 0 = any free port */
+	char port_file[1024];    /* write the bound port here (for tests and scripts) */
+	char token[256];         /* Bearer token; required unless bind is loopback */
+	int max_connections;
+	int http_timeout;        /* idle connection timeout, s */
+	int max_body;            /* POST /v1/classify body limit, bytes */
+	int classify_jobs;       /* concurrent POST /v1/classify decodes */
+	int sse_clients;         /* concurrent /v1/events streams */
+	double heartbeat;        /* SSE heartbeat period, s */
+	/* detections */
+	int history;             /* detections kept in memory */
+	char log[1024];          /* append-only JSON-lines detection log; "" = none */
+	int log_level;           /* enum log_level */
+	double hop_ms;           /* posterior evaluation period, ms (rounded to the model's hop) */
+	struct cfg_kw threshold; /* smoothed posterior needed, (0, 1] */
+	struct cfg_kw smooth_ms;
+	struct cfg_kw min_ms;
+	struct cfg_kw refractory_ms;
+	double warmup_ms;
+	double latency_ms;
+	double word_ms;
+	int require_top;
+};
+
+/* Fill c with every option's default. */
+void cfg_defaults(struct cfg *c);
+/* Set one option from text: name as in the file ("port", "threshold", "threshold.yes").
+ * Returns 0 or -EINVAL (unknown name or bad value; one sentence in err). */
+int cfg_set(struct cfg *c, const char *name, const char *value, char *err, size_t errlen);
+/* Apply a config file on top of c. Returns 0, -ENOENT/-EACCES (cannot open) or -EINVAL
+ * (sentence with the line number). */
+int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
+/* Defaults, then the file of --config (if any), then the other flags of argv[1..argc).
+ * argv[0] is the command name. Returns 0, CFG_HELP, or a negative errno with err set. */
+int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen);
+/* --help text generated from the table (malloc'ed; the caller frees). NULL on no memory. */
+char *cfg_help(void);
+
+/* Per-keyword lookup: the override for label, else the default. */
+double cfg_kw_get(const struct cfg_kw *k, const char *label);
+/* Check that every per-keyword override names one of labels[0..n): 0 or -EINVAL + sentence. */
+int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,
+		       size_t errlen);
+/* 1 when the address is a loopback address (127.0.0.0/8, ::1, localhost). */
+int cfg_is_loopback(const char *addr);
+
+#endif

@@ -1,0 +1,250 @@
+/* test_config.c - the option table: defaults, flags, config file, per-keyword values, --help,
+ * and refusal of bad values. Config files are written into the build directory at test time.
+ *
+ * The --help test reads every option name and default back out of the generated text and
+ * feeds them through the flag parser and the file parser, so all three front ends are checked
+ * to come from the same rows.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "daemon/config.h"
+#include "daemon/log.h"
+
+static char tmpdir[] = "/tmp/s4kws-test-config-XXXXXX";
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[512];
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static int parse(struct cfg *c, char *err, const char *a1, const char *a2, const char *a3,
+		 const char *a4)
+{
+	char *argv[6] = {"listen", (char *)a1, (char *)a2, (char *)a3, (char *)a4, NULL};
+	int argc = 1;
+	while (argc < 5 && argv[argc])
+		argc++;
+	err[0] = 0;
+	return cfg_parse(c, argc, argv, err, 256);
+}
+
+static void test_defaults(void)
+{
+	struct cfg c;
+	cfg_defaults(&c);
+	CHECK_EQ(c.port, 8080);
+	CHECK(!strcmp(c.bind, "127.0.0.1"), "%s", c.bind);
+	CHECK_EQ(c.channels, 0);
+	CHECK_EQ(c.realtime, 0);
+	CHECK_EQ(c.require_top, 1);
+	CHECK_EQ(c.log_level, LOGL_INFO);
+	CHECK_NEAR(c.threshold.def, 0.6, 1e-12);
+	CHECK_EQ(c.threshold.n, 0);
+	CHECK_NEAR(c.refractory_ms.def, 1000, 0);
+	CHECK_NEAR(c.hop_ms, 10, 0);
+	CHECK_EQ(c.max_body, 10485760);
+	CHECK(c.model[0] == 0 && c.token[0] == 0 && c.input[0] == 0, "empty strings");
+}
+
+static void test_flags(void)
+{
+	struct cfg c;
+	char err[256];
+	char *argv[] = {"listen", "--port", "9000", "--bind=::1", "--realtime", "--threshold", "0.7",
+			"--threshold", "yes=0.8", "--threshold=no=0.9", "--threshold", "yes=0.85",
+			"--log-level", "debug", "--require-top=no", "--input", "-", "--duration", "2.5"};
+	int argc = sizeof argv / sizeof argv[0];
+	CHECK_EQ(cfg_parse(&c, argc, argv, err, sizeof err), 0);
+	CHECK_EQ(c.port, 9000);
+	CHECK(!strcmp(c.bind, "::1"), "%s", c.bind);
+	CHECK_EQ(c.realtime, 1);
+	CHECK_EQ(c.require_top, 0);
+	CHECK_EQ(c.log_level, LOGL_DEBUG);
+	CHECK(!strcmp(c.input, "-"), "%s", c.input);
+	CHECK_NEAR(c.duration, 2.5, 0);
+	CHECK_NEAR(c.threshold.def, 0.7, 1e-12);
+	CHECK_EQ(c.threshold.n, 2); /* yes given twice: replaced, not added */
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "yes"), 0.85, 1e-12);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "no"), 0.9, 1e-12);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "go"), 0.7, 1e-12);
+	CHECK_EQ(parse(&c, err, "--help", NULL, NULL, NULL), CFG_HELP);
+	CHECK_EQ(parse(&c, err, "--port", "1", "-h", NULL), CFG_HELP);
+}
+
+static void test_file(void)
+{
+	struct cfg c;
+	char err[256];
+	const char *p = write_file("ok.conf",
+				   "# comment\n"
+				   "; another comment\n"
+				   "port = 1234\n"
+				   "realtime = yes\n"
+				   "threshold = 0.65\n"
+				   "threshold.yes = 0.85\n"
+				   "refractory-ms.stop = 2000\n"
+				   "token = s3cret\n"
+				   "\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), 0);
+	CHECK_EQ(c.port, 1234);
+	CHECK_EQ(c.realtime, 1);
+	CHECK(!strcmp(c.token, "s3cret"), "%s", c.token);
+	CHECK(!strcmp(c.config, p), "config path kept: %s", c.config);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "yes"), 0.85, 1e-12);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "up"), 0.65, 1e-12);
+	CHECK_NEAR(cfg_kw_get(&c.refractory_ms, "stop"), 2000, 0);
+	/* flags win over the file, wherever --config appears */
+	CHECK_EQ(parse(&c, err, "--port", "4321", "--config", p), 0);
+	CHECK_EQ(c.port, 4321);
+	CHECK_EQ(parse(&c, err, "--threshold", "yes=0.5", "--config", p), 0);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "yes"), 0.5, 1e-12);
+	CHECK_NEAR(cfg_kw_get(&c.threshold, "up"), 0.65, 1e-12);
+
+	/* bad files: one sentence with file and line */
+	p = write_file("bad1.conf", "port = 80\nportt = 81\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "bad1.conf:2:") && strstr(err, "portt"), "%s", err);
+	p = write_file("bad2.conf", "\n\nthreshold.yes = 2\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, ":3:") && strstr(err, "out of range"), "%s", err);
+	p = write_file("bad3.conf", "[server]\nport = 80\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "section"), "%s", err);
+	p = write_file("bad4.conf", "config = other.conf\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "command line"), "%s", err);
+	p = write_file("bad5.conf", "this line has no equals sign\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, ":1:"), "%s", err);
+	p = write_file("bad6.conf", "port.yes = 3\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	CHECK_EQ(parse(&c, err, "--config", "/nonexistent/s4kws.conf", NULL, NULL), -ENOENT);
+	CHECK(strstr(err, "/nonexistent/s4kws.conf"), "%s", err);
+}
+
+static void test_bad_flags(void)
+{
+	struct cfg c;
+	char err[256];
+	static const char *const bad[][2] = {
+		{"--port", "70000"}, {"--port", "abc"}, {"--port", "1.5"}, {"--port", ""},
+		{"--port", "99999999999999999999"}, {"--channels", "-1"}, {"--channels", "65"},
+		{"--threshold", "1.5"}, {"--threshold", "0"}, {"--threshold", "yes=abc"},
+		{"--threshold", "=0.5"}, {"--threshold", "nan"}, {"--hop-ms", "inf"},
+		{"--realtime=maybe", NULL}, {"--nope", NULL}, {"positional", NULL}, {"--", NULL},
+		{"--log-level", "loud"}, {"--port", NULL}, {"--max-body", "10"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		int rc = parse(&c, err, bad[i][0], bad[i][1], NULL, NULL);
+		CHECK(rc == -EINVAL && err[0], "'%s %s' accepted (rc %d)", bad[i][0],
+		      bad[i][1] ? bad[i][1] : "", rc);
+	}
+	char big[2000];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = 0;
+	CHECK_EQ(parse(&c, err, "--model", big, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "longer"), "%s", err);
+	CHECK_EQ(parse(&c, err, "--port", "70000", NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "port") && strstr(err, "70000"), "names the option and value: %s", err);
+}
+
+/* Every row of --help: the default printed there parses back to cfg_defaults() through both the
+ * flag and the file front end. */
+static void test_help_table(void)
+{
+	char *h = cfg_help();
+	CHECK(h != NULL, "help text");
+	if (!h)
+		return;
+	struct cfg def;
+	cfg_defaults(&def);
+	int rows = 0, with_default = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(h, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "  --", 4) || !strncmp(line, "  --help", 8))
+			continue;
+		rows++;
+		char name[64];
+		CHECK(sscanf(line + 4, "%63[^ []", name) == 1, "row: %s", line);
+		char *d = strstr(line, "(default ");
+		if (!d)
+			continue;
+		with_default++;
+		char val[128];
+		CHECK(sscanf(d + 9, "%127[^)]", val) == 1, "default of %s", name);
+		struct cfg c;
+		char err[256], flag[256];
+		snprintf(flag, sizeof flag, "--%s=%s", name, val);
+		int rc = parse(&c, err, flag, NULL, NULL, NULL);
+		CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "--%s %s: rc %d %s", name, val, rc, err);
+		if (!strcmp(name, "config"))
+			continue;
+		char text[256];
+		snprintf(text, sizeof text, "%s = %s\n", name, val);
+		const char *p = write_file("row.conf", text);
+		cfg_defaults(&c);
+		rc = cfg_load_file(&c, p, err, sizeof err);
+		CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "file '%s': rc %d %s", name, rc, err);
+	}
+	CHECK(rows >= 30, "%d option rows", rows);
+	CHECK(with_default >= 25, "%d rows with a default", with_default);
+	free(h);
+	h = cfg_help();
+	static const char *const must[] = {"--model", "--device", "--channels", "--input", "--realtime",
+					   "--bind", "--port", "--token", "--log ", "--threshold",
+					   "--config", "--history", "--help"};
+	for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+		CHECK(strstr(h, must[i]) != NULL, "help lacks %s", must[i]);
+	free(h);
+}
+
+static void test_keywords_and_loopback(void)
+{
+	struct cfg c;
+	char err[256];
+	const char *labels[] = {"yes", "no", "_silence_", "_unknown_"};
+	CHECK_EQ(parse(&c, err, "--threshold", "yes=0.7", "--min-ms", "no=50"), 0);
+	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), 0);
+	CHECK_EQ(parse(&c, err, "--threshold", "maybe=0.7", NULL, NULL), 0);
+	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), -EINVAL);
+	CHECK(strstr(err, "maybe"), "%s", err);
+	CHECK_EQ(parse(&c, err, "--refractory-ms", "_silence_=10", NULL, NULL), 0);
+	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), -EINVAL);
+	CHECK(cfg_is_loopback("127.0.0.1") && cfg_is_loopback("::1") && cfg_is_loopback("localhost"),
+	      "loopback");
+	CHECK(!cfg_is_loopback("0.0.0.0") && !cfg_is_loopback("192.168.1.2") && !cfg_is_loopback("::"),
+	      "not loopback");
+}
+
+int main(void)
+{
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_defaults();
+	test_flags();
+	test_file();
+	test_bad_flags();
+	test_help_table();
+	test_keywords_and_loopback();
+	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
+					    "bad5.conf", "bad6.conf", "row.conf"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
+		unlink(path);
+	}
+	rmdir(tmpdir);
+	return CHECK_DONE();
+}
