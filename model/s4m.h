@@ -64,6 +64,52 @@ long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, si
 /* Same as s4m_conv_scan but only the final features (before the decoder), (steps, Hlast). */
 long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps);
 
+/* ---- Additions (engine engineer): structure, kernels, chunked scanning ---- */
+
+/* Rate: every size above is in input samples at the model's rate divided by `rate`
+ * (s4m_load's rate argument): window = round(decoder_window / rate) and preroll likewise,
+ * rounded to a multiple of the hop; block i's conv kernel has round(l_max / cumpool(i) / rate)
+ * taps. At rate 1.0 these are the metadata values exactly. */
+double s4m_rate(const struct s4m_model *m);
+int s4m_n_blocks(const struct s4m_model *m);
+int s4m_bidirectional(const struct s4m_model *m);        /* 1 for converted bidirectional models */
+
+struct s4m_block_info {
+	int width;          /* H of the block */
+	int out_width;      /* width after the block's widen (= width when there is none) */
+	int pool;           /* average-pooling factor after the block (1 = none) */
+	size_t cumpool;     /* input samples per step of this block: product of earlier pools */
+	size_t kernel_len;  /* conv-mode kernel taps, in this block's steps */
+	double min_margin;  /* min over its modes of 1 - |dA| (see s4k_step.min_margin) */
+};
+/* Fills bi for block i. Returns 0 or -EINVAL (i out of range). */
+int s4m_block_info(const struct s4m_model *m, int i, struct s4m_block_info *bi);
+/* Block i's SSM kernel in double, (width, kernel_len) row-major, computed once at load.
+ * dir 0: the causal kernel; dir 1: the backward kernel of a bidirectional model (NULL if none). */
+const double *s4m_block_kernel(const struct s4m_model *m, int i, int dir);
+
+/* Chunked scanning. Conv mode forgets lags beyond each block's kernel, so a decoder step's
+ * features depend only on a bounded stretch of input: its own hop samples and the
+ * s4m_receptive_field(m) samples before them,
+ *     receptive_field = round_up_to_hop( sum_i (kernel_len_i - 1) * cumpool(i) ).
+ * To scan a long file in chunks with results equal (to float rounding) to one whole-file run:
+ * start every chunk at a multiple of s4m_hop(m) and give it at least receptive_field samples of
+ * the real preceding audio (zeros before the file start) in front of the first step you keep.
+ * s4m_conv_features is then exact for the kept steps. s4m_conv_scan's pool decoder also averages
+ * the previous Wf-1 steps, so it needs receptive_field + s4m_window(m) - s4m_hop(m) samples of
+ * pre-context (or use s4m_conv_features and average yourself). Bidirectional models also look
+ * ahead by the same amount: give them post-context too. */
+size_t s4m_receptive_field(const struct s4m_model *m);
+
+/* Longest input a workspace accepts (its max_len). */
+size_t s4m_conv_max_len(const struct s4m_conv *cv);
+/* Debugging / golden tests: run the network on x[0..n) up to and including block `block`
+ * (after its pooling and widen) and copy that activation, (out_width, L) row-major with
+ * L = floor(n / (cumpool(block) * pool(block))), into out (capacity max_elems floats).
+ * Returns L, or -EINVAL (bad block, n or capacity). */
+long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int block, float *out,
+			   size_t max_elems);
+
 /* Step mode. Fails for bidirectional models. */
 struct s4m_stream *s4m_stream_new(const struct s4m_model *m, char *err, size_t errlen);
 void s4m_stream_free(struct s4m_stream *st);

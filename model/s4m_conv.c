@@ -1,0 +1,515 @@
+/* s4m_conv.c - convolution mode: the whole network over a buffer of samples, with FFT
+ * convolutions (FFTW3, float, real-to-complex).
+ *
+ * Design: activations are kept channel-major, (H, L) row-major, so that the SSM convolution of
+ * all H channels is one batched FFTW plan (plan_many over H rows) and every position-wise layer
+ * (norm over channels, Linear, GLU, pooling, widen) is a loop whose inner index runs over time,
+ * contiguous in memory, which the compiler vectorizes. The Linear(H -> 2H) + GLU + residual is
+ * done in time tiles of TILE steps so the (2H, TILE) gate block stays in cache.
+ *
+ * A workspace is made for a maximum input length. For each block it fixes one FFT length,
+ * nfft >= Lmax + taps (taps = min(Lmax, kernel length)), which is exact linear convolution for
+ * every shorter input too, so one plan pair and one kernel spectrum per block serve every call.
+ * Kernel spectra are computed in double from the model's double kernels, scaled by 1/nfft,
+ * stored as float, and cached in the model per (block, nfft, taps): workspaces of the same
+ * length (one per thread in file mode) share them. Plans are made under the global FFTW lock;
+ * the compute calls only execute plans, so they never allocate, lock or plan. The lock is
+ * s4k_fftw_lock(), the one process-wide FFTW planner lock of the engine.
+ *
+ * Bidirectional models (converted official checkpoints) add the backward kernel flipped at the
+ * end of the FFT buffer: y[t] += sum_j kb[j] z[t+1+j], the official layout
+ * k = pad(k0, (0, L)) + pad(flip(k1), (L, 0)) written for any nfft >= L + taps.
+ */
+#include "s4m_impl.h"
+
+#include <errno.h>
+#include <fftw3.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TILE 128 /* time steps per GLU tile */
+
+size_t s4m__fft_len(size_t need)
+{
+	if (need < 2)
+		need = 2;
+	for (size_t n = need + (need & 1);; n += 2) {
+		size_t r = n;
+		static const size_t primes[] = {2, 3, 5, 7};
+		for (int i = 0; i < 4; i++)
+			while (r % primes[i] == 0)
+				r /= primes[i];
+		if (r == 1)
+			return n;
+	}
+}
+
+struct cblk {
+	size_t Lmax;            /* steps of this block for a max_len input */
+	size_t nfft, nspec;     /* FFT length, nfft/2+1 */
+	const float *spec;      /* (H, nspec) complex interleaved, scaled by 1/nfft (model cache) */
+	fftwf_plan fwd, inv;    /* batched over H rows of fr <-> fc */
+};
+
+struct s4m_conv {
+	const struct s4m_model *m;
+	size_t max_len;
+	struct cblk *cb;        /* (n_blocks) */
+	float *ua, *ub;         /* activations, each (act_len) floats: (H, L) of any stage */
+	float *z;               /* (act_len) normalized block input (prenorm) */
+	float *fr;              /* (fr_len) FFT real rows (H, nfft) */
+	fftwf_complex *fc;      /* (fc_len) FFT spectra rows (H, nspec) */
+	float *mean, *rstd;     /* (max_len) LayerNorm statistics per step */
+	float *g;               /* (2 Hmax, TILE) GLU tile */
+	float *lg;              /* (K, Lf_max) per-step logits */
+	double *acc;            /* (K) window sums */
+};
+
+/* ---- kernel spectra cache (model-wide, under spec_lock) ---- */
+
+static const float *get_spec(const struct s4m_model *cm, int i, size_t nfft, size_t taps,
+			     char *err, size_t errlen)
+{
+	struct s4m_model *m = (struct s4m_model *)cm; /* the cache is the model's one mutable part */
+	const struct s4m__block *b = &m->b[i];
+	const float *res = NULL;
+	pthread_mutex_lock(&m->spec_lock);
+	for (struct s4m__spec *s = m->spec; s; s = s->next) {
+		if (s->block == i && s->nfft == nfft && s->taps == taps) {
+			res = s->re_im;
+			goto out;
+		}
+	}
+	size_t nspec = nfft / 2 + 1;
+	struct s4m__spec *s = calloc(1, sizeof *s);
+	double *in = fftw_alloc_real(nfft);
+	fftw_complex *out = fftw_alloc_complex(nspec);
+	float *re_im = malloc((size_t)b->H * nspec * 2 * sizeof *re_im);
+	fftw_plan p = NULL;
+	if (s && in && out && re_im) {
+		s4k_fftw_lock();
+		p = fftw_plan_dft_r2c_1d((int)nfft, in, out, FFTW_ESTIMATE);
+		s4k_fftw_unlock();
+	}
+	if (!p) {
+		s4k_seterr(err, errlen, "out of memory while preparing the kernel spectra.");
+		free(s);
+		free(re_im);
+		goto done;
+	}
+	double scale = 1.0 / (double)nfft;
+	for (int h = 0; h < b->H; h++) {
+		const double *k = b->K + (size_t)h * b->klen;
+		memset(in, 0, nfft * sizeof *in);
+		memcpy(in, k, taps * sizeof *in);
+		if (b->Kb) {
+			const double *kb = b->Kb + (size_t)h * b->klen;
+			for (size_t j = 0; j < taps; j++)
+				in[nfft - 1 - j] += kb[j];
+		}
+		fftw_execute(p);
+		float *o = re_im + (size_t)h * nspec * 2;
+		for (size_t k2 = 0; k2 < nspec; k2++) {
+			/* fftw_complex is double complex here (<complex.h> comes first) */
+			o[2 * k2] = (float)(creal(out[k2]) * scale);
+			o[2 * k2 + 1] = (float)(cimag(out[k2]) * scale);
+		}
+	}
+	s->block = i;
+	s->nfft = nfft;
+	s->taps = taps;
+	s->re_im = re_im;
+	s->next = m->spec;
+	m->spec = s;
+	res = re_im;
+done:
+	if (p) {
+		s4k_fftw_lock();
+		fftw_destroy_plan(p);
+		s4k_fftw_unlock();
+	}
+	fftw_free(in);
+	fftw_free(out);
+out:
+	pthread_mutex_unlock(&m->spec_lock);
+	return res;
+}
+
+/* ---- workspace ---- */
+
+void s4m_conv_free(struct s4m_conv *cv)
+{
+	if (!cv)
+		return;
+	if (cv->cb) {
+		s4k_fftw_lock();
+		for (int i = 0; i < cv->m->n_blocks; i++) {
+			if (cv->cb[i].fwd)
+				fftwf_destroy_plan(cv->cb[i].fwd);
+			if (cv->cb[i].inv)
+				fftwf_destroy_plan(cv->cb[i].inv);
+		}
+		s4k_fftw_unlock();
+	}
+	free(cv->cb);
+	fftwf_free(cv->ua);
+	fftwf_free(cv->ub);
+	fftwf_free(cv->z);
+	fftwf_free(cv->fr);
+	fftwf_free(cv->fc);
+	fftwf_free(cv->mean);
+	fftwf_free(cv->rstd);
+	fftwf_free(cv->g);
+	fftwf_free(cv->lg);
+	free(cv->acc);
+	free(cv);
+}
+
+struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *err, size_t errlen)
+{
+	if (max_len < m->hop || max_len > ((size_t)1 << 28)) {
+		s4k_seterr(err, errlen, "conv workspace length %zu is outside [%zu, %zu] samples.",
+			   max_len, m->hop, (size_t)1 << 28);
+		return NULL;
+	}
+	struct s4m_conv *cv = calloc(1, sizeof *cv);
+	if (!cv || !(cv->cb = calloc((size_t)m->n_blocks, sizeof *cv->cb))) {
+		free(cv);
+		s4k_seterr(err, errlen, "out of memory for a conv workspace.");
+		return NULL;
+	}
+	cv->m = m;
+	cv->max_len = max_len;
+
+	size_t act = (size_t)m->b[0].H * max_len, fr_len = 0, fc_len = 0;
+	for (int i = 0; i < m->n_blocks; i++) {
+		const struct s4m__block *b = &m->b[i];
+		struct cblk *c = &cv->cb[i];
+		c->Lmax = max_len / b->cum;
+		size_t taps = c->Lmax < b->klen ? c->Lmax : b->klen;
+		c->nfft = s4m__fft_len(c->Lmax + taps);
+		c->nspec = c->nfft / 2 + 1;
+		size_t a = (size_t)(b->H > b->Hout ? b->H : b->Hout) * c->Lmax;
+		if (a > act)
+			act = a;
+		if ((size_t)b->H * c->nfft > fr_len)
+			fr_len = (size_t)b->H * c->nfft;
+		if ((size_t)b->H * c->nspec > fc_len)
+			fc_len = (size_t)b->H * c->nspec;
+		if (!(c->spec = get_spec(m, i, c->nfft, taps, err, errlen)))
+			goto fail;
+	}
+	size_t Lf = max_len / m->hop;
+	cv->ua = fftwf_alloc_real(act);
+	cv->ub = fftwf_alloc_real(act);
+	cv->z = fftwf_alloc_real(act);
+	cv->fr = fftwf_alloc_real(fr_len);
+	cv->fc = fftwf_alloc_complex(fc_len);
+	cv->mean = fftwf_alloc_real(max_len);
+	cv->rstd = fftwf_alloc_real(max_len);
+	cv->g = fftwf_alloc_real((size_t)2 * m->Hmax * TILE);
+	cv->lg = fftwf_alloc_real((size_t)m->n_labels * Lf);
+	cv->acc = calloc((size_t)m->n_labels, sizeof *cv->acc);
+	if (!cv->ua || !cv->ub || !cv->z || !cv->fr || !cv->fc || !cv->mean || !cv->rstd || !cv->g ||
+	    !cv->lg || !cv->acc) {
+		s4k_seterr(err, errlen, "out of memory for a conv workspace of %zu samples.", max_len);
+		goto fail;
+	}
+	s4k_fftw_lock();
+	for (int i = 0; i < m->n_blocks; i++) {
+		struct cblk *c = &cv->cb[i];
+		int n = (int)c->nfft, H = m->b[i].H;
+		c->fwd = fftwf_plan_many_dft_r2c(1, &n, H, cv->fr, NULL, 1, n, cv->fc, NULL, 1,
+						 (int)c->nspec, FFTW_ESTIMATE);
+		c->inv = fftwf_plan_many_dft_c2r(1, &n, H, cv->fc, NULL, 1, (int)c->nspec, cv->fr, NULL, 1,
+						 n, FFTW_ESTIMATE);
+		if (!c->fwd || !c->inv)
+			break;
+	}
+	s4k_fftw_unlock();
+	for (int i = 0; i < m->n_blocks; i++) {
+		if (!cv->cb[i].fwd || !cv->cb[i].inv) {
+			s4k_seterr(err, errlen, "FFTW could not plan a transform of length %zu.", cv->cb[i].nfft);
+			goto fail;
+		}
+	}
+	return cv;
+fail:
+	s4m_conv_free(cv);
+	return NULL;
+}
+
+size_t s4m_conv_max_len(const struct s4m_conv *cv)
+{
+	return cv->max_len;
+}
+
+/* ---- layers on (H, L) activations ---- */
+
+/* y = norm(x) over channels at each step; x == y allowed. */
+static void norm_cols(struct s4m_conv *cv, const float *x, float *y, int H, size_t L,
+		      const float *a, const float *b)
+{
+	if (cv->m->batchnorm) {
+		for (int h = 0; h < H; h++) {
+			const float *restrict xr = x + (size_t)h * L;
+			float *restrict yr = y + (size_t)h * L;
+			float ah = a[h], bh = b[h];
+			for (size_t t = 0; t < L; t++)
+				yr[t] = xr[t] * ah + bh;
+		}
+		return;
+	}
+	float *restrict mean = cv->mean, *restrict rstd = cv->rstd;
+	memset(mean, 0, L * sizeof *mean);
+	memset(rstd, 0, L * sizeof *rstd);
+	for (int h = 0; h < H; h++) {
+		const float *restrict xr = x + (size_t)h * L;
+		for (size_t t = 0; t < L; t++)
+			mean[t] += xr[t];
+	}
+	float inv = 1.f / (float)H;
+	for (size_t t = 0; t < L; t++)
+		mean[t] *= inv;
+	for (int h = 0; h < H; h++) {
+		const float *restrict xr = x + (size_t)h * L;
+		for (size_t t = 0; t < L; t++) {
+			float d = xr[t] - mean[t];
+			rstd[t] += d * d;
+		}
+	}
+	for (size_t t = 0; t < L; t++)
+		rstd[t] = 1.f / sqrtf(rstd[t] * inv + S4M_NORM_EPS);
+	for (int h = 0; h < H; h++) {
+		const float *xr = x + (size_t)h * L;
+		float *yr = y + (size_t)h * L;
+		float ah = a[h], bh = b[h];
+		for (size_t t = 0; t < L; t++)
+			yr[t] = (xr[t] - mean[t]) * rstd[t] * ah + bh;
+	}
+}
+
+/* out (O, L) = W (O, I) @ in (I, L) + bias, over rows of length L with the given strides. */
+static void linear_cols(const float *restrict W, const float *restrict bias, int O, int In,
+			const float *restrict in, size_t in_stride, float *restrict out,
+			size_t out_stride, size_t L)
+{
+	for (int o = 0; o < O; o++) {
+		float *restrict r = out + (size_t)o * out_stride;
+		float bo = bias[o];
+		for (size_t t = 0; t < L; t++)
+			r[t] = bo;
+		const float *restrict w = W + (size_t)o * In;
+		for (int i = 0; i < In; i++) {
+			const float *restrict x = in + (size_t)i * in_stride;
+			float wi = w[i];
+			for (size_t t = 0; t < L; t++)
+				r[t] += wi * x[t];
+		}
+	}
+}
+
+/* One residual block on u (H, L), in place. */
+static void block_conv(struct s4m_conv *cv, int i, float *u, size_t L)
+{
+	const struct s4m_model *m = cv->m;
+	const struct s4m__block *b = &m->b[i];
+	const struct cblk *c = &cv->cb[i];
+	int H = b->H;
+	size_t nfft = c->nfft, nspec = c->nspec;
+
+	const float *z = u;
+	if (m->prenorm) {
+		norm_cols(cv, u, cv->z, H, L, b->norm_a, b->norm_b);
+		z = cv->z;
+	}
+
+	/* causal (and backward) SSM convolution: fr rows = z rows zero-padded to nfft */
+	for (int h = 0; h < H; h++) {
+		float *row = cv->fr + (size_t)h * nfft;
+		memcpy(row, z + (size_t)h * L, L * sizeof *row);
+		memset(row + L, 0, (nfft - L) * sizeof *row);
+	}
+	fftwf_execute(c->fwd);
+	for (int h = 0; h < H; h++) {
+		float *restrict x = (float *)(cv->fc + (size_t)h * nspec);
+		const float *restrict k = c->spec + (size_t)h * nspec * 2;
+		for (size_t f = 0; f < nspec; f++) {
+			float xr = x[2 * f], xi = x[2 * f + 1], kr = k[2 * f], ki = k[2 * f + 1];
+			x[2 * f] = xr * kr - xi * ki;
+			x[2 * f + 1] = xr * ki + xi * kr;
+		}
+	}
+	fftwf_execute(c->inv);
+
+	/* y = gelu(conv + D z), in place in the first L entries of each fr row */
+	for (int h = 0; h < H; h++) {
+		float *restrict y = cv->fr + (size_t)h * nfft;
+		const float *restrict zr = z + (size_t)h * L;
+		float d = b->D[h];
+		for (size_t t = 0; t < L; t++)
+			y[t] = s4m__gelu(y[t] + d * zr[t]);
+	}
+
+	/* u += GLU(out(y)), in time tiles */
+	for (size_t t0 = 0; t0 < L; t0 += TILE) {
+		size_t tl = L - t0 < TILE ? L - t0 : TILE;
+		linear_cols(b->out_w, b->out_b, 2 * H, H, cv->fr + t0, nfft, cv->g, TILE, tl);
+		for (int h = 0; h < H; h++) {
+			float *restrict ur = u + (size_t)h * L + t0;
+			const float *restrict ga = cv->g + (size_t)h * TILE,
+					      *restrict gb = cv->g + (size_t)(H + h) * TILE;
+			for (size_t t = 0; t < tl; t++)
+				ur[t] += ga[t] * s4m__sigmoid(gb[t]);
+		}
+	}
+	if (!m->prenorm)
+		norm_cols(cv, u, u, H, L, b->norm_a, b->norm_b);
+}
+
+/* Encoder and blocks 0..last on x[0..n). Returns the activation, (Hout_last, *Lout). */
+static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout)
+{
+	const struct s4m_model *m = cv->m;
+	float *u = cv->ua, *v = cv->ub;
+	int H0 = m->b[0].H;
+	size_t L = n;
+	for (int h = 0; h < H0; h++) {
+		float *restrict r = u + (size_t)h * L;
+		float w = m->enc_w[h], bb = m->enc_b[h];
+		for (size_t t = 0; t < L; t++)
+			r[t] = w * x[t] + bb;
+	}
+	for (int i = 0; i <= last; i++) {
+		const struct s4m__block *b = &m->b[i];
+		block_conv(cv, i, u, L);
+		size_t p = (size_t)b->pool, L2 = L / p;
+		if (p > 1) {
+			/* mean of each window of p steps, floor(L / p) steps; in place is safe because
+			 * the write index h*L2 + j never passes the read index h*L + j*p */
+			float inv = 1.f / (float)p;
+			for (int h = 0; h < b->H; h++) {
+				for (size_t j = 0; j < L2; j++) {
+					const float *s = u + (size_t)h * L + j * p;
+					float acc = 0.f;
+					for (size_t k = 0; k < p; k++)
+						acc += s[k];
+					u[(size_t)h * L2 + j] = acc * inv;
+				}
+			}
+		}
+		L = L2;
+		if (b->widen_w) {
+			linear_cols(b->widen_w, b->widen_b, b->Hout, b->H, u, L, v, L, L);
+			float *t = u;
+			u = v;
+			v = t;
+		}
+	}
+	*Lout = L;
+	return u;
+}
+
+/* Final features (Hlast, Lf) after the final norm. */
+static float *features(struct s4m_conv *cv, const float *x, size_t n, size_t *Lf)
+{
+	const struct s4m_model *m = cv->m;
+	float *u = forward(cv, x, n, m->n_blocks - 1, Lf);
+	if (m->final_norm)
+		norm_cols(cv, u, u, m->Hlast, *Lf, m->fn_a, m->fn_b);
+	return u;
+}
+
+static int bad_len(const struct s4m_conv *cv, size_t n)
+{
+	return n < cv->m->hop || n > cv->max_len;
+}
+
+int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits)
+{
+	if (bad_len(cv, n))
+		return -EINVAL;
+	const struct s4m_model *m = cv->m;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf);
+	int Hl = m->Hlast, K = m->n_labels;
+	size_t w = m->decoder_last ? 1 : (Lf < m->Wf ? Lf : m->Wf), t0 = Lf - w;
+	/* f = mean of the last w steps (pool) or the last step; reuse mean[] as f (Hl <= max_len
+	 * is not guaranteed, so use the GLU tile, which holds 2 Hmax * TILE >= Hl floats) */
+	float *f = cv->g;
+	for (int h = 0; h < Hl; h++) {
+		const float *r = u + (size_t)h * Lf + t0;
+		double s = 0;
+		for (size_t t = 0; t < w; t++)
+			s += r[t];
+		f[h] = (float)(s / (double)w);
+	}
+	for (int k = 0; k < K; k++) {
+		double s = m->dec_b[k];
+		for (int h = 0; h < Hl; h++)
+			s += (double)m->dec_w[(size_t)k * Hl + h] * f[h];
+		logits[k] = (float)s;
+	}
+	return 0;
+}
+
+long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps)
+{
+	if (bad_len(cv, n) || n / cv->m->hop > max_steps)
+		return -EINVAL;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf);
+	int Hl = cv->m->Hlast;
+	for (size_t t = 0; t < Lf; t++)
+		for (int h = 0; h < Hl; h++)
+			out[t * Hl + h] = u[(size_t)h * Lf + t];
+	return (long)Lf;
+}
+
+long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps)
+{
+	if (bad_len(cv, n) || n / cv->m->hop > max_steps)
+		return -EINVAL;
+	const struct s4m_model *m = cv->m;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf);
+	int K = m->n_labels;
+	/* per-step logits (K, Lf); the pool decoder's window mean of logits equals the logits of
+	 * the window mean of features because the decoder is affine */
+	linear_cols(m->dec_w, m->dec_b, K, m->Hlast, u, Lf, cv->lg, Lf, Lf);
+	if (m->decoder_last) {
+		for (size_t t = 0; t < Lf; t++)
+			for (int k = 0; k < K; k++)
+				out[t * K + k] = cv->lg[(size_t)k * Lf + t];
+		return (long)Lf;
+	}
+	for (int k = 0; k < K; k++) {
+		const float *r = cv->lg + (size_t)k * Lf;
+		double s = 0;
+		for (size_t t = 0; t < Lf; t++) {
+			s += r[t];
+			if (t >= m->Wf)
+				s -= r[t - m->Wf];
+			size_t cnt = t + 1 < m->Wf ? t + 1 : m->Wf;
+			out[t * K + k] = (float)(s / (double)cnt);
+		}
+	}
+	return (long)Lf;
+}
+
+long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int block, float *out,
+			   size_t max_elems)
+{
+	const struct s4m_model *m = cv->m;
+	if (block < 0 || block >= m->n_blocks || n > cv->max_len)
+		return -EINVAL;
+	const struct s4m__block *b = &m->b[block];
+	size_t L = n / (b->cum * (size_t)b->pool);
+	if (L == 0 || L * (size_t)b->Hout > max_elems)
+		return -EINVAL;
+	size_t Lo;
+	const float *u = forward(cv, x, n, block, &Lo);
+	memcpy(out, u, Lo * (size_t)b->Hout * sizeof *out);
+	return (long)Lo;
+}

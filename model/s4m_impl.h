@@ -1,0 +1,108 @@
+/* s4m_impl.h - internals shared by s4m.c (load), s4m_conv.c (convolution mode) and
+ * s4m_stream.c (step mode). Not a public header: only model/ includes it. Helpers shared
+ * across these files carry the s4m__ prefix.
+ */
+#ifndef S4KWS_MODEL_S4M_IMPL_H
+#define S4KWS_MODEL_S4M_IMPL_H
+
+#include <math.h>
+#include <pthread.h>
+#include <stddef.h>
+
+#include "s4k.h"
+#include "s4m.h"
+
+#define S4M_NORM_EPS 1e-5f
+
+/* One residual block, weights in float for the hot paths. */
+struct s4m__block {
+	int H;               /* width */
+	int Hout;            /* width after widen (H if none) */
+	int pool;            /* pooling factor after the block */
+	size_t cum;          /* cumpool(i): input samples per step of this block */
+	size_t klen;         /* conv kernel taps (at the model rate) */
+	float *norm_a;       /* (H) LayerNorm gamma, or folded BatchNorm scale */
+	float *norm_b;       /* (H) LayerNorm beta, or folded BatchNorm shift */
+	float *D;            /* (H) skip */
+	float *out_w;        /* (2H, H) */
+	float *out_b;        /* (2H) */
+	float *widen_w;      /* (Hout, H) or NULL */
+	float *widen_b;      /* (Hout) */
+	double *K;           /* (H, klen) causal kernel */
+	double *Kb;          /* (H, klen) backward kernel (bidirectional) or NULL */
+	struct s4k_step step;/* step-mode coefficients */
+	int has_step;
+};
+
+/* Kernel spectra for one block at one FFT length, shared by every conv workspace that uses
+ * that length. Immutable once published in the model's cache list. */
+struct s4m__spec {
+	struct s4m__spec *next;
+	int block;
+	size_t nfft;         /* FFT length */
+	size_t taps;         /* kernel taps transformed (<= klen) */
+	float *re_im;        /* (H, nfft/2+1) complex, interleaved re/im, already scaled by 1/nfft */
+};
+
+struct s4m_model {
+	double rate;
+	int sample_rate;
+	int n_labels;
+	char **labels;                /* (n_labels) */
+	char **meta;                  /* (2 * n_meta): key, value, ... */
+	size_t n_meta;
+	int n_blocks;
+	struct s4m__block *b;         /* (n_blocks) */
+	int batchnorm;                /* 0: LayerNorm, 1: BatchNorm folded into norm_a/norm_b */
+	int prenorm, final_norm, bidir, decoder_last;
+	int N2;                       /* complex modes per channel */
+	int dplr;
+	size_t hop;                   /* total pool */
+	size_t Wf;                    /* decoder window in final steps */
+	size_t preroll;               /* input samples */
+	size_t n_params;
+	double min_margin;
+	float *enc_w, *enc_b;         /* (H0), (H0) */
+	float *fn_a, *fn_b;           /* (Hlast) final norm (folded for batch), or NULL */
+	float *dec_w, *dec_b;         /* (K, Hlast), (K) */
+	int Hlast;
+	int Hmax;                     /* max width over blocks */
+	pthread_mutex_t spec_lock;    /* guards the spectra cache below (load-time work only) */
+	struct s4m__spec *spec;
+};
+
+/* Norm over channels for one step: LayerNorm (eps 1e-5) or folded eval BatchNorm. */
+static inline void s4m__norm1(const float *x, float *y, int H, int batch,
+			      const float *restrict a, const float *restrict b)
+{
+	if (batch) {
+		for (int h = 0; h < H; h++)
+			y[h] = x[h] * a[h] + b[h];
+		return;
+	}
+	float mean = 0.f, var = 0.f;
+	for (int h = 0; h < H; h++)
+		mean += x[h];
+	mean /= (float)H;
+	for (int h = 0; h < H; h++)
+		var += (x[h] - mean) * (x[h] - mean);
+	float r = 1.f / sqrtf(var / (float)H + S4M_NORM_EPS);
+	for (int h = 0; h < H; h++)
+		y[h] = (x[h] - mean) * r * a[h] + b[h];
+}
+
+/* Exact (erf) GELU, as torch.nn.GELU(). */
+static inline float s4m__gelu(float x)
+{
+	return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+}
+
+static inline float s4m__sigmoid(float x)
+{
+	return 1.f / (1.f + expf(-x));
+}
+
+/* Smallest FFT length >= need of the form 2^a 3^b 5^c 7^d, even (s4m_conv.c). */
+size_t s4m__fft_len(size_t need);
+
+#endif

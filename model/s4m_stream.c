@@ -1,0 +1,274 @@
+/* s4m_stream.c - step mode: the network one input sample at a time, one state per stream.
+ *
+ * Design: a stream holds everything that changes (SSM states, pooling accumulators, the
+ * decoder window) in one allocation made by s4m_stream_new(); s4m_stream_push() only computes.
+ * Block i steps once every cumpool(i) input samples: block i-1 adds each of its outputs into an
+ * accumulator, and when pools[i-1] of them are in, their mean (after widen; widen is affine so
+ * it is applied once to the mean) is block i's next input. After the last block (and its pool
+ * and the final norm) each final step enters the decoder window: a ring of the last Wf feature
+ * vectors and their running sum in double. The running sum is recomputed from the ring every
+ * time the ring wraps, so rounding cannot accumulate over a stream that runs for days.
+ *
+ * The per-step maths is the conv-mode maths of s4m_conv.c for one time step, so after exactly
+ * s4m_window() samples from a zero state both modes give the same scores (to float rounding).
+ */
+#include "s4m_impl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sblk {
+	float complex *x;       /* (H, N2) SSM state */
+	float *acc;             /* (H) sum of this block's outputs awaiting pooling */
+	int cnt;                /* outputs in acc */
+};
+
+struct s4m_stream {
+	const struct s4m_model *m;
+	uint64_t samples;
+	struct sblk *sb;        /* (n_blocks) */
+	float complex *scratch; /* (Hmax, N2) for the DPLR step */
+	float *u, *z, *y, *g;   /* (Hmax), (Hmax), (Hmax), (2 Hmax) per-step scratch */
+	float *ring;            /* (Wf, Hlast) last final features */
+	double *sum;            /* (Hlast) sum of the ring's valid rows */
+	size_t pos, count;      /* next ring row; valid rows (<= Wf) */
+	void *mem;              /* the one allocation behind everything above */
+	size_t memlen;
+};
+
+/* Carve 64-byte aligned pieces out of one block: first pass sizes, second pass assigns. */
+static void *carve(unsigned char *base, size_t *off, size_t bytes)
+{
+	size_t o = (*off + 63) & ~(size_t)63;
+	*off = o + bytes;
+	return base ? base + o : NULL;
+}
+
+static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned char *base)
+{
+	size_t off = 0;
+	int Hm = m->Hmax;
+	for (int i = 0; i < m->n_blocks; i++) {
+		const struct s4m__block *b = &m->b[i];
+		void *x = carve(base, &off, (size_t)b->H * (size_t)m->N2 * sizeof(float complex));
+		void *acc = carve(base, &off, (size_t)b->H * sizeof(float));
+		if (base) {
+			st->sb[i].x = x;
+			st->sb[i].acc = acc;
+		}
+	}
+	void *scr = carve(base, &off, (size_t)Hm * (size_t)m->N2 * sizeof(float complex));
+	void *u = carve(base, &off, (size_t)Hm * sizeof(float));
+	void *z = carve(base, &off, (size_t)Hm * sizeof(float));
+	void *y = carve(base, &off, (size_t)Hm * sizeof(float));
+	void *g = carve(base, &off, (size_t)2 * Hm * sizeof(float));
+	void *ring = carve(base, &off, m->Wf * (size_t)m->Hlast * sizeof(float));
+	void *sum = carve(base, &off, (size_t)m->Hlast * sizeof(double));
+	if (base) {
+		st->scratch = scr;
+		st->u = u;
+		st->z = z;
+		st->y = y;
+		st->g = g;
+		st->ring = ring;
+		st->sum = sum;
+	}
+	return off;
+}
+
+struct s4m_stream *s4m_stream_new(const struct s4m_model *m, char *err, size_t errlen)
+{
+	if (m->bidir) {
+		s4k_seterr(err, errlen,
+			   "this model is bidirectional (it looks ahead in time), so it cannot run in stream mode; use file (conv) mode.");
+		return NULL;
+	}
+	struct s4m_stream *st = calloc(1, sizeof *st);
+	if (!st || !(st->sb = calloc((size_t)m->n_blocks, sizeof *st->sb))) {
+		free(st);
+		s4k_seterr(err, errlen, "out of memory for a stream.");
+		return NULL;
+	}
+	st->m = m;
+	st->memlen = layout(st, m, NULL);
+	if (posix_memalign(&st->mem, 64, st->memlen)) {
+		free(st->sb);
+		free(st);
+		s4k_seterr(err, errlen, "out of memory for a stream.");
+		return NULL;
+	}
+	layout(st, m, st->mem);
+	s4m_stream_reset(st);
+	return st;
+}
+
+void s4m_stream_free(struct s4m_stream *st)
+{
+	if (!st)
+		return;
+	free(st->mem);
+	free(st->sb);
+	free(st);
+}
+
+void s4m_stream_reset(struct s4m_stream *st)
+{
+	memset(st->mem, 0, st->memlen);
+	for (int i = 0; i < st->m->n_blocks; i++)
+		st->sb[i].cnt = 0;
+	st->pos = 0;
+	st->count = 0;
+	st->samples = 0;
+}
+
+uint64_t s4m_stream_samples(const struct s4m_stream *st)
+{
+	return st->samples;
+}
+
+/* One step of block i on u (H), in place: u <- block(u). */
+static void block_step(struct s4m_stream *st, int i, float *restrict u)
+{
+	const struct s4m_model *m = st->m;
+	const struct s4m__block *b = &m->b[i];
+	int H = b->H;
+	float *restrict z = st->z, *restrict y = st->y, *restrict g = st->g;
+
+	if (m->prenorm)
+		s4m__norm1(u, z, H, m->batchnorm, b->norm_a, b->norm_b);
+	else
+		memcpy(z, u, (size_t)H * sizeof *z);
+	s4k_step(&b->step, st->sb[i].x, z, y, st->scratch);
+	for (int h = 0; h < H; h++)
+		y[h] = s4m__gelu(y[h] + b->D[h] * z[h]);
+	for (int o = 0; o < 2 * H; o++) {
+		const float *restrict w = b->out_w + (size_t)o * H;
+		float s = b->out_b[o];
+		for (int h = 0; h < H; h++)
+			s += w[h] * y[h];
+		g[o] = s;
+	}
+	for (int h = 0; h < H; h++)
+		u[h] += g[h] * s4m__sigmoid(g[H + h]);
+	if (!m->prenorm)
+		s4m__norm1(u, u, H, m->batchnorm, b->norm_a, b->norm_b);
+}
+
+/* A final feature vector f (Hlast) enters the decoder window. */
+static void window_add(struct s4m_stream *st, const float *f)
+{
+	const struct s4m_model *m = st->m;
+	int Hl = m->Hlast;
+	float *row = st->ring + st->pos * (size_t)Hl;
+	if (st->count == m->Wf)
+		for (int h = 0; h < Hl; h++)
+			st->sum[h] -= row[h];
+	memcpy(row, f, (size_t)Hl * sizeof *row);
+	for (int h = 0; h < Hl; h++)
+		st->sum[h] += f[h];
+	if (st->count < m->Wf)
+		st->count++;
+	if (++st->pos == m->Wf) {
+		/* wrapped: recompute the sum exactly, so subtraction errors never accumulate */
+		st->pos = 0;
+		for (int h = 0; h < Hl; h++)
+			st->sum[h] = 0;
+		for (size_t r = 0; r < st->count; r++)
+			for (int h = 0; h < Hl; h++)
+				st->sum[h] += st->ring[r * (size_t)Hl + h];
+	}
+}
+
+/* One input sample through the cascade; returns 1 if a final step completed. */
+static int push1(struct s4m_stream *st, float x)
+{
+	const struct s4m_model *m = st->m;
+	float *restrict u = st->u;
+	for (int h = 0; h < m->b[0].H; h++)
+		u[h] = m->enc_w[h] * x + m->enc_b[h];
+	for (int i = 0; i < m->n_blocks; i++) {
+		const struct s4m__block *b = &m->b[i];
+		struct sblk *s = &st->sb[i];
+		block_step(st, i, u);
+		if (b->pool > 1) {
+			for (int h = 0; h < b->H; h++)
+				s->acc[h] += u[h];
+			if (++s->cnt < b->pool)
+				return 0;
+			float inv = 1.f / (float)b->pool;
+			for (int h = 0; h < b->H; h++) {
+				u[h] = s->acc[h] * inv;
+				s->acc[h] = 0.f;
+			}
+			s->cnt = 0;
+		}
+		if (b->widen_w) {
+			/* u (H) -> z (Hout) -> u */
+			float *restrict v = st->z;
+			for (int o = 0; o < b->Hout; o++) {
+				const float *restrict w = b->widen_w + (size_t)o * b->H;
+				float acc = b->widen_b[o];
+				for (int h = 0; h < b->H; h++)
+					acc += w[h] * u[h];
+				v[o] = acc;
+			}
+			memcpy(u, v, (size_t)b->Hout * sizeof *u);
+		}
+	}
+	if (m->final_norm)
+		s4m__norm1(u, u, m->Hlast, m->batchnorm, m->fn_a, m->fn_b);
+	window_add(st, u);
+	return 1;
+}
+
+size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n)
+{
+	size_t steps = 0;
+	for (size_t i = 0; i < n; i++)
+		steps += (size_t)push1(st, x[i]);
+	st->samples += n;
+	return steps;
+}
+
+void s4m_stream_logits(const struct s4m_stream *st, float *logits)
+{
+	const struct s4m_model *m = st->m;
+	int Hl = m->Hlast;
+	const float *last = NULL;
+	double inv = 0;
+	if (st->count) {
+		if (m->decoder_last)
+			last = st->ring + ((st->pos + m->Wf - 1) % m->Wf) * (size_t)Hl;
+		else
+			inv = 1.0 / (double)st->count;
+	}
+	for (int k = 0; k < m->n_labels; k++) {
+		const float *w = m->dec_w + (size_t)k * Hl;
+		double s = m->dec_b[k];
+		if (last)
+			for (int h = 0; h < Hl; h++)
+				s += (double)w[h] * last[h];
+		else if (st->count)
+			for (int h = 0; h < Hl; h++)
+				s += (double)w[h] * (float)(st->sum[h] * inv);
+		logits[k] = (float)s;
+	}
+}
+
+void s4m_stream_scores(const struct s4m_stream *st, float *probs)
+{
+	int K = st->m->n_labels;
+	s4m_stream_logits(st, probs);
+	float mx = probs[0];
+	for (int k = 1; k < K; k++)
+		if (probs[k] > mx)
+			mx = probs[k];
+	double s = 0;
+	for (int k = 0; k < K; k++) {
+		probs[k] = expf(probs[k] - mx);
+		s += probs[k];
+	}
+	for (int k = 0; k < K; k++)
+		probs[k] = (float)(probs[k] / s);
+}
