@@ -154,7 +154,7 @@ static int parse_num(const struct opt *o, const char *v, double *out, char *err,
 		return -EINVAL;
 	}
 	if (d < o->min || d > o->max) {
-		s4k_seterr(err, errlen, "%s: %s is out of range (%g to %g)", o->name, v, o->min, o->max);
+		s4k_seterr(err, errlen, "%s: %s is out of range (%.10g to %.10g)", o->name, v, o->min, o->max);
 		return -EINVAL;
 	}
 	*out = d;
@@ -390,7 +390,7 @@ char *cfg_help(void)
 			snprintf(lhs, sizeof lhs, "--%s %s", o->name, o->arg);
 		fprintf(f, "  %-28s %s", lhs, o->help);
 		if (o->type == T_INT || o->type == T_DBL || o->type == T_KW)
-			fprintf(f, " [%g..%g]", o->min, o->max);
+			fprintf(f, " [%.10g..%.10g]", o->min, o->max);
 		if (*o->def)
 			fprintf(f, " (default %s)", o->def);
 		fprintf(f, "\n");
