@@ -1,0 +1,526 @@
+/* test_s4m.c - the network: convolution mode against a naive double reference, step mode
+ * against convolution mode, scanning, chunked scanning and the API contracts.
+ *
+ * 1. naive: for random small models (both kernel families, every norm/decoder option, pools,
+ *    widen, bidirectional), conv-mode logits equal a direct O(L * taps) double implementation of
+ *    docs/format.md written here from the generator's weights and the model's kernels.
+ * 2. stream == conv: many random models and many random 1-second inputs; step mode after W
+ *    samples from a zero state gives the scores of conv mode on those W samples (<= 1e-4).
+ * 3. scan: per-step logits equal step mode after every hop; the last row equals conv_logits.
+ * 4. chunked scanning with s4m_receptive_field() of pre-context equals a whole-input run.
+ * 5. contracts: bidirectional models refuse streaming, rate 2 models agree too, bad lengths.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mcheck.h"
+#include "model/s4m.h"
+#include "modelgen.h"
+
+static double max_score_err, max_logit_err, max_naive_err, max_scan_err, max_chunk_err;
+
+static struct s4m_model *load(const struct mg_file *f, double rate)
+{
+	size_t len;
+	unsigned char *buf = mg_serialize(f, &len);
+	char err[S4K_ERR_LEN] = "";
+	struct s4m_model *m = s4m_load_buffer(buf, len, rate, err, sizeof err);
+	CHECK(m != NULL, "load: %s", err);
+	free(buf);
+	return m;
+}
+
+static void softmax(const float *l, double *p, int K)
+{
+	double mx = l[0], s = 0;
+	for (int k = 1; k < K; k++)
+		mx = l[k] > mx ? l[k] : mx;
+	for (int k = 0; k < K; k++)
+		s += (p[k] = exp(l[k] - mx));
+	for (int k = 0; k < K; k++)
+		p[k] /= s;
+}
+
+/* Random options: every switch random, sizes small enough for a fast suite. */
+static struct mg_opts random_opts(uint64_t *s, int dplr, long W)
+{
+	struct mg_opts o = mg_defaults();
+	o.seed = mg_rand(s);
+	o.dplr = dplr;
+	o.bilinear = (int)(mg_rand(s) % 2);
+	o.softplus = (int)(mg_rand(s) % 2);
+	o.real_tf = (int)(mg_rand(s) % 3);
+	o.d_state = 2 * (1 + (int)(mg_rand(s) % (dplr ? 8 : 16)));
+	o.n_ssm = 1 + (int)(mg_rand(s) % 3);
+	o.nb = 1 + (int)(mg_rand(s) % 4);
+	static const int ws[] = {4, 6, 8, 12, 16};
+	static const int ps[] = {1, 2, 4};
+	long total = 1;
+	for (int i = 0; i < o.nb; i++) {
+		o.widths[i] = ws[mg_rand(s) % 5];
+		o.pools[i] = total < 32 ? ps[mg_rand(s) % 3] : 1;
+		total *= o.pools[i];
+	}
+	o.batch = (int)(mg_rand(s) % 2);
+	o.prenorm = (int)(mg_rand(s) % 2);
+	o.final_norm = (int)(mg_rand(s) % 2);
+	o.dec_last = (int)(mg_rand(s) % 4 == 0);
+	o.decoder_window = W;
+	o.l_max = W + total * (long)(mg_rand(s) % 3) * 1000;
+	o.preroll = 0;
+	o.n_labels = 2 + (int)(mg_rand(s) % 10);
+	o.enc_gain = 0.5 + 2 * mg_uniform(s);
+	long cum = 1;
+	for (int i = 0; i < o.nb; i++) {
+		/* DPLR: C~ raw (0), attuned to this block's kernel length, or to something else */
+		int r = (int)(mg_rand(s) % 3);
+		o.l_kernel[i] = r == 0 ? 0 : r == 1 ? o.l_max / cum : 1000 + (long)(mg_rand(s) % 5000);
+		cum *= o.pools[i];
+	}
+	return o;
+}
+
+static void random_input(uint64_t *s, float *x, size_t n)
+{
+	int kind = (int)(mg_rand(s) % 4);
+	double a = 0.01 + mg_uniform(s), f0 = 50 + 4000 * mg_uniform(s);
+	for (size_t t = 0; t < n; t++) {
+		double v;
+		switch (kind) {
+		case 0: v = a * mg_normal(s); break;                            /* noise */
+		case 1: v = a * sin(2 * M_PI * f0 * (double)t / 16000 * (1 + (double)t / n)); break; /* sweep */
+		case 2: v = (t > n / 3 && t < n / 2) ? a * mg_normal(s) : 0; break;  /* burst in silence */
+		default: v = a * (mg_uniform(s) < 0.001 ? 1 : 0) + 0.01 * a * mg_normal(s); /* clicks */
+		}
+		x[t] = (float)v;
+	}
+}
+
+/* ---- naive reference: docs/format.md in double, direct convolution ---- */
+
+static double wv(struct mg_file *f, const char *name, size_t i)
+{
+	return (double)(float)mg_find(f, name)->v[i]; /* as stored (F32) */
+}
+
+static void naive_norm(struct mg_file *f, const struct mg_opts *o, const char *prefix, double *u,
+		       int H, size_t L)
+{
+	char n[64];
+	for (size_t t = 0; t < L; t++) {
+		double mean = 0, var = 0;
+		for (int h = 0; h < H; h++)
+			mean += u[h * L + t];
+		mean /= H;
+		for (int h = 0; h < H; h++)
+			var += (u[h * L + t] - mean) * (u[h * L + t] - mean);
+		var /= H;
+		for (int h = 0; h < H; h++) {
+			snprintf(n, sizeof n, "%s.weight", prefix);
+			double w = wv(f, n, (size_t)h);
+			snprintf(n, sizeof n, "%s.bias", prefix);
+			double b = wv(f, n, (size_t)h);
+			double *x = &u[h * L + t];
+			if (o->batch) {
+				snprintf(n, sizeof n, "%s.running_mean", prefix);
+				double rm = wv(f, n, (size_t)h);
+				snprintf(n, sizeof n, "%s.running_var", prefix);
+				double rv = wv(f, n, (size_t)h);
+				*x = (*x - rm) / sqrt(rv + 1e-5) * w + b;
+			} else {
+				*x = (*x - mean) / sqrt(var + 1e-5) * w + b;
+			}
+		}
+	}
+}
+
+static void naive_logits(const struct s4m_model *m, struct mg_file *f, const struct mg_opts *o,
+			 const float *x, size_t n, double *logits)
+{
+	char nm[64];
+	size_t L = n;
+	int H = o->widths[0];
+	double *u = malloc(sizeof *u * (size_t)64 * n), *z = malloc(sizeof *z * 64 * n),
+	       *y = malloc(sizeof *y * 64 * n);
+	for (int h = 0; h < H; h++)
+		for (size_t t = 0; t < L; t++)
+			u[h * L + t] = wv(f, "encoder.weight", (size_t)h) * x[t] + wv(f, "encoder.bias", (size_t)h);
+	for (int i = 0; i < o->nb; i++) {
+		struct s4m_block_info bi;
+		s4m_block_info(m, i, &bi);
+		H = o->widths[i];
+		size_t taps = L < bi.kernel_len ? L : bi.kernel_len;
+		const double *K = s4m_block_kernel(m, i, 0), *Kb = s4m_block_kernel(m, i, 1);
+		memcpy(z, u, sizeof *z * (size_t)H * L);
+		snprintf(nm, sizeof nm, "blocks.%d.norm", i);
+		if (o->prenorm)
+			naive_norm(f, o, nm, z, H, L);
+		for (int h = 0; h < H; h++) {
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.D", i);
+			double D = wv(f, nm, (size_t)h);
+			for (size_t t = 0; t < L; t++) {
+				double s = D * z[h * L + t];
+				for (size_t j = 0; j < taps && j <= t; j++)
+					s += K[h * bi.kernel_len + j] * z[h * L + t - j];
+				for (size_t j = 0; Kb && j < taps && t + 1 + j < L; j++)
+					s += Kb[h * bi.kernel_len + j] * z[h * L + t + 1 + j];
+				y[h * L + t] = 0.5 * s * (1 + erf(s / sqrt(2)));
+			}
+		}
+		for (size_t t = 0; t < L; t++) {
+			for (int h = 0; h < H; h++) {
+				double a = 0, g = 0;
+				snprintf(nm, sizeof nm, "blocks.%d.out.bias", i);
+				a = wv(f, nm, (size_t)h);
+				g = wv(f, nm, (size_t)(H + h));
+				snprintf(nm, sizeof nm, "blocks.%d.out.weight", i);
+				for (int k = 0; k < H; k++) {
+					a += wv(f, nm, (size_t)(h * H + k)) * y[k * L + t];
+					g += wv(f, nm, (size_t)((H + h) * H + k)) * y[k * L + t];
+				}
+				u[h * L + t] += a / (1 + exp(-g));
+			}
+		}
+		snprintf(nm, sizeof nm, "blocks.%d.norm", i);
+		if (!o->prenorm)
+			naive_norm(f, o, nm, u, H, L);
+		size_t p = (size_t)o->pools[i], L2 = L / p;
+		for (int h = 0; h < H; h++)
+			for (size_t j = 0; j < L2; j++) {
+				double s = 0;
+				for (size_t k = 0; k < p; k++)
+					s += u[h * L + j * p + k];
+				z[h * L2 + j] = s / (double)p;
+			}
+		L = L2;
+		memcpy(u, z, sizeof *u * (size_t)H * L);
+		if (i + 1 < o->nb && o->widths[i + 1] != H) {
+			int Hn = o->widths[i + 1];
+			snprintf(nm, sizeof nm, "widen.%d.weight", i);
+			for (int k = 0; k < Hn; k++)
+				for (size_t t = 0; t < L; t++) {
+					char bn[64];
+					snprintf(bn, sizeof bn, "widen.%d.bias", i);
+					double s = wv(f, bn, (size_t)k);
+					for (int h = 0; h < H; h++)
+						s += wv(f, nm, (size_t)(k * H + h)) * u[h * L + t];
+					z[k * L + t] = s;
+				}
+			memcpy(u, z, sizeof *u * (size_t)Hn * L);
+		}
+	}
+	H = o->widths[o->nb - 1];
+	if (o->final_norm)
+		naive_norm(f, o, "final_norm", u, H, L);
+	size_t Wf = (size_t)o->decoder_window / s4m_hop(m), w = o->dec_last ? 1 : (L < Wf ? L : Wf);
+	for (int k = 0; k < o->n_labels; k++) {
+		double s = wv(f, "decoder.bias", (size_t)k);
+		for (int h = 0; h < H; h++) {
+			double fh = 0;
+			for (size_t t = L - w; t < L; t++)
+				fh += u[h * L + t];
+			s += wv(f, "decoder.weight", (size_t)(k * H + h)) * fh / (double)w;
+		}
+		logits[k] = s;
+	}
+	free(u);
+	free(z);
+	free(y);
+}
+
+static void test_naive(void)
+{
+	uint64_t s = 11;
+	for (int it = 0; it < 16; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 256);
+		o.l_max = 128 * (1 + it % 3);      /* shorter than the input sometimes: truncation */
+		o.l_max -= o.l_max % 64;
+		o.decoder_window = 64 * (1 + it % 3);
+		o.bidir = it % 4 == 3;
+		long cum = 1;
+		for (int i = 0; i < o.nb; i++) {
+			o.pools[i] = o.pools[i] > 2 ? 2 : o.pools[i];
+			o.l_kernel[i] = o.l_kernel[i] ? o.l_max / cum : 0;
+			cum *= o.pools[i];
+		}
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (!m) {
+			mg_free(&f);
+			continue;
+		}
+		size_t n = 300 + (size_t)(mg_rand(&s) % 200);
+		float *x = malloc(n * sizeof *x), lg[16];
+		double ref[16];
+		random_input(&s, x, n);
+		char err[S4K_ERR_LEN];
+		struct s4m_conv *cv = s4m_conv_new(m, 600, err, sizeof err);
+		CHECK(cv != NULL, "conv_new: %s", err);
+		if (cv && n >= s4m_hop(m)) {
+			CHECK(s4m_conv_logits(cv, x, n, lg) == 0, "conv_logits");
+			naive_logits(m, &f, &o, x, n, ref);
+			double e = 0;
+			for (int k = 0; k < o.n_labels; k++)
+				e = fmax(e, fabs(lg[k] - ref[k]));
+			CHECK(e < 2e-4, "model %d (%s%s): conv vs naive logits differ by %g", it,
+			      o.dplr ? "dplr" : "s4d", o.bidir ? ", bidirectional" : "", e);
+			max_naive_err = fmax(max_naive_err, e);
+		}
+		s4m_conv_free(cv);
+		if (o.bidir) {
+			struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+			CHECK(!st && strstr(err, "bidirectional"), "bidirectional stream: '%s'", err);
+			s4m_stream_free(st);
+		}
+		free(x);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	printf("conv vs naive double reference: max |logit diff| %.3g over 16 models\n", max_naive_err);
+}
+
+/* Step mode after W samples from zero vs conv mode on those W samples. */
+static void compare_stream_conv(const char *what, const struct s4m_model *m, uint64_t *s, int n_inputs)
+{
+	char err[S4K_ERR_LEN];
+	size_t W = s4m_window(m);
+	int K = s4m_n_labels(m);
+	float *x = malloc(W * sizeof *x), lc[64], ls[64];
+	double pc[64], ps[64];
+	struct s4m_conv *cv = s4m_conv_new(m, W, err, sizeof err);
+	struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+	CHECK(cv && st, "%s: %s", what, err);
+	for (int r = 0; cv && st && r < n_inputs; r++) {
+		random_input(s, x, W);
+		s4m_stream_reset(st);
+		size_t steps = s4m_stream_push(st, x, W / 3);
+		steps += s4m_stream_push(st, x + W / 3, W - W / 3);   /* any split */
+		CHECK(steps == W / s4m_hop(m), "%s: %zu steps", what, steps);
+		CHECK(s4m_stream_samples(st) == W, "samples");
+		s4m_stream_logits(st, ls);
+		s4m_conv_logits(cv, x, W, lc);
+		softmax(lc, pc, K);
+		softmax(ls, ps, K);
+		float probs[64];
+		s4m_stream_scores(st, probs);
+		double es = 0, el = 0, sm = 0;
+		for (int k = 0; k < K; k++) {
+			es = fmax(es, fabs(pc[k] - ps[k]));
+			el = fmax(el, fabs(lc[k] - ls[k]));
+			sm = fmax(sm, fabs(probs[k] - ps[k]));
+		}
+		CHECK(es <= 1e-4, "%s input %d: scores differ by %g (logits by %g)", what, r, es, el);
+		CHECK(sm < 1e-6, "%s: stream_scores is not softmax(stream_logits)", what);
+		max_score_err = fmax(max_score_err, es);
+		max_logit_err = fmax(max_logit_err, el);
+	}
+	s4m_stream_free(st);
+	s4m_conv_free(cv);
+	free(x);
+}
+
+static void test_stream_vs_conv(void)
+{
+	uint64_t s = 2024;
+	int n_models = 0;
+	clock_t c0 = clock();
+	for (int it = 0; it < 40; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 16000);
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (m) {
+			char what[128];
+			snprintf(what, sizeof what, "model %d (%s %s, %d blocks, %s%s%s)", it,
+				 o.dplr ? "dplr" : "s4d", o.bilinear ? "bilinear" : "zoh", o.nb,
+				 o.batch ? "batch" : "layer", o.prenorm ? " prenorm" : " postnorm",
+				 o.dec_last ? ", last" : "");
+			compare_stream_conv(what, m, &s, 5);
+			n_models++;
+		}
+		s4m_free(m);
+		mg_free(&f);
+	}
+	printf("stream vs conv: %d models x 5 one-second inputs: max |score diff| %.3g, max |logit diff| %.3g (%.1f s CPU)\n",
+	       n_models, max_score_err, max_logit_err, (double)(clock() - c0) / CLOCKS_PER_SEC);
+}
+
+/* Rate 2: a 16 kHz model fed 8 kHz; sizes halve and both modes still agree. */
+static void test_rate(void)
+{
+	uint64_t s = 99;
+	for (int dplr = 0; dplr < 2; dplr++) {
+		struct mg_opts o = random_opts(&s, dplr, 16000);
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 2.0);
+		if (m) {
+			CHECK(s4m_window(m) == 8000, "rate 2 window %zu", s4m_window(m));
+			struct s4m_block_info bi;
+			s4m_block_info(m, 0, &bi);
+			CHECK(bi.kernel_len == (size_t)o.l_max / 2, "rate 2 kernel length %zu", bi.kernel_len);
+			compare_stream_conv(dplr ? "rate 2 dplr" : "rate 2 s4d", m, &s, 2);
+		}
+		s4m_free(m);
+		mg_free(&f);
+	}
+}
+
+/* Scan rows equal step mode after every hop; last row equals conv_logits. */
+static void test_scan(void)
+{
+	uint64_t s = 5;
+	char err[S4K_ERR_LEN];
+	for (int it = 0; it < 4; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1600);
+		o.l_max = 4000;
+		o.dec_last = it >= 2;
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (!m) {
+			mg_free(&f);
+			continue;
+		}
+		size_t n = 4000, hop = s4m_hop(m), steps = n / hop;
+		int K = s4m_n_labels(m);
+		float *x = malloc(n * sizeof *x), *out = malloc(steps * (size_t)K * sizeof *out), ls[64], lc[64];
+		random_input(&s, x, n);
+		struct s4m_conv *cv = s4m_conv_new(m, n, err, sizeof err);
+		struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+		CHECK(s4m_conv_scan(cv, x, n, out, steps - 1) == -EINVAL, "scan must refuse a short buffer");
+		long r = s4m_conv_scan(cv, x, n, out, steps);
+		CHECK(r == (long)steps, "scan returned %ld, expected %zu", r, steps);
+		double e = 0;
+		for (size_t j = 0; j < steps; j++) {
+			s4m_stream_push(st, x + j * hop, hop);
+			s4m_stream_logits(st, ls);
+			for (int k = 0; k < K; k++)
+				e = fmax(e, fabs(ls[k] - out[j * (size_t)K + k]));
+		}
+		CHECK(e < 2e-4, "scan vs stream per hop: %g", e);
+		max_scan_err = fmax(max_scan_err, e);
+		s4m_conv_logits(cv, x, n, lc);
+		double e2 = 0;
+		for (int k = 0; k < K; k++)
+			e2 = fmax(e2, fabs(lc[k] - out[(steps - 1) * (size_t)K + k]));
+		CHECK(e2 < 1e-5, "scan last row vs conv_logits: %g", e2);
+		CHECK(s4m_conv_logits(cv, x, n + 1, lc) == -EINVAL, "too long input accepted");
+		CHECK(s4m_conv_logits(cv, x, hop - 1, lc) == -EINVAL || hop == 1, "too short input accepted");
+		s4m_stream_free(st);
+		s4m_conv_free(cv);
+		free(x);
+		free(out);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	printf("scan vs stream after every hop: max |logit diff| %.3g\n", max_scan_err);
+}
+
+/* Long input scanned in chunks with receptive_field of pre-context == one whole run. */
+static void test_chunks(void)
+{
+	uint64_t s = 77;
+	char err[S4K_ERR_LEN];
+	for (int it = 0; it < 4; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1024);
+		o.l_max = 1024;
+		long cum = 1;
+		for (int i = 0; i < o.nb; i++) {
+			o.l_kernel[i] = o.l_kernel[i] ? o.l_max / cum : 0;
+			cum *= o.pools[i];
+		}
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (!m) {
+			mg_free(&f);
+			continue;
+		}
+		size_t n = 12000, hop = s4m_hop(m), Hl = (size_t)o.widths[o.nb - 1];
+		size_t rf = s4m_receptive_field(m), steps = n / hop;
+		CHECK(rf % hop == 0 && rf > 0, "receptive field %zu", rf);
+		float *x = malloc(n * sizeof *x), *whole = malloc(steps * Hl * sizeof *whole);
+		random_input(&s, x, n);
+		struct s4m_conv *cv = s4m_conv_new(m, n, err, sizeof err);
+		CHECK(s4m_conv_features(cv, x, n, whole, steps) == (long)steps, "whole features");
+		s4m_conv_free(cv);
+		/* chunks of 1000 kept samples (a multiple of hop) with rf samples before them */
+		size_t keep = 1000 / hop * hop, clen = keep + rf;
+		float *ch = malloc(clen * Hl / hop * sizeof *ch + Hl * sizeof *ch);
+		cv = s4m_conv_new(m, clen, err, sizeof err);
+		double e = 0;
+		for (size_t k0 = 0; k0 < n; k0 += keep) {
+			size_t c0 = k0 > rf ? k0 - rf : 0, c1 = k0 + keep < n ? k0 + keep : n;
+			c1 = c1 / hop * hop;
+			if (c1 <= k0)
+				break;
+			long r = s4m_conv_features(cv, x + c0, c1 - c0, ch, clen / hop);
+			CHECK(r == (long)((c1 - c0) / hop), "chunk features");
+			for (size_t j = k0 / hop; j < c1 / hop; j++)
+				for (size_t h = 0; h < Hl; h++)
+					e = fmax(e, fabs(ch[(j - c0 / hop) * Hl + h] - whole[j * Hl + h]));
+		}
+		CHECK(e < 1e-4, "chunked features differ from the whole run by %g", e);
+		max_chunk_err = fmax(max_chunk_err, e);
+		s4m_conv_free(cv);
+		free(x);
+		free(whole);
+		free(ch);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	printf("chunked scanning (pre-context = receptive field) vs whole run: max |feature diff| %.3g\n",
+	       max_chunk_err);
+}
+
+static void test_contracts(void)
+{
+	struct mg_opts o = mg_defaults();
+	struct mg_file f = {0};
+	mg_random_model(&f, &o);
+	struct s4m_model *m = load(&f, 1.0);
+	char err[S4K_ERR_LEN];
+	if (!m) {
+		mg_free(&f);
+		return;
+	}
+	CHECK(s4m_conv_new(m, 4, err, sizeof err) == NULL && strstr(err, "outside"), "tiny workspace: %s", err);
+	struct s4m_conv *cv = s4m_conv_new(m, 1600, err, sizeof err);
+	CHECK(s4m_conv_max_len(cv) == 1600, "max_len");
+	struct s4m_block_info bi;
+	CHECK(s4m_block_info(m, 3, &bi) == -EINVAL, "block 3 of 3");
+	CHECK(s4m_block_info(m, 1, &bi) == 0 && bi.width == 12 && bi.cumpool == 4 && bi.kernel_len == 600 &&
+	      bi.pool == 2 && bi.out_width == 12, "block 1 info");
+	CHECK(s4m_block_info(m, 0, &bi) == 0 && bi.out_width == 12, "widen 8 -> 12");
+	CHECK(s4m_block_kernel(m, 0, 1) == NULL, "no backward kernel");
+	CHECK(isfinite(s4m_min_margin(m)) && s4m_min_margin(m) > 0 && s4m_min_margin(m) < 1, "margin %g",
+	      s4m_min_margin(m));
+	CHECK(s4m_flops_step(m) > 0 && s4m_flops_conv(m, 1600) > 0, "flops");
+	float *x = calloc(1600, sizeof *x), *o2 = malloc(1600 * 12 * sizeof *o2);
+	long L = s4m_conv_block_output(cv, x, 1600, 0, o2, 1600 * 12);
+	CHECK(L == 400, "block 0 output steps %ld", L);
+	CHECK(s4m_conv_block_output(cv, x, 1600, 0, o2, 10) == -EINVAL, "small capacity accepted");
+	CHECK(s4m_conv_block_output(cv, x, 1600, 3, o2, 1600 * 12) == -EINVAL, "bad block accepted");
+	free(x);
+	free(o2);
+	s4m_conv_free(cv);
+	s4m_free(m);
+	mg_free(&f);
+}
+
+int main(void)
+{
+	test_contracts();
+	test_naive();
+	test_scan();
+	test_chunks();
+	test_rate();
+	test_stream_vs_conv();
+	return CHECK_DONE();
+}
