@@ -1,0 +1,63 @@
+/* clip.h - classify one short clip the way the model was trained: pad, preroll, run, report.
+ *
+ * Usage:
+ *   struct s4m_conv *cv = s4m_conv_new(m, clip_input_len(m, 0), err, sizeof err);
+ *   json_t *o;
+ *   if (clip_classify_json(m, cv, x, n, 3, &o, err, sizeof err) < 0) ...   // n <= s4m_window(m)
+ *   // o = {"label":"yes","score":0.97,"scores":{"yes":0.97,...},"logits":[...],"top":[...]}
+ *   json_decref(o);
+ *
+ *   float logits[K], *buf = malloc(clip_input_len(m, nctx) * sizeof *buf);
+ *   clip_logits_conv(m, cv, x, n, ctx, nctx, buf, logits, err, sizeof err);  // explicit form
+ *   clip_logits_stream(m, st, x, n, ctx, nctx, logits);                      // same input, steppers
+ *
+ * The model input for a clip x[0..n) (n <= window samples at the model's rate) is
+ *     [ preroll zeros | x | zeros up to the window ]      (s4m_preroll + s4m_window samples)
+ * i.e. the clip padded after its end to the window, as Speech Commands clips are padded, with
+ * s4m_preroll() zeros in front. With a context (ctx, nctx samples of other audio, e.g. to
+ * measure a clip heard after unrelated speech) the context replaces the preroll zeros:
+ *     [ ctx | x | zeros up to the window ]                (nctx + s4m_window samples)
+ * Conv mode runs s4m_conv_logits over that input from a zero state; stream mode pushes the
+ * same samples through s4m_stream from a reset and reads the logits of the last window.
+ * Threads: the model may be shared; a workspace, stream or buffer belongs to one thread.
+ */
+#ifndef S4KWS_DAEMON_CLIP_H
+#define S4KWS_DAEMON_CLIP_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "model/s4m.h"
+
+/* Samples of the model input for a clip with nctx context samples (0 = preroll zeros). This
+ * is the max_len a conv workspace for clips needs. */
+size_t clip_input_len(const struct s4m_model *m, size_t nctx);
+
+/* Write the model input (see above) into buf (clip_input_len(m, nctx) floats) and return its
+ * length, or -E2BIG when n > s4m_window(m), -EINVAL when n == 0. */
+long clip_build(const struct s4m_model *m, const float *x, size_t n, const float *ctx,
+		size_t nctx, float *buf);
+
+/* Logits (n_labels) of a clip in conv mode; buf is scratch of clip_input_len(m, nctx) floats
+ * and cv must accept that length. Returns 0, -E2BIG or -EINVAL with a sentence in err. */
+int clip_logits_conv(const struct s4m_model *m, struct s4m_conv *cv, const float *x, size_t n,
+		     const float *ctx, size_t nctx, float *buf, float *logits, char *err,
+		     size_t errlen);
+/* The same in step mode over the same samples (the stream is reset first). No allocation. */
+int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const float *x,
+		       size_t n, const float *ctx, size_t nctx, float *logits, char *err,
+		       size_t errlen);
+
+/* A new JSON object for logits (n_labels): "label" (argmax), "score" (its softmax
+ * probability), "scores" (object label -> probability, model order), "logits" (array) and,
+ * when top_k > 0, "top" (array of {"label","score"}, best first, at most top_k). NULL on no
+ * memory. Also returns the argmax in *label when label is not NULL. */
+json_t *clip_json(const struct s4m_model *m, const float *logits, int top_k, int *label);
+
+/* One clip -> JSON object (clip_logits_conv without context, then clip_json). cv must accept
+ * clip_input_len(m, 0) samples. Returns 0, -E2BIG (longer than the window), -EINVAL or
+ * -ENOMEM with a sentence in err. The caller owns *out. */
+int clip_classify_json(const struct s4m_model *m, struct s4m_conv *cv, const float *x, size_t n,
+		       int top_k, json_t **out, char *err, size_t errlen);
+
+#endif

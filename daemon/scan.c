@@ -1,0 +1,281 @@
+/* scan.c - chunked convolution-mode (or step-mode) scanning of long recordings into postproc.
+ *
+ * DESIGN: a ten-hour file must scan in bounded memory and give the posteriors of one
+ * whole-file convolution from a zero state. Convolution mode forgets lags beyond each block's
+ * kernel, so the pool decoder's output at a step depends only on the last
+ *     pre = s4m_receptive_field(m) + s4m_window(m) - s4m_hop(m)
+ * samples before that step's hop (rounded up to the hop). The scanner therefore keeps one
+ * buffer of pre + chunk samples: the first chunk runs from the true start (no pre-context:
+ * zeros in front would not equal a zero state, because the decoder would average the features
+ * of those zeros), every later chunk runs over [pre samples already seen | chunk new samples]
+ * and keeps only the steps that end in the new part. Chunk starts are multiples of the hop, so
+ * the pooled steps line up with the whole-file run. Memory is the buffer, the engine's
+ * workspace for pre + chunk samples and one (steps, K) logits array.
+ *
+ * Posteriors are evaluated every `hop` samples (pc->hop, a multiple of the model's own hop,
+ * e.g. 10 ms): for conv mode that is every (hop / s4m_hop)-th decoder step of s4m_conv_scan,
+ * softmaxed; for stream mode the steppers are pushed hop samples at a time and
+ * s4m_stream_scores() read. Both feed pp_push(), so detections follow exactly the live rules.
+ */
+#include "scan.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/err.h"
+
+struct scan {
+	const struct s4m_model *m;
+	enum scan_mode mode;
+	struct scan_sink sink;
+	struct pp *pp;
+	int K;                   /* labels */
+	size_t mhop;             /* model hop: samples per decoder step */
+	size_t hop;              /* samples per posterior (multiple of mhop) */
+	/* conv mode */
+	struct s4m_conv *cv;
+	size_t pre;              /* pre-context samples kept in front of each later chunk */
+	size_t chunk;            /* new samples per chunk */
+	float *buf;              /* (pre + chunk) samples: buf[0] is sample `buf_start` */
+	size_t len;              /* samples in buf */
+	uint64_t buf_start;      /* global index of buf[0] */
+	uint64_t done;           /* global samples whose decoder steps have been emitted */
+	float *logits;           /* (max_steps, K) */
+	size_t max_steps;
+	/* stream mode */
+	struct s4m_stream *st;
+	size_t in_hop;           /* samples pushed since the last posterior */
+	/* both */
+	float *probs;            /* (K) */
+	uint64_t pushed;         /* samples since reset */
+};
+
+size_t scan_hop(const struct s4m_model *m, double hop_ms)
+{
+	size_t mh = s4m_hop(m);
+	double want = hop_ms * s4m_sample_rate(m) / s4m_rate(m) / 1000.0 / (double)mh;
+	size_t k = want < 1.5 ? 1 : (size_t)(want + 0.5);
+	return k * mh;
+}
+
+static size_t pre_context(const struct s4m_model *m)
+{
+	size_t mh = s4m_hop(m);
+	size_t pre = s4m_receptive_field(m) + s4m_window(m);
+	pre = pre > mh ? pre - mh : 0;
+	return (pre + mh - 1) / mh * mh;
+}
+
+size_t scan_default_chunk(const struct s4m_model *m)
+{
+	/* Four times the pre-context keeps the recomputed part at 20 %, and at least 30 s of
+	 * audio keeps the per-chunk overhead small for models with a short receptive field. */
+	size_t c = 4 * pre_context(m);
+	size_t min = (size_t)(30.0 * s4m_sample_rate(m) / s4m_rate(m));
+	return c > min ? c : min;
+}
+
+struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
+		      size_t chunk, const struct scan_sink *sink, char *err, size_t errlen)
+{
+	size_t mh = s4m_hop(m);
+	if (pc->n_labels != s4m_n_labels(m)) {
+		s4k_seterr(err, errlen, "post-processing is set up for %d labels but the model has %d",
+			   pc->n_labels, s4m_n_labels(m));
+		return NULL;
+	}
+	if (pc->hop == 0 || pc->hop % mh) {
+		s4k_seterr(err, errlen, "the posterior hop (%zu samples) must be a multiple of the "
+			   "model's hop (%zu samples)", pc->hop, mh);
+		return NULL;
+	}
+	if (mode != SCAN_CONV && mode != SCAN_STREAM) {
+		s4k_seterr(err, errlen, "unknown scan mode %d", (int)mode);
+		return NULL;
+	}
+	struct scan *sc = calloc(1, sizeof *sc);
+	if (!sc) {
+		s4k_seterr(err, errlen, "out of memory for a scanner");
+		return NULL;
+	}
+	sc->m = m;
+	sc->mode = mode;
+	if (sink)
+		sc->sink = *sink;
+	sc->K = s4m_n_labels(m);
+	sc->mhop = mh;
+	sc->hop = pc->hop;
+	sc->pp = pp_new(pc, err, errlen);
+	sc->probs = malloc((size_t)sc->K * sizeof *sc->probs);
+	if (!sc->pp || !sc->probs) {
+		if (sc->pp)
+			s4k_seterr(err, errlen, "out of memory for a scanner");
+		goto fail;
+	}
+	if (mode == SCAN_STREAM) {
+		sc->st = s4m_stream_new(m, err, errlen);
+		if (!sc->st)
+			goto fail;
+		return sc;
+	}
+	sc->pre = pre_context(m);
+	if (!chunk)
+		chunk = scan_default_chunk(m);
+	if (chunk < sc->pre)
+		chunk = sc->pre;
+	chunk = (chunk + sc->hop - 1) / sc->hop * sc->hop;
+	sc->chunk = chunk;
+	sc->max_steps = (sc->pre + chunk) / mh;
+	sc->buf = malloc((sc->pre + chunk) * sizeof *sc->buf);
+	sc->logits = malloc(sc->max_steps * (size_t)sc->K * sizeof *sc->logits);
+	if (!sc->buf || !sc->logits) {
+		s4k_seterr(err, errlen, "out of memory for a %zu-sample scan chunk", sc->pre + chunk);
+		goto fail;
+	}
+	sc->cv = s4m_conv_new(m, sc->pre + chunk, err, errlen);
+	if (!sc->cv)
+		goto fail;
+	return sc;
+fail:
+	scan_free(sc);
+	return NULL;
+}
+
+void scan_free(struct scan *sc)
+{
+	if (!sc)
+		return;
+	if (sc->pp)
+		pp_free(sc->pp);
+	if (sc->cv)
+		s4m_conv_free(sc->cv);
+	if (sc->st)
+		s4m_stream_free(sc->st);
+	free(sc->buf);
+	free(sc->logits);
+	free(sc->probs);
+	free(sc);
+}
+
+void scan_reset(struct scan *sc)
+{
+	pp_reset(sc->pp);
+	if (sc->st)
+		s4m_stream_reset(sc->st);
+	sc->len = 0;
+	sc->buf_start = 0;
+	sc->done = 0;
+	sc->in_hop = 0;
+	sc->pushed = 0;
+}
+
+uint64_t scan_samples(const struct scan *sc)
+{
+	return sc->pushed;
+}
+
+size_t scan_mem(const struct scan *sc)
+{
+	return sizeof *sc + (sc->pre + sc->chunk) * sizeof(float) +
+	       sc->max_steps * (size_t)sc->K * sizeof(float) + (size_t)sc->K * sizeof(float);
+}
+
+/* One posterior vector after `sample` samples: to the sink and to postproc. */
+static void posterior(struct scan *sc, uint64_t sample, const float *probs)
+{
+	if (sc->sink.posterior)
+		sc->sink.posterior(sc->sink.user, sample, probs);
+	struct pp_detection d[PP_MAX_OUT];
+	int n = pp_push(sc->pp, probs, d, PP_MAX_OUT);
+	for (int i = 0; i < n; i++)
+		if (sc->sink.detection)
+			sc->sink.detection(sc->sink.user, &d[i]);
+}
+
+/* Run the engine over buf[0..len) and emit every step that ends after `done`. */
+static int run_chunk(struct scan *sc)
+{
+	long steps = s4m_conv_scan(sc->cv, sc->buf, sc->len, sc->logits, sc->max_steps);
+	if (steps < 0)
+		return -EINVAL;
+	size_t ratio = sc->hop / sc->mhop;
+	for (long j = 0; j < steps; j++) {
+		uint64_t end = sc->buf_start + (uint64_t)(j + 1) * sc->mhop;   /* step j's last sample + 1 */
+		if (end <= sc->done)
+			continue;
+		if ((end / sc->mhop) % ratio == 0) {
+			pp_softmax(sc->logits + (size_t)j * (size_t)sc->K, sc->K, sc->probs);
+			posterior(sc, end, sc->probs);
+		}
+		sc->done = end;
+	}
+	return 0;
+}
+
+static int push_conv(struct scan *sc, const float *x, size_t n)
+{
+	while (n) {
+		/* the buffer holds [pre-context | new]; it is full at pre + chunk (or at chunk for
+		 * the very first chunk, which has no pre-context) */
+		size_t ctx = sc->buf_start == 0 && sc->done == 0 ? 0 : sc->pre;
+		size_t cap = ctx + sc->chunk;
+		if (sc->len > cap)   /* cannot happen: the first chunk's buffer is the shortest */
+			cap = sc->len;
+		size_t take = cap - sc->len < n ? cap - sc->len : n;
+		memcpy(sc->buf + sc->len, x, take * sizeof *x);
+		sc->len += take;
+		x += take;
+		n -= take;
+		if (sc->len == cap) {
+			if (run_chunk(sc) < 0)
+				return -EINVAL;
+			/* keep the last `pre` samples as the next chunk's context */
+			size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
+			memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
+			sc->buf_start += sc->len - keep;
+			sc->len = keep;
+		}
+	}
+	return 0;
+}
+
+static int push_stream(struct scan *sc, const float *x, size_t n)
+{
+	while (n) {
+		size_t take = sc->hop - sc->in_hop < n ? sc->hop - sc->in_hop : n;
+		s4m_stream_push(sc->st, x, take);
+		sc->in_hop += take;
+		x += take;
+		n -= take;
+		if (sc->in_hop == sc->hop) {
+			sc->in_hop = 0;
+			s4m_stream_scores(sc->st, sc->probs);
+			posterior(sc, s4m_stream_samples(sc->st), sc->probs);
+		}
+	}
+	return 0;
+}
+
+int scan_push(struct scan *sc, const float *x, size_t n)
+{
+	sc->pushed += n;
+	return sc->mode == SCAN_CONV ? push_conv(sc, x, n) : push_stream(sc, x, n);
+}
+
+int scan_finish(struct scan *sc)
+{
+	if (sc->mode != SCAN_CONV)
+		return 0;
+	/* only whole decoder steps exist; a tail shorter than one step has no output */
+	uint64_t end = sc->buf_start + sc->len;
+	if (end - end % sc->mhop <= sc->done || sc->len < sc->mhop)
+		return 0;
+	if (run_chunk(sc) < 0)
+		return -EINVAL;
+	size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
+	memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
+	sc->buf_start += sc->len - keep;
+	sc->len = keep;
+	return 0;
+}
