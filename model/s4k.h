@@ -11,7 +11,8 @@
  *   s4k_step(&st, x, u, y);                                    // one time step, all H channels
  *   s4k_step_fini(&st);
  *
- * Everything here is pure computation: no threads, no I/O, no globals. Parameters are the
+ * Everything here is pure computation: no threads, no I/O, no globals (one mutex guards FFTW's
+ * planner, see s4k_fftw_lock). Parameters are the
  * continuous-time ones of docs/format.md, already transformed (dt after dt_transform, A with
  * its sign) and broadcast to H channels (row h % n_ssm done by the caller). Load-time work is
  * in double; only s4k_step() runs in float.
@@ -42,7 +43,11 @@ struct s4k_params {
 /* Kernel: K[h*L + l] = impulse response of channel h at lag l, l < L, in double, for the
  * discretization at dt*rate. S4D: Vandermonde. DPLR: Algorithm 1 (Cauchy + Woodbury +
  * inverse FFT at L roots of unity, C~ re-attuned to L when L != l_kernel), evaluated without the
- * Nyquist-node singularity. Returns 0, -EINVAL (bad params, message in err) or -ENOMEM. */
+ * Nyquist-node singularity. C~ is used as given when L == l_kernel and rate == 1; otherwise C̄ is
+ * recovered at the training dt (dense N x N solve, O(N^3 log l_kernel) per channel) and
+ * re-attuned to L steps of dt*rate. Valid: 1 <= H <= 65536, 1 <= N2 <= 4096 (S4D) or 128
+ * (DPLR), 1 <= L <= 2^26, finite parameters, dt > 0, rate > 0, Re A <= 0. Returns 0, -EINVAL
+ * (bad params, one sentence in err) or -ENOMEM. Any thread; the caller owns K. */
 int s4k_kernel(const struct s4k_params *p, long L, double *K /* (H, L) */, char *err, size_t errlen);
 
 /* Float step-mode coefficients, computed in double at init. Immutable after init; shared by
@@ -58,21 +63,44 @@ struct s4k_step {
 	float complex *P;    /* (H, N2)  DPLR */
 	float complex *Q;    /* (H, N2)  DPLR: conj(P) */
 	float complex *R;    /* (H, N2)  DPLR: Q*Dl / (1 + 2 Re sum(Q*Dl*P)) */
-	double min_margin;   /* min over modes of 1 - |dA| (S4D) or of the dense Abar's spectral bound
-	                        estimate (DPLR); values below ~1e-6 mean float32 states can drift */
+	/* What s4k_step() actually runs: the same recurrences, rearranged in double around the
+	 * identity so that float rounding perturbs Abar - I rather than Abar (for slow modes,
+	 * 1 - |dA| ~ 1e-4, rounding dA itself to float would move the decay rate by ~1e-4):
+	 *   S4D:  x <- x + G.x + dB u;                      y = 2 Re sum(dC.x)
+	 *   DPLR: w = 2 Re sum(W.x) + c2 u;  x <- x + G.x - DP w + DB u;   y = Re sum(dC.x)
+	 * (DPLR: algebraically the linear step above with s and the two Woodbury sums fused.) */
+	float complex *G;    /* (H, N2)  S4D: dA - 1.  DPLR: Dl.El - 1 = 2 A.Dl */
+	float complex *W;    /* (H, N2)  DPLR: Q.(2 + G) / (1 + 2 Re sum(Q*Dl*P)) */
+	float complex *DP;   /* (H, N2)  DPLR: Dl.P */
+	float complex *DB;   /* (H, N2)  DPLR: Dl.2B */
+	float *c2;           /* (H)      DPLR: 2 Re sum(R.2B) */
+	double min_margin;   /* S4D: min over modes of 1 - |dA| (exact, in double). DPLR: min over
+	                        channels of 1 - rho(Abar), rho estimated from Abar^8192 by power
+	                        iteration in double. Below ~1e-6 float32 states integrate (drift);
+	                        S4D dA is rounded so that |dA_float| <= |dA| (states stay bounded). */
 	void *mem;           /* one allocation behind all arrays */
 };
 
+/* Discretize at dt*rate (DPLR: C̄ recovered with the training dt first). Same validation and
+ * return codes as s4k_kernel(). On failure st is zeroed (s4k_step_fini() is still safe). */
 int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, size_t errlen);
 void s4k_step_fini(struct s4k_step *st);
 
-/* Number of float complex state entries one stream needs (H * N2). */
+/* Number of float complex state entries one stream needs (H * N2, both families). */
 size_t s4k_state_len(const struct s4k_step *st);
 
-/* One time step for all channels: x <- dA x + dB u; y = readout (without the D*u skip).
- * Hot path: no allocation, no locks. scratch needs H*N2 complex for DPLR (may be NULL for S4D). */
+/* One time step for all channels: x <- Abar x + Bbar u; y = readout of the updated state (without
+ * the D*u skip), so an impulse from a zero state gives y = K[0], K[1], ...
+ * Hot path: no allocation, no locks, any thread (st is read-only). scratch is not used (the
+ * DPLR step works in place); it may be NULL, and is kept for API stability. */
 void s4k_step(const struct s4k_step *restrict st, float complex *restrict x /* (H, N2) */,
 	      const float *restrict u /* (H) */, float *restrict y /* (H) */,
 	      float complex *restrict scratch /* (H, N2) or NULL */);
+
+/* FFTW's planner (fftw_plan_*, fftw_destroy_plan, double and float) is not thread-safe. Every
+ * caller in s4kws that makes or destroys a plan holds this one process-wide lock around it;
+ * s4k_kernel() takes it itself (do not call s4k_kernel() while holding it). */
+void s4k_fftw_lock(void);
+void s4k_fftw_unlock(void);
 
 #endif
