@@ -1,0 +1,388 @@
+"""train.py - train the default s4kws keyword model with the PyTorch twin (convolution mode).
+
+Usage (the command that made the shipped model is in weights/MODEL_CARD.md):
+
+  OPENBLAS_NUM_THREADS=1 /usr/bin/python3 weights/train.py \
+      --data ../shared/data/speech_commands/train \
+      --noise ../shared/data/speech_commands/_background_noise_ \
+      --synth /work/cache/synth --val ../shared/data/speech_commands/val \
+      --run /work/ckpt/sc12 --minutes 100 --out weights/s4kws-sc12.safetensors
+
+Any Speech Commands-layout folder works for --data / --synth (a folder per label; `_unknown_`
+and `_silence_` optional; the label list is the model's, see --labels). Training examples are
+built on the fly, reproducibly from --seed:
+
+  [ preroll: 0.5 s of zeros | noise | the tail of another clip ] [ 1 s window holding the word ]
+
+and the loss is on the decoder's mean over the last 1 s only, so the model learns to recognise a
+word whatever came before it (live mode: the stepper has heard everything before the window),
+and zero preroll matches what `s4kws classify` feeds a lone clip. Augmentation: time shift,
+gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic reverberation.
+
+Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
+same command resumes. The log (one line per 50 steps, validation every --val-every steps) is
+--run/train.log. The schedule is fixed by --steps, or estimated once from --minutes and stored.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import s4twin  # noqa: E402
+
+SR = 16000
+W = 16000
+
+
+def log(run, msg):
+    line = time.strftime("%H:%M:%S ") + msg
+    print(line, flush=True)
+    if run:
+        with open(os.path.join(run, "train.log"), "a") as f:
+            f.write(line + "\n")
+
+
+# ----------------------------------------------------------------------------------- data
+
+def read_audio(path):
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(1)
+    if sr != SR:
+        n = int(round(len(x) * SR / sr))
+        x = np.interp(np.linspace(0, len(x) - 1, n), np.arange(len(x)), x).astype(np.float32)
+    return x
+
+
+def load_folder(root, labels, cache_dir=None, max_len=W):
+    """{label: [int16 arrays]} for a Speech Commands-layout folder; cached as one .npz."""
+    key = os.path.abspath(root).strip("/").replace("/", "_")
+    cache = os.path.join(cache_dir, f"clips_{key}.npz") if cache_dir else None
+    if cache and os.path.exists(cache):
+        z = np.load(cache, allow_pickle=False)
+        data, lab, off = z["data"], z["label"], z["offsets"]
+        words = list(z["words"])
+    else:
+        chunks, lab, off, words, pos = [], [], [0], [], 0
+        for li, name in enumerate(labels):
+            d = os.path.join(root, name)
+            if not os.path.isdir(d):
+                continue
+            for fn in sorted(os.listdir(d)):
+                if not fn.lower().endswith((".wav", ".flac", ".ogg")):
+                    continue
+                x = read_audio(os.path.join(d, fn))[:max_len]
+                if len(x) < 800 or not np.isfinite(x).all():
+                    continue
+                q = np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16)
+                chunks.append(q)
+                pos += len(q)
+                off.append(pos)
+                lab.append(li)
+                words.append(fn.split("_")[0])
+        data = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)
+        lab, off = np.array(lab, np.int64), np.array(off, np.int64)
+        if cache:
+            os.makedirs(cache_dir, exist_ok=True)
+            np.savez(cache + ".tmp.npz", data=data, label=lab, offsets=off, words=np.array(words))
+            os.replace(cache + ".tmp.npz", cache)
+    out = {name: [] for name in labels}
+    for i, li in enumerate(lab):
+        out[labels[li]].append(data[off[i]:off[i + 1]])
+    return out
+
+
+def load_noise(root):
+    noises = []
+    for fn in sorted(os.listdir(root)):
+        if fn.lower().endswith((".wav", ".flac")):
+            x = read_audio(os.path.join(root, fn))
+            x = x / (np.sqrt(np.mean(x ** 2)) + 1e-9)          # unit RMS; level set per use
+            noises.append(x.astype(np.float32))
+    return noises
+
+
+def rms(x):
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)
+
+
+class Maker:
+    """Builds augmented training examples (preroll + 1 s window) from clip pools."""
+
+    def __init__(self, labels, real, synth, noises, preroll, rng):
+        self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
+        self.pre, self.rng = preroll, rng
+        self.keywords = [l for l in labels if not l.startswith("_")]
+        self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
+
+    def noise(self, n):
+        src = self.noises[self.rng.integers(len(self.noises))]
+        if self.rng.random() < 0.15:                      # occasionally plain white noise
+            return self.rng.standard_normal(n).astype(np.float32)
+        a = self.rng.integers(0, max(1, len(src) - n))
+        seg = src[a:a + n]
+        if len(seg) < n:
+            seg = np.pad(seg, (0, n - len(seg)))
+        return seg
+
+    def clip(self, label):
+        r, s = self.real.get(label, []), self.synth.get(label, [])
+        p_real = 0.0 if not r else (1.0 if not s else (0.65 if len(r) >= 500 else 0.4))
+        pool = r if self.rng.random() < p_real else s
+        c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
+        return c, pool is r
+
+    def perturb(self, c):
+        rng = self.rng
+        if rng.random() < 0.5:                            # speed (tempo and pitch) +-12 %
+            f = rng.uniform(0.88, 1.12)
+            n = max(16, int(len(c) / f))
+            c = np.interp(np.linspace(0, len(c) - 1, n), np.arange(len(c)), c).astype(np.float32)
+        if rng.random() < 0.2:                            # cheap reverberation
+            t60 = rng.uniform(0.1, 0.5)
+            n = int(min(0.3, t60) * SR)
+            ir = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / (t60 * SR))
+            ir[0] = 1.0
+            ir /= np.sqrt(np.sum(ir ** 2))
+            wet = np.fft.irfft(np.fft.rfft(c, len(c) + n) * np.fft.rfft(ir, len(c) + n))[:len(c)]
+            mix = rng.uniform(0.2, 0.7)
+            c = ((1 - mix) * c + mix * wet * rms(c) / rms(wet)).astype(np.float32)
+        return c
+
+    def window(self, label):
+        """The 1 s window for `label` (float32, W samples) and its signal RMS."""
+        rng = self.rng
+        w = np.zeros(W, np.float32)
+        if label == "_silence_":
+            k = rng.random()
+            if k < 0.3 and self.real.get("_silence_"):
+                c = self.real["_silence_"][rng.integers(len(self.real["_silence_"]))]
+                w[:len(c)] = c.astype(np.float32) / 32768.0
+                w *= 10 ** (rng.uniform(-20, 6) / 20)
+            elif k < 0.85:
+                w[:] = self.noise(W) * 10 ** (rng.uniform(-65, -15) / 20)
+            else:
+                w[:] = rng.standard_normal(W) * 10 ** (rng.uniform(-90, -60) / 20)
+            return w, 0.0
+        c, is_real = self.clip(label)
+        c = self.perturb(c)[:W]
+        if is_real and len(c) >= W - 800:                 # real clips: shift by up to 100 ms
+            s = int(rng.integers(-1600, 1601))
+            c = np.roll(c, s)
+            if s > 0:
+                c[:s] = 0
+            elif s < 0:
+                c[s:] = 0
+            w[:len(c)] = c
+        else:                                             # short clips: anywhere in the window
+            a = int(rng.integers(0, W - len(c) + 1))
+            w[a:a + len(c)] = c
+        w *= 10 ** (rng.uniform(-15, 6) / 20)
+        return w, rms(c) * 10 ** 0
+
+    def example(self, label):
+        rng = self.rng
+        w, sig = self.window(label)
+        x = np.zeros(self.pre + W, np.float32)
+        x[self.pre:] = w
+        kind = rng.random()
+        if kind < 0.3:
+            pass                                          # zeros: what `classify` feeds
+        elif kind < 0.5:
+            x[:self.pre] = self.noise(self.pre) * 10 ** (rng.uniform(-60, -15) / 20)
+        else:                                             # the tail of another clip (speech)
+            c = self.all_clips[rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
+            c = c[-self.pre:] * 10 ** (rng.uniform(-15, 6) / 20)
+            x[self.pre - len(c):self.pre] = c
+        if label != "_silence_" and rng.random() < 0.75:  # background noise at 0-25 dB SNR
+            lvl = max(rms(w[w != 0]) if np.any(w) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
+            span = slice(self.pre, None) if kind < 0.3 else slice(0, None)
+            x[span] += self.noise(len(x[span])) * lvl
+        return np.clip(x, -1.0, 1.0)
+
+    def batch(self, B, weights):
+        ys = self.rng.choice(len(self.labels), size=B, p=weights)
+        xs = np.stack([self.example(self.labels[y]) for y in ys])
+        return torch.from_numpy(xs), torch.from_numpy(ys.astype(np.int64))
+
+
+def class_weights(labels):
+    w = np.array([0.08 if l == "_silence_" else 0.14 if l == "_unknown_" else 1.0 for l in labels])
+    kw = [i for i, l in enumerate(labels) if not l.startswith("_")]
+    w[kw] = (1.0 - w[[i for i in range(len(labels)) if i not in kw]].sum()) / len(kw)
+    return w / w.sum()
+
+
+def val_batches(val, labels, preroll, B=32):
+    xs, ys = [], []
+    for li, l in enumerate(labels):
+        for c in val.get(l, []):
+            x = np.zeros(preroll + W, np.float32)
+            c = c[:W].astype(np.float32) / 32768.0
+            x[preroll:preroll + len(c)] = c
+            xs.append(x)
+            ys.append(li)
+    xs, ys = np.stack(xs), np.array(ys)
+    for i in range(0, len(xs), B):
+        yield torch.from_numpy(xs[i:i + B]), torch.from_numpy(ys[i:i + B])
+
+
+@torch.no_grad()
+def evaluate(model, val, labels, preroll):
+    model.eval()
+    K = len(labels)
+    conf = np.zeros((K, K), np.int64)
+    for x, y in val_batches(val, labels, preroll):
+        p = model(x).argmax(-1)
+        for a, b in zip(y.numpy(), p.numpy()):
+            conf[a, b] += 1
+    model.train()
+    acc = np.trace(conf) / max(1, conf.sum())
+    recall = {labels[i]: round(conf[i, i] / max(1, conf[i].sum()), 3) for i in range(K)}
+    return acc, recall, conf
+
+
+# ----------------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="Speech Commands-layout training folder")
+    ap.add_argument("--noise", required=True, help="folder of background-noise files")
+    ap.add_argument("--synth", action="append", default=[], help="extra (synthetic) clip folders")
+    ap.add_argument("--val", help="validation folder (monitoring only, never trained on)")
+    ap.add_argument("--run", required=True, help="checkpoint/log folder (outside the work tree)")
+    ap.add_argument("--out", required=True, help="exported safetensors path")
+    ap.add_argument("--cache", default=None, help="clip cache folder (default: RUN/../cache)")
+    ap.add_argument("--config", default=None, help="JSON overrides of s4twin.DEFAULT_CONFIG")
+    ap.add_argument("--labels", default=None, help="comma-separated labels (default: SC12)")
+    ap.add_argument("--steps", type=int, default=0, help="total steps (0: from --minutes)")
+    ap.add_argument("--minutes", type=float, default=100.0)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=4e-3)
+    ap.add_argument("--ssm-lr", type=float, default=1e-3)
+    ap.add_argument("--wd", type=float, default=0.02)
+    ap.add_argument("--warmup", type=int, default=200)
+    ap.add_argument("--smoothing", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--ckpt-every", type=int, default=200)
+    ap.add_argument("--val-every", type=int, default=1000)
+    ap.add_argument("--name", default="s4kws-sc12")
+    a = ap.parse_args()
+
+    torch.set_num_threads(a.threads)
+    os.makedirs(a.run, exist_ok=True)
+    cache = a.cache or os.path.join(os.path.dirname(os.path.abspath(a.run)), "cache")
+    cfg = dict(s4twin.DEFAULT_CONFIG)
+    if a.config:
+        cfg.update(json.loads(a.config))
+    if a.labels:
+        cfg["labels"] = a.labels.split(",")
+    cfg["name"] = a.name
+    labels = cfg["labels"]
+
+    t0 = time.time()
+    real = load_folder(a.data, labels, cache)
+    synth = {l: [] for l in labels}
+    for d in a.synth:
+        for l, cl in load_folder(d, labels, cache).items():
+            synth[l] += cl
+    noises = load_noise(a.noise)
+    val = load_folder(a.val, labels, cache) if a.val else None
+    counts = {l: (len(real[l]), len(synth[l])) for l in labels}
+    log(a.run, f"data loaded in {time.time() - t0:.0f} s: (real, synth) per label {counts}; "
+               f"{len(noises)} noise files; val {sum(len(v) for v in val.values()) if val else 0}")
+
+    torch.manual_seed(a.seed)
+    model = s4twin.S4KWS(cfg, seed=a.seed)
+    ssm_names = ("A_real", "A_imag", "inv_dt", ".B", ".P")
+    ssm_p = [p for n, p in model.named_parameters() if n.endswith(ssm_names)]
+    nd_p = [p for n, p in model.named_parameters()
+            if not n.endswith(ssm_names) and (p.dim() < 2 or "norm" in n)]
+    wd_p = [p for n, p in model.named_parameters()
+            if not n.endswith(ssm_names) and not (p.dim() < 2 or "norm" in n)]
+    opt = torch.optim.AdamW([
+        {"params": ssm_p, "lr": a.ssm_lr, "weight_decay": 0.0, "base": a.ssm_lr},
+        {"params": nd_p, "lr": a.lr, "weight_decay": 0.0, "base": a.lr},
+        {"params": wd_p, "lr": a.lr, "weight_decay": a.wd, "base": a.lr}])
+    n_params = sum(p.numel() for p in model.parameters())
+
+    ck = os.path.join(a.run, "ckpt.pt")
+    state = {"step": 0, "total": a.steps, "elapsed": 0.0, "history": []}
+    rng = np.random.default_rng(a.seed)
+    if os.path.exists(ck):
+        z = torch.load(ck)
+        model.load_state_dict(z["model"])
+        opt.load_state_dict(z["opt"])
+        state = z["state"]
+        rng.bit_generator.state = z["rng"]
+        torch.set_rng_state(z["torch_rng"])
+        log(a.run, f"resumed at step {state['step']} of {state['total']}")
+    maker = Maker(labels, real, synth, noises, cfg["preroll"], rng)
+    cw = class_weights(labels)
+    log(a.run, f"model {n_params} parameters, config {json.dumps(cfg)}")
+
+    def save():
+        tmp = ck + ".tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                    "cfg": cfg}, tmp)
+        os.replace(tmp, ck)
+
+    model.train()
+    t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
+    while state["total"] == 0 or state["step"] < state["total"]:
+        if state["total"] == 0 and state["step"] == 30:   # fix the schedule from measured speed
+            per = state["elapsed"] / 30
+            state["total"] = max(500, int(a.minutes * 60 / per))
+            log(a.run, f"{per:.2f} s/step measured; schedule fixed at {state['total']} steps")
+        ts = time.time()
+        s, tot = state["step"], max(state["total"], 1)
+        f = min(1.0, (s + 1) / a.warmup) * (0.5 * (1 + math.cos(math.pi * min(1.0, s / tot))) if state["total"] else 1.0)
+        for g in opt.param_groups:
+            g["lr"] = g["base"] * max(f, 0.02)
+        x, y = maker.batch(a.batch, cw)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y, label_smoothing=a.smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        state["step"] += 1
+        state["elapsed"] += time.time() - ts
+        loss_acc += loss.item()
+        acc_acc += (logits.argmax(-1) == y).float().mean().item()
+        n_acc += 1
+        if state["step"] % 50 == 0:
+            log(a.run, f"step {state['step']}/{state['total']} loss {loss_acc / n_acc:.3f} "
+                       f"train-acc {acc_acc / n_acc:.3f} lr {opt.param_groups[1]['lr']:.2e} "
+                       f"{(time.time() - t_last) / n_acc:.2f} s/step")
+            t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
+        if val and state["step"] % a.val_every == 0:
+            acc, rec, _ = evaluate(model, val, labels, cfg["preroll"])
+            state["history"].append({"step": state["step"], "val_acc": float(acc)})
+            log(a.run, f"VAL step {state['step']} acc {acc:.4f} recall {rec}")
+        if state["step"] % a.ckpt_every == 0:
+            save()
+    save()
+    cfg["training"] = {"steps": state["step"], "batch": a.batch, "seconds": round(state["elapsed"]),
+                       "seed": a.seed, "real": {l: counts[l][0] for l in labels},
+                       "synthetic": {l: counts[l][1] for l in labels}}
+    model.cfg = cfg
+    model.eval()
+    model.export(a.out)
+    if val:
+        acc, rec, conf = evaluate(model, val, labels, cfg["preroll"])
+        log(a.run, f"FINAL val acc {acc:.4f} recall {rec}\nconfusion {conf.tolist()}")
+    log(a.run, f"exported {a.out} after {state['step']} steps, {state['elapsed'] / 3600:.2f} h")
+
+
+if __name__ == "__main__":
+    main()
