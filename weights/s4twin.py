@@ -377,7 +377,7 @@ def load_safetensors_model(path):
         for k, v in own.items():
             if k not in tensors:
                 raise KeyError(f"missing tensor {k}")
-            v.copy_(torch.from_numpy(tensors[k]).to(v.dtype).reshape(v.shape))
+            v.copy_(torch.from_numpy(np.array(tensors[k])).to(v.dtype).reshape(v.shape))
     return m
 
 
