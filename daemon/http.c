@@ -1,0 +1,669 @@
+/* http.c - libmicrohttpd glue: routing, auth, query parsing, JSON replies, SSE, uploads.
+ *
+ * DESIGN. libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION with an
+ * internal poll thread that accepts), under a connection limit and an idle timeout, so a slow
+ * or hostile client holds at most its own thread and cannot starve the others; the audio and
+ * inference threads are never involved. Handlers read only the events store (mutex-protected
+ * copies) and the hooks (a published status snapshot, a classify function that builds its own
+ * workspace), so nothing here touches the live model state.
+ *
+ * /v1/events is a response built from a content-reader callback. The callback runs in the
+ * connection's own thread and may block, but never for longer than one heartbeat period (and
+ * it wakes at once when the events store closes): it either returns queued "id/event/data"
+ * records, a heartbeat comment, or end-of-stream at shutdown. Resumption uses Last-Event-ID
+ * (or ?since=). POST bodies are collected up to max_body; a declared Content-Length above the
+ * limit is refused at once with 413, a chunked body that grows past it is drained and refused.
+ * Every reply goes through reply(), which counts requests by endpoint and status for /metrics.
+ */
+#define _GNU_SOURCE
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "../common/err.h"
+#include "config.h"
+#include "log.h"
+
+enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_METRICS, EP_CLASSIFY, EP_OTHER, N_EP };
+static const char *const ep_names[N_EP] = {"/healthz", "/v1/detections", "/v1/events", "/v1/status",
+					   "/metrics", "/v1/classify", "other"};
+static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
+#define N_CODES (sizeof codes / sizeof codes[0])
+
+#define DETECTIONS_MAX_LIMIT 1000
+#define SSE_BATCH 64
+#define SSE_BUF 65536
+
+struct http {
+	struct MHD_Daemon *d;
+	struct events *ev;
+	struct http_hooks hooks;
+	struct http_config c;
+	char token[256];
+	int port;
+	sem_t jobs;
+	_Atomic unsigned sse_open;
+	_Atomic int stopping;
+	_Atomic uint64_t requests[N_EP][N_CODES + 1]; /* last column: any other status */
+};
+
+/* Per-request state (con_cls). */
+struct req {
+	enum ep ep;
+	char *body;
+	size_t len, cap;
+	int too_big;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void count_req(struct http *h, enum ep ep, unsigned status)
+{
+	size_t i = 0;
+	while (i < N_CODES && codes[i] != (int)status)
+		i++;
+	atomic_fetch_add(&h->requests[ep][i], 1);
+}
+
+static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn, enum ep ep,
+			     unsigned status, struct MHD_Response *r)
+{
+	if (!r)
+		return MHD_NO;
+	count_req(h, ep, status);
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static struct MHD_Response *text_response(const char *text, size_t len, const char *type)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
+	if (r) {
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	}
+	return r;
+}
+
+/* Reply with a JSON value (steals the reference). */
+static enum MHD_Result reply_json(struct http *h, struct MHD_Connection *conn, enum ep ep,
+				  unsigned status, json_t *o)
+{
+	char *s = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
+	json_decref(o);
+	if (!s)
+		return reply(h, conn, ep, 500, text_response("{\"error\":\"out of memory\"}\n", 26,
+							      "application/json"));
+	size_t len = strlen(s);
+	char *t = realloc(s, len + 2);
+	if (t) {
+		s = t;
+		s[len++] = '\n';
+	}
+	struct MHD_Response *r = text_response(s, len, "application/json");
+	free(s);
+	return reply(h, conn, ep, status, r);
+}
+
+static enum MHD_Result reply_error(struct http *h, struct MHD_Connection *conn, enum ep ep,
+				   unsigned status, const char *msg)
+{
+	return reply_json(h, conn, ep, status, json_pack("{s:s}", "error", msg));
+}
+
+static enum MHD_Result reply_405(struct http *h, struct MHD_Connection *conn, enum ep ep,
+				 const char *allow)
+{
+	char msg[128];
+	snprintf(msg, sizeof msg, "method not allowed here; use %s", allow);
+	json_t *o = json_pack("{s:s}", "error", msg);
+	char *s = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
+	json_decref(o);
+	if (!s)
+		return MHD_NO;
+	struct MHD_Response *r = text_response(s, strlen(s), "application/json");
+	free(s);
+	if (r)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+	return reply(h, conn, ep, 405, r);
+}
+
+/* Constant-time check of "Bearer <token>". */
+static int authorized(struct http *h, struct MHD_Connection *conn)
+{
+	if (!h->token[0])
+		return 1;
+	const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!a || strncasecmp(a, "Bearer ", 7))
+		return 0;
+	a += 7;
+	while (*a == ' ')
+		a++;
+	size_t la = strlen(a), lt = strlen(h->token);
+	unsigned char diff = la != lt;
+	for (size_t i = 0; i < lt; i++)
+		diff |= (unsigned char)(h->token[i] ^ (i < la ? a[i] : 0));
+	return diff == 0;
+}
+
+/* Parse an unsigned decimal query argument; absent leaves *out. 0 or -EINVAL with msg. */
+static int arg_u64(struct MHD_Connection *conn, const char *name, uint64_t lo, uint64_t hi,
+		   uint64_t *out, char *msg, size_t len)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+	if (!v)
+		return 0;
+	char *end;
+	errno = 0;
+	unsigned long long x = strtoull(v, &end, 10);
+	if (!*v || *v == '-' || *v == '+' || *end || errno || x < lo || x > hi) {
+		snprintf(msg, len, "query parameter %s must be a whole number from %llu to %llu", name,
+			 (unsigned long long)lo, (unsigned long long)hi);
+		return -EINVAL;
+	}
+	*out = x;
+	return 0;
+}
+
+/* Filters shared by /v1/detections and /v1/events. */
+struct filter {
+	uint64_t since, limit;
+	int channel;
+	char keyword[EV_KW_LEN];
+	int has_keyword, has_since;
+};
+
+static int parse_filter(struct MHD_Connection *conn, struct filter *f, char *msg, size_t len)
+{
+	uint64_t ch = UINT64_MAX;
+	f->limit = 100;
+	f->has_since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since") != NULL;
+	if (arg_u64(conn, "since", 0, INT64_MAX, &f->since, msg, len) < 0 ||
+	    arg_u64(conn, "limit", 1, DETECTIONS_MAX_LIMIT, &f->limit, msg, len) < 0 ||
+	    arg_u64(conn, "channel", 0, 1023, &ch, msg, len) < 0)
+		return -EINVAL;
+	f->channel = ch == UINT64_MAX ? -1 : (int)ch;
+	const char *kw = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "keyword");
+	f->has_keyword = kw != NULL;
+	if (kw) {
+		if (!*kw || strlen(kw) >= EV_KW_LEN) {
+			snprintf(msg, len, "query parameter keyword must be 1 to %d characters", EV_KW_LEN - 1);
+			return -EINVAL;
+		}
+		snprintf(f->keyword, sizeof f->keyword, "%s", kw);
+	}
+	return 0;
+}
+
+static enum MHD_Result get_detections(struct http *h, struct MHD_Connection *conn)
+{
+	struct filter f;
+	memset(&f, 0, sizeof f);
+	char msg[160];
+	if (parse_filter(conn, &f, msg, sizeof msg) < 0)
+		return reply_error(h, conn, EP_DETECTIONS, 400, msg);
+	struct ev_detection *d = malloc(f.limit * sizeof *d);
+	if (!d)
+		return reply_error(h, conn, EP_DETECTIONS, 500, "out of memory");
+	uint64_t cursor;
+	size_t n = events_query(h->ev, f.since, f.channel, f.has_keyword ? f.keyword : NULL, d,
+				f.limit, &cursor);
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, events_to_json(&d[i]));
+	free(d);
+	return reply_json(h, conn, EP_DETECTIONS, 200,
+			  json_pack("{s:o, s:I}", "detections", arr, "last_id", (json_int_t)cursor));
+}
+
+/* ---- Server-Sent Events ---- */
+
+struct sse {
+	struct http *h;
+	uint64_t cursor;
+	int channel;
+	char keyword[EV_KW_LEN];
+	int has_keyword;
+	char *buf;           /* (SSE_BUF) pending bytes */
+	size_t len, off;
+	int64_t last_ms;     /* when something was last sent */
+	int fd;              /* the client's socket, to notice a hang-up while idle; -1 unknown */
+};
+
+/* 1 when the client has closed its end: an SSE client sends nothing after its request, so a
+ * readable socket with no data is end of file. */
+static int client_gone(int fd)
+{
+	if (fd < 0)
+		return 0;
+	char c;
+	ssize_t r = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void sse_free(void *cls)
+{
+	struct sse *s = cls;
+	atomic_fetch_sub(&s->h->sse_open, 1);
+	free(s->buf);
+	free(s);
+}
+
+/* Fill s->buf with the next records; returns 0 when there were none. */
+static size_t sse_fill(struct sse *s)
+{
+	struct ev_detection d[SSE_BATCH];
+	/* keep what fits; the cursor only moves past detections that were formatted */
+	size_t n = events_query(s->h->ev, s->cursor, s->channel, s->has_keyword ? s->keyword : NULL, d,
+				SSE_BATCH, &s->cursor);
+	s->len = s->off = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *o = events_to_json(&d[i]);
+		char *j = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
+		json_decref(o);
+		if (!j)
+			continue;
+		int w = snprintf(s->buf + s->len, SSE_BUF - s->len, "id: %llu\nevent: detection\ndata: %s\n\n",
+				 (unsigned long long)d[i].id, j);
+		free(j);
+		if (w > 0 && (size_t)w < SSE_BUF - s->len)
+			s->len += (size_t)w;
+	}
+	return s->len;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	struct sse *s = cls;
+	(void)pos;
+	for (;;) {
+		if (s->off < s->len) {
+			size_t n = s->len - s->off < max ? s->len - s->off : max;
+			memcpy(out, s->buf + s->off, n);
+			s->off += n;
+			s->last_ms = now_ms();
+			return (ssize_t)n;
+		}
+		if (atomic_load(&s->h->stopping))
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (sse_fill(s))
+			continue;
+		int64_t wait = (int64_t)(s->h->c.heartbeat_s * 1000) - (now_ms() - s->last_ms);
+		if (wait <= 0) {
+			s->len = (size_t)snprintf(s->buf, SSE_BUF, ": heartbeat\n\n");
+			s->off = 0;
+			continue;
+		}
+		/* sleep until a detection, the heartbeat or shutdown, in slices of 250 ms to notice
+		 * a client that went away (its stream slot is then freed without waiting for a write) */
+		int rc = events_wait(s->h->ev, s->cursor, (int)(wait < 250 ? wait : 250));
+		if (rc < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (rc == 0 && client_gone(s->fd))
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+}
+
+static enum MHD_Result get_events(struct http *h, struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	struct filter f;
+	memset(&f, 0, sizeof f);
+	char msg[160];
+	if (parse_filter(conn, &f, msg, sizeof msg) < 0)
+		return reply_error(h, conn, EP_EVENTS, 400, msg);
+	const char *lei = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Last-Event-ID");
+	uint64_t cursor = events_last_id(h->ev); /* default: only new detections */
+	if (lei) {
+		char *end;
+		errno = 0;
+		unsigned long long x = strtoull(lei, &end, 10);
+		if (!*lei || *end || errno || *lei == '-') {
+			return reply_error(h, conn, EP_EVENTS, 400,
+					   "Last-Event-ID must be the id of a detection (a whole number)");
+		}
+		cursor = x;
+	} else if (f.has_since) {
+		cursor = f.since;
+	}
+	if (atomic_fetch_add(&h->sse_open, 1) >= h->c.sse_clients) {
+		atomic_fetch_sub(&h->sse_open, 1);
+		return reply_error(h, conn, EP_EVENTS, 503, "too many event streams are open; try again later");
+	}
+	struct sse *s = calloc(1, sizeof *s);
+	if (s)
+		s->buf = malloc(SSE_BUF);
+	if (!s || !s->buf) {
+		if (s)
+			free(s);
+		atomic_fetch_sub(&h->sse_open, 1);
+		return reply_error(h, conn, EP_EVENTS, 500, "out of memory");
+	}
+	s->h = h;
+	s->fd = ci ? ci->connect_fd : -1;
+	s->cursor = cursor;
+	s->channel = f.channel;
+	s->has_keyword = f.has_keyword;
+	memcpy(s->keyword, f.keyword, sizeof s->keyword);
+	/* first bytes right away: the client sees the stream open, and its retry delay */
+	s->len = (size_t)snprintf(s->buf, SSE_BUF, "retry: 2000\n: s4kws events from id %llu\n\n",
+				  (unsigned long long)cursor);
+	s->last_ms = now_ms();
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
+	if (!r) {
+		sse_free(s);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	return reply(h, conn, EP_EVENTS, 200, r);
+}
+
+/* ---- status, metrics, classify ---- */
+
+static enum MHD_Result get_status(struct http *h, struct MHD_Connection *conn)
+{
+	json_t *o = h->hooks.status ? h->hooks.status(h->hooks.ud) : NULL;
+	if (!o)
+		return reply_error(h, conn, EP_STATUS, 500, "status is not available");
+	return reply_json(h, conn, EP_STATUS, 200, o);
+}
+
+static void write_http_metrics(struct http *h, FILE *f)
+{
+	fprintf(f, "# HELP s4kws_http_requests_total HTTP requests answered, by endpoint and status.\n"
+		   "# TYPE s4kws_http_requests_total counter\n");
+	for (int e = 0; e < N_EP; e++)
+		for (size_t i = 0; i <= N_CODES; i++) {
+			uint64_t n = atomic_load(&h->requests[e][i]);
+			if (!n && !(e == EP_METRICS && i == 0))
+				continue;
+			if (i < N_CODES)
+				fprintf(f, "s4kws_http_requests_total{endpoint=\"%s\",code=\"%d\"} %llu\n",
+					ep_names[e], codes[i], (unsigned long long)n);
+			else
+				fprintf(f, "s4kws_http_requests_total{endpoint=\"%s\",code=\"other\"} %llu\n",
+					ep_names[e], (unsigned long long)n);
+		}
+	fprintf(f, "# HELP s4kws_sse_clients Open /v1/events streams.\n# TYPE s4kws_sse_clients gauge\n"
+		   "s4kws_sse_clients %u\n", atomic_load(&h->sse_open));
+}
+
+static enum MHD_Result get_metrics(struct http *h, struct MHD_Connection *conn)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return reply_error(h, conn, EP_METRICS, 500, "out of memory");
+	if (h->hooks.metrics)
+		h->hooks.metrics(h->hooks.ud, f);
+	/* this request is counted before it is answered, so the text includes it */
+	count_req(h, EP_METRICS, 200);
+	write_http_metrics(h, f);
+	if (fclose(f) != 0) {
+		free(buf);
+		return reply_error(h, conn, EP_METRICS, 500, "out of memory");
+	}
+	struct MHD_Response *r = text_response(buf, len, "text/plain; version=0.0.4; charset=utf-8");
+	free(buf);
+	if (!r)
+		return MHD_NO;
+	enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result post_classify(struct http *h, struct MHD_Connection *conn, struct req *rq)
+{
+	if (rq->too_big) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the audio file is larger than the limit of %zu bytes", h->c.max_body);
+		return reply_error(h, conn, EP_CLASSIFY, 413, msg);
+	}
+	if (rq->len == 0)
+		return reply_error(h, conn, EP_CLASSIFY, 400, "the request body is empty; send an audio file");
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 10;
+	int rc;
+	while ((rc = sem_timedwait(&h->jobs, &dl)) < 0 && errno == EINTR)
+		;
+	if (rc < 0)
+		return reply_error(h, conn, EP_CLASSIFY, 503, "too many classify requests; try again later");
+	json_t *out = NULL;
+	char err[S4K_ERR_LEN] = "";
+	int status = h->hooks.classify(h->hooks.ud, rq->body, rq->len, &out, err, sizeof err);
+	sem_post(&h->jobs);
+	if (status == 200 && out)
+		return reply_json(h, conn, EP_CLASSIFY, 200, out);
+	json_decref(out);
+	if (status < 400 || status > 599)
+		status = 500;
+	return reply_error(h, conn, EP_CLASSIFY, (unsigned)status, err[0] ? err : "classification failed");
+}
+
+/* ---- routing ---- */
+
+static enum ep route(const char *url)
+{
+	for (int e = 0; e < EP_OTHER; e++)
+		if (!strcmp(url, ep_names[e]))
+			return (enum ep)e;
+	return EP_OTHER;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **con_cls)
+{
+	struct http *h = cls;
+	(void)version;
+	struct req *rq = *con_cls;
+	if (!rq) {
+		rq = calloc(1, sizeof *rq);
+		if (!rq)
+			return MHD_NO;
+		rq->ep = route(url);
+		*con_cls = rq;
+		/* only an authorized classify upload has a body worth reading: answer the rest now */
+		if (rq->ep != EP_CLASSIFY || strcmp(method, "POST") || !h->hooks.classify ||
+		    !authorized(h, conn))
+			goto answer;
+		/* refuse a declared oversize body before reading it */
+		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > h->c.max_body) {
+			rq->too_big = 1;
+			return post_classify(h, conn, rq);
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		/* POST body chunk */
+		size_t n = *upload_size;
+		*upload_size = 0;
+		if (rq->ep != EP_CLASSIFY || rq->too_big)
+			return MHD_YES;
+		if (n > h->c.max_body - rq->len) {
+			rq->too_big = 1;
+			free(rq->body);
+			rq->body = NULL;
+			rq->len = rq->cap = 0;
+			return MHD_YES;
+		}
+		if (rq->len + n > rq->cap) {
+			size_t cap = rq->cap ? rq->cap : 65536;
+			while (cap < rq->len + n)
+				cap *= 2;
+			if (cap > h->c.max_body)
+				cap = h->c.max_body;
+			char *b = realloc(rq->body, cap);
+			if (!b)
+				return MHD_NO;
+			rq->body = b;
+			rq->cap = cap;
+		}
+		memcpy(rq->body + rq->len, upload, n);
+		rq->len += n;
+		return MHD_YES;
+	}
+answer:
+	if (rq->ep != EP_HEALTHZ && !authorized(h, conn)) {
+		static const char msg[] = "{\"error\":\"a valid 'Authorization: Bearer' token is required\"}\n";
+		struct MHD_Response *r = text_response(msg, sizeof msg - 1, "application/json");
+		if (r)
+			MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"s4kws\"");
+		return reply(h, conn, rq->ep, 401, r);
+	}
+	static const char ok[] = "{\"status\":\"ok\"}\n";
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	switch (rq->ep) {
+	case EP_HEALTHZ:
+		if (!get)
+			return reply_405(h, conn, rq->ep, "GET, HEAD");
+		return reply(h, conn, rq->ep, 200, text_response(ok, sizeof ok - 1, "application/json"));
+	case EP_DETECTIONS:
+		return get ? get_detections(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_EVENTS:
+		return get ? get_events(h, conn) : reply_405(h, conn, rq->ep, "GET");
+	case EP_STATUS:
+		return get ? get_status(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_METRICS:
+		return get ? get_metrics(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_CLASSIFY:
+		if (!h->hooks.classify)
+			break;
+		if (strcmp(method, "POST"))
+			return reply_405(h, conn, rq->ep, "POST");
+		return post_classify(h, conn, rq);
+	default:
+		break;
+	}
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /metrics");
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	struct req *rq = *con_cls;
+	if (rq) {
+		free(rq->body);
+		free(rq);
+		*con_cls = NULL;
+	}
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = 0;
+	log_msg(LOGL_INFO, "http: %s", msg);
+}
+
+struct http *http_start(const struct http_config *c, struct events *ev,
+			const struct http_hooks *hooks, char *err, size_t errlen)
+{
+	const char *bind = c->bind && *c->bind ? c->bind : "127.0.0.1";
+	const char *token = c->token ? c->token : "";
+	if (!cfg_is_loopback(bind) && !*token) {
+		s4k_seterr(err, errlen, "binding to %s (not loopback) requires a --token", bind);
+		return NULL;
+	}
+	if (strlen(token) >= 256) {
+		s4k_seterr(err, errlen, "the token is longer than 255 bytes");
+		return NULL;
+	}
+	if (c->heartbeat_s <= 0 || c->max_connections < 1 || c->classify_jobs < 1 || c->sse_clients < 1 ||
+	    c->port < 0 || c->port > 65535) {
+		s4k_seterr(err, errlen, "invalid HTTP settings");
+		return NULL;
+	}
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof ss);
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	const char *addr = !strcmp(bind, "localhost") ? "127.0.0.1" : bind;
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)c->port);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)c->port);
+		flags |= MHD_USE_IPv6;
+	} else {
+		s4k_seterr(err, errlen, "'%s' is not an IPv4 or IPv6 address", bind);
+		return NULL;
+	}
+	struct http *h = calloc(1, sizeof *h);
+	if (!h) {
+		s4k_seterr(err, errlen, "out of memory starting HTTP");
+		return NULL;
+	}
+	h->ev = ev;
+	h->hooks = *hooks;
+	h->c = *c;
+	h->c.bind = NULL;
+	h->c.token = NULL;
+	snprintf(h->token, sizeof h->token, "%s", token);
+	sem_init(&h->jobs, 0, c->classify_jobs);
+	h->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handle, h,
+				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
+				MHD_OPTION_END);
+	if (!h->d) {
+		s4k_seterr(err, errlen, "cannot listen on %s port %d (address in use or not available)", bind,
+			   c->port);
+		sem_destroy(&h->jobs);
+		free(h);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+	h->port = di ? di->port : c->port;
+	return h;
+}
+
+int http_port(const struct http *h)
+{
+	return h->port;
+}
+
+void http_stop(struct http *h)
+{
+	if (!h)
+		return;
+	atomic_store(&h->stopping, 1);
+	MHD_quiesce_daemon(h->d);
+	MHD_stop_daemon(h->d);
+	sem_destroy(&h->jobs);
+	free(h);
+}

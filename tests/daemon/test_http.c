@@ -1,0 +1,475 @@
+/* test_http.c - every HTTP endpoint over a real socket on 127.0.0.1: auth, 404, 405, 400 on bad
+ * query parameters, /v1/detections filters and cursors, SSE (live, Last-Event-ID resume,
+ * filters, heartbeats, stream limit, prompt shutdown), /metrics, POST bodies (exact transfer,
+ * 400, 413 declared and chunked, hook errors), the connection limit and idle timeout, and the
+ * bind rules.
+ *
+ * The server is the real http.c over the real events store; the hooks are small test functions
+ * (status and metrics return fixed content, classify checks the body and answers 415 for
+ * anything that does not start with "RIFF"), because this test is about HTTP, not the model:
+ * the real hooks are exercised end to end by test_listen.sh.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "check.h"
+#include "client.h"
+#include "daemon/events.h"
+#include "daemon/http.h"
+#include "daemon/log.h"
+
+static _Atomic int status_calls;
+
+static json_t *hook_status(void *ud)
+{
+	(void)ud;
+	return json_pack("{s:s, s:i}", "input", "running", "calls", ++status_calls);
+}
+
+static void hook_metrics(void *ud, FILE *out)
+{
+	(void)ud;
+	fprintf(out, "# TYPE s4kws_test_metric gauge\ns4kws_test_metric 42\n");
+}
+
+static uint32_t checksum(const unsigned char *p, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static int hook_classify(void *ud, const void *body, size_t len, json_t **out, char *err, size_t errlen)
+{
+	(void)ud;
+	if (len < 4 || memcmp(body, "RIFF", 4)) {
+		snprintf(err, errlen, "the body is not a RIFF file");
+		return 415;
+	}
+	*out = json_pack("{s:I, s:I}", "bytes", (json_int_t)len, "fnv", (json_int_t)checksum(body, len));
+	return 200;
+}
+
+static void add(struct events *ev, const char *kw, int ch)
+{
+	struct ev_detection d;
+	memset(&d, 0, sizeof d);
+	snprintf(d.keyword, sizeof d.keyword, "%s", kw);
+	d.channel = ch;
+	d.score = 0.9f;
+	d.offset = 1.5;
+	events_add(ev, &d);
+}
+
+static json_t *body_json(const struct resp *r)
+{
+	json_error_t je;
+	return json_loads(r->body, 0, &je);
+}
+
+/* Wait until /metrics reports no open event streams (the server noticed the hang-ups). */
+static int wait_streams_closed(int port)
+{
+	for (int i = 0; i < 40; i++) {
+		struct resp r;
+		http_req(port, "GET", "/metrics", NULL, NULL, 0, &r);
+		int zero = strstr(r.body, "s4kws_sse_clients 0\n") != NULL;
+		free(r.body);
+		if (zero)
+			return 1;
+		usleep(50000);
+	}
+	return 0;
+}
+
+static struct http_config base_config(void)
+{
+	struct http_config c = {.bind = "127.0.0.1", .port = 0, .token = "", .max_connections = 16,
+				.timeout_s = 5, .max_body = 1 << 20, .classify_jobs = 2, .sse_clients = 2,
+				.heartbeat_s = 0.3};
+	return c;
+}
+
+static const struct http_hooks hooks = {NULL, hook_status, hook_metrics, hook_classify};
+
+#define AUTH "Authorization: Bearer tok-123\r\n"
+
+static void test_auth_and_routing(struct events *ev)
+{
+	char err[256];
+	struct http_config c = base_config();
+	c.token = "tok-123";
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h != NULL, "%s", err);
+	if (!h)
+		return;
+	int port = http_port(h);
+	CHECK(port > 0, "bound port %d", port);
+	struct resp r;
+	http_req(port, "GET", "/healthz", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && strstr(r.body, "\"ok\""), "healthz without token: %d %s", r.status, r.body);
+	free(r.body);
+	static const char *const protected_paths[] = {"/v1/status", "/v1/detections", "/metrics", "/v1/events",
+						      "/nope"};
+	for (size_t i = 0; i < 5; i++) {
+		http_req(port, "GET", protected_paths[i], NULL, NULL, 0, &r);
+		char v[128];
+		CHECK(r.status == 401 && resp_header(&r, "WWW-Authenticate", v, sizeof v) && strstr(v, "Bearer"),
+		      "%s without token: %d", protected_paths[i], r.status);
+		free(r.body);
+		http_req(port, "GET", protected_paths[i], "Authorization: Bearer tok-12\r\n", NULL, 0, &r);
+		CHECK(r.status == 401, "%s with a wrong token: %d", protected_paths[i], r.status);
+		free(r.body);
+	}
+	http_req(port, "POST", "/v1/classify", "Authorization: Basic dG9rLTEyMw==\r\n", "RIFFxxxx", 8, &r);
+	CHECK(r.status == 401, "classify with Basic auth: %d", r.status);
+	free(r.body);
+	http_req(port, "GET", "/v1/status", AUTH, NULL, 0, &r);
+	json_t *o = body_json(&r);
+	CHECK(r.status == 200 && o && !strcmp(json_string_value(json_object_get(o, "input")), "running"),
+	      "status: %d %s", r.status, r.body);
+	char ct[128];
+	CHECK(resp_header(&r, "Content-Type", ct, sizeof ct) && !strcmp(ct, "application/json"), "%s", ct);
+	json_decref(o);
+	free(r.body);
+	http_req(port, "GET", "/nope", AUTH, NULL, 0, &r);
+	o = body_json(&r);
+	CHECK(r.status == 404 && o && json_is_string(json_object_get(o, "error")), "404: %d %s", r.status, r.body);
+	json_decref(o);
+	free(r.body);
+	static const char *const m405[][3] = {{"POST", "/v1/status", "GET"},   {"DELETE", "/v1/detections", "GET"},
+					      {"GET", "/v1/classify", "POST"}, {"PUT", "/metrics", "GET"},
+					      {"POST", "/healthz", "GET"},     {"POST", "/v1/events", "GET"}};
+	for (size_t i = 0; i < 6; i++) {
+		http_req(port, m405[i][0], m405[i][1], AUTH, NULL, 0, &r);
+		char allow[64] = "";
+		resp_header(&r, "Allow", allow, sizeof allow);
+		o = body_json(&r);
+		CHECK(r.status == 405 && strstr(allow, m405[i][2]) && o, "%s %s: %d allow '%s'", m405[i][0],
+		      m405[i][1], r.status, allow);
+		json_decref(o);
+		free(r.body);
+	}
+	http_stop(h);
+}
+
+static void test_detections(struct events *ev, int port)
+{
+	struct resp r;
+	/* the store holds ids 1..6: yes/0 no/1 yes/1 go/0 yes/0 stop/2 */
+	http_req(port, "GET", "/v1/detections", NULL, NULL, 0, &r);
+	json_t *o = body_json(&r);
+	json_t *arr = json_object_get(o, "detections");
+	CHECK(r.status == 200 && json_array_size(arr) == 6 && json_integer_value(json_object_get(o, "last_id")) == 6,
+	      "all: %s", r.body);
+	json_t *d0 = json_array_get(arr, 0);
+	const char *t = json_string_value(json_object_get(d0, "time"));
+	CHECK(json_integer_value(json_object_get(d0, "id")) == 1 &&
+		      !strcmp(json_string_value(json_object_get(d0, "keyword")), "yes") &&
+		      json_is_integer(json_object_get(d0, "channel")) && json_is_number(json_object_get(d0, "score")) &&
+		      json_is_number(json_object_get(d0, "offset")) && json_is_number(json_object_get(d0, "start")) &&
+		      json_is_number(json_object_get(d0, "end")) && t && strlen(t) == 24 && t[10] == 'T' && t[23] == 'Z',
+	      "fields: %s", r.body);
+	json_decref(o);
+	free(r.body);
+
+	struct {
+		const char *q;
+		int n;
+		int first, last_id;
+	} cases[] = {
+		{"/v1/detections?since=4", 2, 5, 6},
+		{"/v1/detections?limit=2", 2, 1, 2},
+		{"/v1/detections?since=2&limit=2", 2, 3, 4},
+		{"/v1/detections?channel=1", 2, 2, 6},
+		{"/v1/detections?keyword=yes", 3, 1, 6},
+		{"/v1/detections?keyword=yes&channel=0", 2, 1, 6},
+		{"/v1/detections?keyword=maybe", 0, 0, 6},
+		{"/v1/detections?since=6", 0, 0, 6},
+		{"/v1/detections?since=1000", 0, 0, 6},
+		{"/v1/detections?keyword=%79es&unknown=1", 3, 1, 6}, /* escaped "yes"; unknown params ignored */
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		http_req(port, "GET", cases[i].q, NULL, NULL, 0, &r);
+		o = body_json(&r);
+		arr = json_object_get(o, "detections");
+		int first = (int)json_integer_value(json_object_get(json_array_get(arr, 0), "id"));
+		int last = (int)json_integer_value(json_object_get(o, "last_id"));
+		CHECK(r.status == 200 && (int)json_array_size(arr) == cases[i].n && first == cases[i].first &&
+			      last == cases[i].last_id,
+		      "%s: %d n=%zu first=%d last_id=%d", cases[i].q, r.status, json_array_size(arr), first, last);
+		json_decref(o);
+		free(r.body);
+	}
+	static const char *const bad[] = {"since=-1", "since=abc", "since=", "since=1.5", "limit=0", "limit=1001",
+					  "limit=x", "channel=-2", "channel=z", "channel=5000", "keyword=",
+					  "since=99999999999999999999999"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char path[128];
+		snprintf(path, sizeof path, "/v1/detections?%s", bad[i]);
+		http_req(port, "GET", path, NULL, NULL, 0, &r);
+		o = body_json(&r);
+		const char *e = json_string_value(json_object_get(o, "error"));
+		CHECK(r.status == 400 && e && strstr(e, "query parameter"), "%s: %d %s", bad[i], r.status, r.body);
+		json_decref(o);
+		free(r.body);
+		snprintf(path, sizeof path, "/v1/events?%s", bad[i]);
+		if (strncmp(bad[i], "limit", 5)) {
+			http_req(port, "GET", path, NULL, NULL, 0, &r);
+			CHECK(r.status == 400, "events %s: %d", bad[i], r.status);
+			free(r.body);
+		}
+	}
+	(void)ev;
+}
+
+static void test_metrics(int port)
+{
+	struct resp r;
+	http_req(port, "GET", "/metrics", NULL, NULL, 0, &r);
+	char ct[128] = "";
+	resp_header(&r, "Content-Type", ct, sizeof ct);
+	CHECK(r.status == 200 && strstr(ct, "text/plain") && strstr(r.body, "s4kws_test_metric 42\n") &&
+		      strstr(r.body, "s4kws_http_requests_total{endpoint=\"/v1/detections\",code=\"200\"} 11\n") &&
+		      strstr(r.body, "s4kws_http_requests_total{endpoint=\"/v1/detections\",code=\"400\"} 12\n") &&
+		      strstr(r.body, "s4kws_http_requests_total{endpoint=\"/metrics\",code=\"200\"} 1\n") &&
+		      strstr(r.body, "s4kws_sse_clients 0\n"),
+	      "metrics: %d %s", r.status, r.body);
+	free(r.body);
+}
+
+static void test_classify(int port)
+{
+	struct resp r;
+	size_t n = 300000;
+	unsigned char *buf = malloc(n);
+	memcpy(buf, "RIFF", 4);
+	for (size_t i = 4; i < n; i++)
+		buf[i] = (unsigned char)(i * 7919 >> 3);
+	http_req(port, "POST", "/v1/classify", "Content-Type: audio/wav\r\n", buf, n, &r);
+	json_t *o = body_json(&r);
+	CHECK(r.status == 200 && json_integer_value(json_object_get(o, "bytes")) == (json_int_t)n &&
+		      json_integer_value(json_object_get(o, "fnv")) == (json_int_t)checksum(buf, n),
+	      "exact body transfer: %d %s", r.status, r.body);
+	json_decref(o);
+	free(r.body);
+	http_req(port, "POST", "/v1/classify", NULL, "OggS....", 8, &r);
+	o = body_json(&r);
+	CHECK(r.status == 415 && !strcmp(json_string_value(json_object_get(o, "error")), "the body is not a RIFF file"),
+	      "hook error: %d %s", r.status, r.body);
+	json_decref(o);
+	free(r.body);
+	http_req(port, "POST", "/v1/classify", NULL, "", 0, &r);
+	CHECK(r.status == 400 && strstr(r.body, "empty"), "empty body: %d %s", r.status, r.body);
+	free(r.body);
+
+	/* declared too big: refused before the body is read */
+	int fd = client_connect(port);
+	const char *head = "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n";
+	send_all(fd, head, strlen(head));
+	char *raw;
+	size_t got = read_all(fd, &raw, 3000);
+	close(fd);
+	parse_resp(raw, got, &r);
+	o = body_json(&r);
+	CHECK(r.status == 413 && o && strstr(json_string_value(json_object_get(o, "error")), "limit"),
+	      "declared too big: %d %s", r.status, r.body);
+	json_decref(o);
+	free(r.body);
+
+	/* chunked, grows past the limit: drained, then 413 */
+	fd = client_connect(port);
+	head = "POST /v1/classify HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+	send_all(fd, head, strlen(head));
+	char chunk_head[32];
+	int hl = snprintf(chunk_head, sizeof chunk_head, "%zx\r\n", n);
+	for (int i = 0; i < 4; i++) { /* 1.2 MB > 1 MiB */
+		send_all(fd, chunk_head, (size_t)hl);
+		send_all(fd, buf, n);
+		send_all(fd, "\r\n", 2);
+	}
+	send_all(fd, "0\r\n\r\n", 5);
+	got = read_all(fd, &raw, 5000);
+	close(fd);
+	parse_resp(raw, got, &r);
+	CHECK(r.status == 413, "chunked too big: %d %s", r.status, r.body);
+	free(r.body);
+	free(buf);
+}
+
+static void test_sse(struct events *ev, int port)
+{
+	char acc[65536] = "";
+	size_t len = 0;
+	/* live: starts after the newest (6), sees 7 */
+	int fd = sse_open(port, "/v1/events", NULL);
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, "s4kws events from id 6", 2000), "opening comment: %s", acc);
+	CHECK(strstr(acc, "text/event-stream") != NULL, "content type: %s", acc);
+	add(ev, "left", 3); /* id 7 */
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, "id: 7\nevent: detection\ndata: {\"id\":7,\"keyword\":\"left\"", 2000),
+	      "live event: %s", acc);
+	CHECK(!strstr(acc, "id: 6\n"), "no old events without Last-Event-ID");
+	/* heartbeat after 0.3 s of silence */
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, ": heartbeat\n\n", 2000), "heartbeat");
+
+	/* resume with Last-Event-ID: 3 -> 4, 5, 6, 7 at once, in order */
+	char acc2[65536] = "";
+	size_t len2 = 0;
+	int fd2 = sse_open(port, "/v1/events", "Last-Event-ID: 3\r\n");
+	CHECK(sse_read_until(fd2, acc2, sizeof acc2, &len2, "id: 7\n", 2000), "resume: %s", acc2);
+	char *p4 = strstr(acc2, "id: 4\n"), *p5 = strstr(acc2, "id: 5\n"), *p6 = strstr(acc2, "id: 6\n");
+	CHECK(p4 && p5 && p6 && p4 < p5 && p5 < p6 && !strstr(acc2, "id: 3\n"), "resumed in order: %s", acc2);
+
+	/* a third stream is over the limit of 2 */
+	struct resp r;
+	http_req(port, "GET", "/v1/events", NULL, NULL, 0, &r);
+	CHECK(r.status == 503, "stream limit: %d", r.status);
+	free(r.body);
+	close(fd);
+	close(fd2);
+	CHECK(wait_streams_closed(port), "closed streams are released within 2 s");
+
+	/* filters: keyword and channel, from since=0 */
+	char acc3[65536] = "";
+	size_t len3 = 0;
+	int fd3 = sse_open(port, "/v1/events?since=0&keyword=yes&channel=0", NULL);
+	add(ev, "yes", 0); /* id 8 */
+	CHECK(sse_read_until(fd3, acc3, sizeof acc3, &len3, "id: 8\n", 3000), "filtered: %s", acc3);
+	CHECK(strstr(acc3, "id: 1\n") && strstr(acc3, "id: 5\n") && !strstr(acc3, "id: 2\n") &&
+		      !strstr(acc3, "id: 3\n") && !strstr(acc3, "id: 7\n"),
+	      "filter yes/0: %s", acc3);
+	CHECK(sse_read_until(fd3, acc3, sizeof acc3, &len3, ": heartbeat", 2000), "heartbeat on a filtered stream");
+	close(fd3);
+	CHECK(wait_streams_closed(port), "closed stream released");
+	/* Last-Event-ID must be a number */
+	fd3 = sse_open(port, "/v1/events", "Last-Event-ID: x\r\n");
+	char *raw;
+	size_t got = read_all(fd3, &raw, 2000);
+	close(fd3);
+	parse_resp(raw, got, &r);
+	CHECK(r.status == 400, "bad Last-Event-ID: %d", r.status);
+	free(r.body);
+}
+
+/* An open stream must not hold up shutdown. */
+static void test_sse_shutdown(void)
+{
+	char err[256];
+	struct events *ev = events_new(10, NULL, NULL, err, sizeof err);
+	struct http_config c = base_config();
+	c.heartbeat_s = 60;
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	int port = http_port(h);
+	char acc[4096] = "";
+	size_t len = 0;
+	int fd = sse_open(port, "/v1/events", NULL);
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, "s4kws events", 2000), "open");
+	int64_t t0 = client_ms();
+	events_close(ev);
+	http_stop(h);
+	int64_t dt = client_ms() - t0;
+	CHECK(dt < 3000, "shutdown with an open stream took %lld ms", (long long)dt);
+	close(fd);
+	events_free(ev);
+}
+
+/* Idle connections count against the limit until the idle timeout closes them. */
+static void test_limits(void)
+{
+	char err[256];
+	struct events *ev = events_new(10, NULL, NULL, err, sizeof err);
+	struct http_config c = base_config();
+	c.max_connections = 3;
+	c.timeout_s = 1;
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	int port = http_port(h);
+	int idle[3];
+	for (int i = 0; i < 3; i++) {
+		idle[i] = client_connect(port);
+		send_all(idle[i], "GET /v1/sta", 11); /* a slow client: half a request line */
+	}
+	usleep(200000);
+	struct resp r;
+	http_req(port, "GET", "/healthz", NULL, NULL, 0, &r);
+	CHECK(r.status == 0, "over the connection limit: refused (got %d)", r.status);
+	free(r.body);
+	usleep(2200000); /* idle timeout 1 s: the slow clients are dropped */
+	http_req(port, "GET", "/healthz", NULL, NULL, 0, &r);
+	CHECK(r.status == 200, "after the idle timeout: %d", r.status);
+	free(r.body);
+	for (int i = 0; i < 3; i++)
+		close(idle[i]);
+	http_stop(h);
+	events_free(ev);
+}
+
+static void test_bind_rules(void)
+{
+	char err[256];
+	struct events *ev = events_new(10, NULL, NULL, err, sizeof err);
+	struct http_config c = base_config();
+	c.bind = "0.0.0.0";
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h == NULL && strstr(err, "token"), "non-loopback without token: %s", err);
+	http_stop(h);
+	c.token = "secret";
+	h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h != NULL, "0.0.0.0 with a token: %s", err);
+	if (h) {
+		struct resp r;
+		http_req(http_port(h), "GET", "/v1/status", "Authorization: Bearer secret\r\n", NULL, 0, &r);
+		CHECK(r.status == 200, "reachable on loopback: %d", r.status);
+		free(r.body);
+		/* the same port again: in use */
+		struct http_config c2 = c;
+		c2.port = http_port(h);
+		struct http *h2 = http_start(&c2, ev, &hooks, err, sizeof err);
+		CHECK(h2 == NULL && strstr(err, "cannot listen"), "port in use: %s", err);
+		http_stop(h2);
+		http_stop(h);
+	}
+	c.bind = "999.1.1.1";
+	h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h == NULL && strstr(err, "999.1.1.1"), "bad address: %s", err);
+	c.bind = "::1";
+	c.token = "";
+	h = http_start(&c, ev, &hooks, err, sizeof err);
+	if (h) { /* IPv6 loopback may be disabled in a container */
+		CHECK(http_port(h) > 0, "IPv6 loopback port");
+		http_stop(h);
+	}
+	events_free(ev);
+}
+
+int main(void)
+{
+	log_set_level(LOGL_WARN);
+	char err[256];
+	struct events *ev = events_new(100, NULL, NULL, err, sizeof err);
+	test_auth_and_routing(ev);
+	add(ev, "yes", 0);
+	add(ev, "no", 1);
+	add(ev, "yes", 1);
+	add(ev, "go", 0);
+	add(ev, "yes", 0);
+	add(ev, "stop", 2);
+	struct http_config c = base_config();
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h != NULL, "%s", err);
+	if (h) {
+		int port = http_port(h);
+		test_detections(ev, port);
+		test_metrics(port);
+		test_classify(port);
+		test_sse(ev, port);
+		http_stop(h);
+	}
+	events_free(ev);
+	test_sse_shutdown();
+	test_limits();
+	test_bind_rules();
+	return CHECK_DONE();
+}
