@@ -55,6 +55,13 @@
 
 #include "../common/err.h"
 
+#ifndef CMPLX /* glibc's <complex.h> defines CMPLX/CMPLXF for GCC only */
+#define CMPLX(x, y) ((union { double complex z; double p[2]; }){ .p = { (x), (y) } }).z
+#endif
+#ifndef CMPLXF
+#define CMPLXF(x, y) ((union { float complex z; float p[2]; }){ .p = { (x), (y) } }).z
+#endif
+
 #define DIAG_MAX_N2 4096
 #define DPLR_MAX_N2 128 /* N = 256: dense work is N^3 per squaring */
 #define MAX_L (1L << 26)
@@ -136,10 +143,12 @@ static int check_params(const struct s4k_params *p, char *err, size_t errlen)
 
 /* ---------------------------------------------------------------- S4D */
 
-/* exp(z), with results below 1e-300 in modulus set to exactly 0 (no denormal arithmetic). */
+/* exp(z), with results below 1e-150 in modulus set to exactly 0: a product of two such
+ * factors stays a normal double (no slow denormal arithmetic), and terms that small are
+ * far below double resolution of any kernel worth computing. */
 static double complex cexp_flush(double complex z)
 {
-	if (creal(z) < -690.0)
+	if (creal(z) < -345.0)
 		return 0;
 	double m = exp(creal(z));
 	return CMPLX(m * cos(cimag(z)), m * sin(cimag(z)));
@@ -193,8 +202,8 @@ static void vandermonde(int N2, const double complex *W, const double complex *l
 		}
 		for (long q0 = 0; q0 < L; q0 += R) {
 			double complex c = W[n] * cexp_flush((double)q0 * lam[n]);
-			if (c == 0)
-				break; /* Re lam <= 0: every later chunk is 0 too */
+			if (cabs(c) < 1e-150)
+				break; /* Re lam <= 0: every later chunk is smaller still */
 			double cr = creal(c), ci = cimag(c);
 			long cnt = L - q0 < R ? L - q0 : R;
 			double *restrict k = K + q0;
@@ -629,7 +638,13 @@ static int dplr_kernel(const struct s4k_params *p, long L, double *K, char *err,
 		ai[k] = 2 * s;
 		br[k] = 2 * c2 * c2;
 		bi[k] = -s;
+		if (2 * k == L) { /* the Nyquist node exactly: ω = −1, a = 4, b = 0 */
+			ar[k] = 4;
+			ai[k] = br[k] = bi[k] = 0;
+		}
 	}
+	ar[0] = ai[0] = bi[0] = 0; /* ω = 1 exactly: a = 0, b = 2 */
+	br[0] = 2;
 	double complex *ct = cv, *cbar = cv + N2;
 	for (int h = 0; h < p->H; h++) {
 		size_t o = (size_t)h * N2;
@@ -695,9 +710,17 @@ int s4k_kernel(const struct s4k_params *p, long L, double *K, char *err, size_t 
 				  MAX_L), -EINVAL;
 	if (!K)
 		return s4k_seterr(err, errlen, "no output buffer was given for the kernel."), -EINVAL;
-	if (p->family == S4K_DIAG)
-		return diag_kernel(p, L, K, err, errlen);
-	return dplr_kernel(p, L, K, err, errlen);
+	rc = p->family == S4K_DIAG ? diag_kernel(p, L, K, err, errlen)
+				   : dplr_kernel(p, L, K, err, errlen);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < (size_t)p->H * (size_t)L; i++)
+		if (!isfinite(K[i]))
+			return s4k_seterr(err, errlen,
+					  "channel %zu: the kernel is not finite at lag %zu (parameters out "
+					  "of double range, or a mode on the unit circle).", i / (size_t)L,
+					  i % (size_t)L), -EINVAL;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- step mode */
@@ -723,6 +746,25 @@ static float complex to_float_shrink_m1(double complex g, double m)
 		im = nextafterf(im, 0);
 	}
 	return CMPLXF(re, im);
+}
+
+/* 0 when every float coefficient is finite, else -EINVAL naming the channel. The block is
+ * narr complex (H, N2) arrays, then (DPLR) c2 (H). */
+static int check_float(const struct s4k_step *st, int narr, char *err, size_t errlen)
+{
+	size_t hn = (size_t)st->H * st->N2, nf = 2 * narr * hn;
+	const float *m = st->mem;
+	for (size_t i = 0; i < nf; i++)
+		if (!isfinite(m[i]))
+			return s4k_seterr(err, errlen,
+					  "channel %zu: a step coefficient overflows single precision.",
+					  (i / 2 % hn) / (size_t)st->N2), -EINVAL;
+	for (int h = 0; st->c2 && h < st->H; h++)
+		if (!isfinite(st->c2[h]))
+			return s4k_seterr(err, errlen,
+					  "channel %d: a step coefficient overflows single precision.", h),
+			       -EINVAL;
+	return 0;
 }
 
 size_t s4k_state_len(const struct s4k_step *st)
@@ -775,7 +817,10 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 					st->min_margin = margin;
 			}
 		}
-		return 0;
+		rc = check_float(st, (int)narr, err, errlen);
+		if (rc < 0)
+			s4k_step_fini(st);
+		return rc;
 	}
 	st->dB = m;
 	st->dC = m + hn;
@@ -826,6 +871,8 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 	}
 	free(cbar);
 	dense_free(&d);
+	if (rc == 0)
+		rc = check_float(st, (int)narr, err, errlen);
 	if (rc < 0)
 		s4k_step_fini(st);
 	return rc;

@@ -14,6 +14,7 @@
 #include <complex.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,13 @@
 
 #include "common/err.h"
 #include "model/s4k.h"
+
+#ifndef CMPLX /* glibc's <complex.h> defines CMPLX/CMPLXF for GCC only */
+#define CMPLX(x, y) ((union { double complex z; double p[2]; }){ .p = { (x), (y) } }).z
+#endif
+#ifndef CMPLXF
+#define CMPLXF(x, y) ((union { float complex z; float p[2]; }){ .p = { (x), (y) } }).z
+#endif
 
 static int failures;
 
@@ -427,8 +435,8 @@ static void test_diag(void)
 		const char *dn = disc == S4K_ZOH ? "zoh" : "bilinear";
 		struct s4k_params p = { .H = H, .N2 = NM2, .family = S4K_DIAG, .disc = disc, .dt = dt,
 					.A = A, .B = B, .C = C, .rate = 1.0 };
-		long Ls[3] = { LBIG, LODD, LBIG / 2 };
-		for (int c = 0; c < 3; c++) {
+		long Ls[4] = { LBIG, LODD, LBIG / 2, 1 };
+		for (int c = 0; c < 4; c++) {
 			long L = Ls[c];
 			p.rate = c == 2 ? 2.0 : 1.0;
 			double t0 = now();
@@ -444,7 +452,7 @@ static void test_diag(void)
 			printf("  S4D %-8s L=%-5ld rate=%g  kernel vs naive: %.2e  (%.1f ms)\n", dn, L,
 			       p.rate, e, 1e3 * (t1 - t0));
 			CHECK(e <= 1e-6, "S4D %s L=%ld rate %g: kernel error %g", dn, L, p.rate, e);
-			if (c != 1) {
+			if (c == 0 || c == 2) {
 				char name[64];
 				snprintf(name, sizeof name, "S4D %s L=%ld rate=%g", dn, L, p.rate);
 				double es = step_vs_kernel(&p, K, L, name);
@@ -529,6 +537,8 @@ static void test_dplr(void)
 		{ "C~ re-attuned to longer L", Ct2, LODD, LBIG, 1, R1 },
 		{ "raw C (l_kernel 0)", Cb, 0, LBIG, 1, R1 },
 		{ "rate 2", Ct, LBIG, LBIG / 2, 2, R2 },
+		{ "re-attuned to L = 2", Ct, LBIG, 2, 1, R1 },
+		{ "re-attuned to L = 1", Ct, LBIG, 1, 1, R1 },
 	};
 	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
 		struct s4k_params p = { .H = H, .N2 = NM2, .family = S4K_DPLR, .disc = S4K_BILINEAR,
@@ -587,6 +597,7 @@ static void expect_einval(const struct s4k_params *p, long L, const char *what)
 	size_t n = strlen(err);
 	CHECK(rc == -EINVAL && n > 10 && err[n - 1] == '.', "%s: kernel rc %d, err \"%s\"", what, rc,
 	      err);
+	printf("  %-28s -> %s\n", what, err);
 	if (L == 4) { /* step init shares the validation (L only matters for the kernel) */
 		struct s4k_step st;
 		err[0] = 0;
@@ -595,7 +606,6 @@ static void expect_einval(const struct s4k_params *p, long L, const char *what)
 		      "%s: step_init rc %d, err \"%s\"", what, rc, err);
 		s4k_step_fini(&st);
 	}
-	printf("  %-28s -> %s\n", what, err);
 }
 
 static void test_errors(void)
@@ -662,6 +672,18 @@ static void test_errors(void)
 	P[0] = 0.1;
 	p = ok;
 	CHECK(s4k_kernel(&p, 4, NULL, err, sizeof err) == -EINVAL, "NULL K accepted");
+	B[0] = 1e300; /* finite parameters, but C·B overflows double */
+	C[0] = 1e300;
+	expect_einval(&p, 4, "kernel overflow");
+	C[0] = 1e40; /* fine in double, beyond float range for the step */
+	B[0] = 1;
+	CHECK(s4k_kernel(&p, 4, K, err, sizeof err) == 0, "C = 1e40: %s", err);
+	struct s4k_step st;
+	CHECK(s4k_step_init(&st, &p, err, sizeof err) == -EINVAL && st.mem == NULL,
+	      "C = 1e40 accepted by the float step");
+	printf("  %-28s -> %s\n", "C beyond float range", err);
+	B[0] = 1;
+	C[0] = 1;
 	/* singular C~ recovery: A = 0 is an integrator, Abar = 1, I - Abar^L is singular */
 	double complex A0[1] = { 0 }, P0[1] = { 0 }, B0[1] = { 1 }, C0[1] = { 1 };
 	double dt0[1] = { 0.01 };
@@ -671,6 +693,60 @@ static void test_errors(void)
 	expect_einval(&s, 4, "singular C~ recovery");
 }
 
+/* ---------------------------------------------------------------- threads */
+
+struct kjob {
+	const struct s4k_params *p;
+	long L;
+	double *K;
+	int rc;
+};
+
+static void *kernel_thread(void *arg)
+{
+	struct kjob *j = arg;
+	char err[S4K_ERR_LEN];
+	for (int i = 0; i < 4 && j->rc == 0; i++)
+		j->rc = s4k_kernel(j->p, j->L, j->K, err, sizeof err);
+	return NULL;
+}
+
+/* Concurrent s4k_kernel() calls (each plans and destroys an FFTW plan) give the same bits as
+ * a lone call. */
+static void test_threads(void)
+{
+	enum { H = 2, L = 3000 };
+	double dt[H] = { 0.01, 0.003 };
+	double complex A[H * 8], B[H * 8], C[H * 8], P[H * 8];
+	for (int i = 0; i < H * 8; i++) {
+		A[i] = CMPLX(-0.1 - urand(), -20 * urand());
+		B[i] = cgrand();
+		C[i] = cgrand();
+		P[i] = 0.3 * cgrand();
+	}
+	struct s4k_params p = { .H = H, .N2 = 8, .family = S4K_DPLR, .disc = S4K_BILINEAR, .dt = dt,
+				.A = A, .B = B, .C = C, .P = P, .l_kernel = 4000, .rate = 1 };
+	double *K0 = xcalloc(H * L, sizeof *K0);
+	char err[S4K_ERR_LEN];
+	CHECK(s4k_kernel(&p, L, K0, err, sizeof err) == 0, "%s", err);
+	pthread_t th[4];
+	struct kjob jobs[4];
+	for (int i = 0; i < 4; i++) {
+		jobs[i] = (struct kjob){ .p = &p, .L = L, .K = xcalloc(H * L, sizeof(double)) };
+		CHECK(pthread_create(&th[i], NULL, kernel_thread, &jobs[i]) == 0, "pthread_create");
+	}
+	int same = 1;
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		CHECK(jobs[i].rc == 0, "thread %d: rc %d", i, jobs[i].rc);
+		same &= memcmp(jobs[i].K, K0, sizeof *K0 * H * L) == 0;
+		free(jobs[i].K);
+	}
+	CHECK(same, "kernels computed in threads differ from the lone call");
+	printf("  4 threads x 4 DPLR kernels: %s\n", same ? "identical to the lone call" : "DIFFERENT");
+	free(K0);
+}
+
 int main(void)
 {
 	double t0 = now();
@@ -678,6 +754,8 @@ int main(void)
 	test_diag();
 	printf("DPLR kernels and steps (N = %d, H = 3):\n", NM);
 	test_dplr();
+	printf("threads:\n");
+	test_threads();
 	printf("error paths:\n");
 	test_errors();
 	printf("%s (%d failures, %.2f s)\n", failures ? "FAILED" : "ok", failures, now() - t0);
