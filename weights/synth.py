@@ -21,7 +21,9 @@ below is also probed with "yes" at start-up and left out if it is silent):
     x pitch -p 10..90 x speed -s 100..200 wpm x amplitude -a 60..160.
     Not used: the mb-*/us-mbrola-* and en-<language> MBROLA voices, which are
     listed but produce no audio because mbrola is not in Debian main.
-  * flite 2.2: kal, kal16, awb, rms, slt with --setf duration_stretch (0.9..1.5)
+  * flite 2.2: kal, kal16, awb, rms, slt with --setf duration_stretch 0.9..1.5
+    (raised for short words from a calibration pass: flite says "up" in
+    0.06-0.2 s, so such words are slowed to a 0.30..0.65 s target, stretch <= 3)
     and --setf int_f0_target_mean (80..150 Hz male, 140..230 Hz slt), plus an
     optional sox pitch shift (+-250 cents) since the clustergen voices largely
     ignore the f0 target. Not used: awb_time, a limited-domain time-of-day voice
@@ -40,7 +42,8 @@ The plan (word, engine, voice, every parameter, output level) is drawn up front
 from random.Random(seed), so it does not depend on --jobs or on resumption.
 Clips that already exist are skipped (a re-run resumes); dropped clips leave a
 marker in DIR/.work/dropped so they are not retried. After generation every clip
-is re-read; empty or near-silent ones (RMS < 0.003) are removed and counted.
+is re-read; empty, near-silent (RMS < 0.003) or too short (< 0.12 s) ones are
+removed and counted.
 
 usage: /usr/bin/python3 weights/synth.py --out DIR [--seed 1] [--jobs 2]
            [--per-keyword N] [--per-unknown-word M] [--tiny] [--engines espeak,flite,festival]
@@ -64,6 +67,7 @@ SR = 16000
 MAX_LEN_S = 1.0
 MAX_TEMPO = 1.3          # clips up to 1.3 s are sped up to fit 1.0 s, longer ones dropped
 MIN_RMS = 0.003          # near-silence threshold (full scale = 1.0)
+MIN_LEN_S = 0.12         # shorter clips after trimming are not a whole word
 TRIM = ['silence', '1', '0.02', '0.5%', 'reverse', 'silence', '1', '0.02', '0.5%', 'reverse']
 
 KEYWORDS = ['yes', 'no', 'up', 'down', 'left', 'right', 'on', 'off', 'stop', 'go']
@@ -198,6 +202,8 @@ def finish(raw, spec, tmpdir):
             x = read_wav(t2)
             os.unlink(t2)
             x = x[:int(MAX_LEN_S * SR)]
+        if len(x) < MIN_LEN_S * SR:
+            return 'dropped', 'too_short'
         if rms(x) < MIN_RMS or float(np.max(np.abs(x))) < 1e-3:
             return 'dropped', 'near_silent'
         x = x * (10.0 ** (spec['level_db'] / 20.0) / float(np.max(np.abs(x))))
@@ -390,7 +396,41 @@ def probe_voices(engines, tmpdir):
     return ok, report
 
 
-def make_spec(rng, word, label, engine, n, voices, variants, fest_len):
+def flite_len(job):
+    voice, word, tmpdir = job
+    raw = os.path.join(tmpdir, f'cal_{voice}_{slug(word)}.wav')
+    t16 = raw + '.16k.wav'
+    d = 0.0
+    try:
+        run_quiet(['flite', '-voice', voice, '-t', word, '-o', raw])
+        run_quiet(['sox', '-q', '-G', raw, '-b', '16', '-c', '1', t16, 'rate', str(SR)] + TRIM)
+        d = len(read_wav(t16)) / SR
+    except (RuntimeError, ValueError, OSError, EOFError, wave.Error, subprocess.TimeoutExpired):
+        pass
+    for q in (raw, t16):
+        if os.path.exists(q):
+            os.unlink(q)
+    return voice, word, round(d, 4)
+
+
+def flite_calibrate(voices, words, tmpdir, cache, jobs):
+    """Trimmed length (s) of every word at stretch 1.0 per flite voice (cached)."""
+    table = {}
+    if os.path.exists(cache):
+        with open(cache) as f:
+            table = json.load(f)
+    need = [(v, w, tmpdir) for v in voices for w in words if w not in table.get(v, {})]
+    if need:
+        with multiprocessing.Pool(max(1, jobs)) as pool:
+            for v, w, d in pool.imap_unordered(flite_len, need, chunksize=8):
+                table.setdefault(v, {})[w] = d
+        with open(cache + '.part', 'w') as f:
+            json.dump(table, f, indent=1)
+        os.replace(cache + '.part', cache)
+    return table
+
+
+def make_spec(rng, word, label, engine, n, voices, variants, lengths):
     p = {}
     cents = 0
     if engine == 'espeak':
@@ -401,14 +441,19 @@ def make_spec(rng, word, label, engine, n, voices, variants, fest_len):
     elif engine == 'flite':
         v = rng.choice(voices['flite'])
         f0 = rng.uniform(140, 230) if v in FLITE_FEMALE else rng.uniform(80, 150)
-        p = {'voice': v, 'stretch': rng.uniform(0.9, 1.5), 'f0': f0}
+        u = rng.uniform(0.9, 1.5)
+        # Short words ("up" is 0.06-0.2 s at stretch 1) are slowed to a target
+        # length derived from the same draw, so the random stream stays the same.
+        base = lengths.get(v, {}).get(word, 0.0)
+        target = 0.30 + (u - 0.9) / 0.6 * 0.35
+        p = {'voice': v, 'stretch': max(u, min(3.0, target / base)) if base > 0.02 else u, 'f0': f0}
         if rng.random() < 0.6:
             cents = rng.randint(-250, 250)
     else:
         v = rng.choice(voices['festival'])
-        base = fest_len.get(v, {}).get(word, 0.0)
+        base = lengths.get(v, {}).get(word, 0.0)
         target = rng.uniform(0.30, 0.65)
-        stretch = min(2.5, max(0.85, target / base)) if base > 0.02 else rng.uniform(0.9, 1.4)
+        stretch = min(3.5, max(0.85, target / base)) if base > 0.02 else rng.uniform(0.9, 1.4)
         p = {'voice': v, 'stretch': stretch, 'f0': rng.uniform(80, 160),
              'f0std': rng.uniform(8, 25)}
         if rng.random() < 0.6:
@@ -418,25 +463,28 @@ def make_spec(rng, word, label, engine, n, voices, variants, fest_len):
             'params': p, 'cents': cents, 'level_db': round(rng.uniform(-12.0, -1.0), 2)}
 
 
-def make_plan(args, voices, variants, fest_len):
+def plan_items(args):
+    """(word, label, count) for every word to speak."""
+    unk = unknown_words()
+    if args.tiny:
+        pick = random.Random(args.seed + 1000).sample(unk, 20)
+        return [(w, w, 5) for w in KEYWORDS] + [(w, '_unknown_', 1) for w in sorted(pick)]
+    return ([(w, w, int(round(args.per_keyword * THIN_KEYWORDS.get(w, 1.0)))) for w in KEYWORDS]
+            + [(w, '_unknown_', args.per_unknown_word) for w in unk])
+
+
+def make_plan(args, voices, variants, lengths):
     rng = random.Random(args.seed)
     engines = [e for e in ('espeak', 'flite', 'festival') if voices.get(e)]
     weights = [ENGINE_SHARE[e] for e in engines]
-    items = []                                   # (word, label, count)
-    unk = unknown_words()
-    if args.tiny:
-        items += [(w, w, 5) for w in KEYWORDS]
-        items += [(w, '_unknown_', 1) for w in sorted(rng.sample(unk, 20))]
-    else:
-        items += [(w, w, int(round(args.per_keyword * THIN_KEYWORDS.get(w, 1.0)))) for w in KEYWORDS]
-        items += [(w, '_unknown_', args.per_unknown_word) for w in unk]
+    items = plan_items(args)
     plan = []
     for k, (word, label, count) in enumerate(items):
         for n in range(count):
             # round-robin the first clips over engines so every engine speaks every word
             engine = (engines[(n + k) % len(engines)] if n < len(engines)
                       else rng.choices(engines, weights)[0])
-            spec = make_spec(rng, word, label, engine, n, voices, variants, fest_len)
+            spec = make_spec(rng, word, label, engine, n, voices, variants, lengths)
             spec['out'] = os.path.join(args.out, label, spec['name'] + '.wav')
             plan.append(spec)
     return plan
@@ -460,7 +508,7 @@ def scan(out_dir, labels):
             except (ValueError, OSError, EOFError, wave.Error):
                 x = np.zeros(0, np.float32)
             r = rms(x)
-            if len(x) == 0 or r < MIN_RMS:
+            if len(x) < MIN_LEN_S * SR or r < MIN_RMS:
                 os.unlink(path)
                 removed.append(fn)
                 continue
@@ -506,13 +554,18 @@ def main():
           f'flite {voices["flite"]}, festival {voices["festival"]}', flush=True)
     if not any(voices.values()):
         sys.exit('synth: no TTS voice produced audio')
-    fest_len = {}
+    # Length of every word per flite/festival voice at stretch 1.0 (cached).
+    lengths = {}
+    tc = time.time()
+    words = [w for w, _, _ in plan_items(args)]
     if voices['festival']:
-        tc = time.time()
-        fest_len = festival_calibrate(voices['festival'], KEYWORDS + unknown_words(), tmpdir,
-                                      os.path.join(out, '.work', 'festival_lengths.json'))
-        print(f'[synth] festival length calibration {time.time() - tc:.1f} s', flush=True)
-    plan = make_plan(args, voices, variants, fest_len)
+        lengths.update(festival_calibrate(voices['festival'], words, tmpdir,
+                                          os.path.join(out, '.work', 'festival_lengths.json')))
+    if voices['flite']:
+        lengths.update(flite_calibrate(voices['flite'], words, tmpdir,
+                                       os.path.join(out, '.work', 'flite_lengths.json'), args.jobs))
+    print(f'[synth] length calibration {time.time() - tc:.1f} s', flush=True)
+    plan = make_plan(args, voices, variants, lengths)
     todo = [s for s in plan if not os.path.exists(s['out'])
             and not os.path.exists(os.path.join(dropdir, s['name']))]
     print(f'[synth] plan {len(plan)} clips, {len(plan) - len(todo)} cached, {len(todo)} to make, '
@@ -582,7 +635,7 @@ def main():
                      'reasons': reasons, 'failures': failures[:50],
                      'removed_by_final_check': len(removed)},
         'dropped_total': len(os.listdir(dropdir)),
-        'unknown_words': unknown_words() if not args.tiny else sorted({s['word'] for s in plan if s['label'] == '_unknown_'}),
+        'unknown_words': [w for w, label, _ in plan_items(args) if label == '_unknown_'],
         'voices': voices, 'espeak_variants': variants, 'probe': probe,
         'generation_s': round(gen_s, 1), 'total_s': round(time.time() - t0, 1),
     }
