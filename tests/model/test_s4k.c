@@ -22,9 +22,11 @@
 #include <time.h>
 
 #include <fftw3.h>
+#include <jansson.h>
 
 #include "common/err.h"
 #include "model/s4k.h"
+#include "model/st.h"
 
 #ifndef CMPLX /* glibc's <complex.h> defines CMPLX/CMPLXF for GCC only */
 #define CMPLX(x, y) ((union { double complex z; double p[2]; }){ .p = { (x), (y) } }).z
@@ -693,6 +695,115 @@ static void test_errors(void)
 	expect_einval(&s, 4, "singular C~ recovery");
 }
 
+/* ---------------------------------------------------------------- golden kernels */
+
+static double *read_tensor(const struct st_file *f, const char *name, size_t want)
+{
+	const struct st_tensor *t = st_find(f, name);
+	CHECK(t && t->numel == want, "tensor %s missing or of the wrong size", name);
+	if (!t || t->numel != want)
+		return NULL;
+	double *v = xcalloc(want, sizeof *v);
+	st_read_f64(t, v);
+	return v;
+}
+
+/* The kernels of every block of the golden models (tests/data, written by weights/golden.py)
+ * against the PyTorch twin's float64 kernels: an independent implementation of the same
+ * contract (docs/format.md: transforms, h % S broadcast, C~ for l_kernel). */
+static void test_golden(const char *dir)
+{
+	const char *names[2] = { "s4d", "dplr" };
+	for (int m = 0; m < 2; m++) {
+		char path[1024], err[S4K_ERR_LEN];
+		snprintf(path, sizeof path, "%s/golden_%s.safetensors", dir, names[m]);
+		struct st_file *f = st_open(path, err, sizeof err);
+		CHECK(f, "%s", err);
+		snprintf(path, sizeof path, "%s/golden_%s_io.safetensors", dir, names[m]);
+		struct st_file *io = st_open(path, err, sizeof err);
+		CHECK(io, "%s", err);
+		if (!f || !io) {
+			st_close(f);
+			st_close(io);
+			continue;
+		}
+		const char *kn = st_meta(f, "kernel"), *dn = st_meta(f, "disc");
+		const char *dtt = st_meta(f, "dt_transform"), *rt = st_meta(f, "real_transform");
+		const char *lks = st_meta(f, "l_kernel");
+		CHECK(kn && dn && dtt && rt && lks, "golden %s: metadata incomplete", names[m]);
+		if (!kn || !dn || !dtt || !rt || !lks) {
+			st_close(f);
+			st_close(io);
+			continue;
+		}
+		int dplr = strcmp(kn, "dplr") == 0, zoh = strcmp(dn, "zoh") == 0;
+		int softplus = strcmp(dtt, "softplus") == 0;
+		json_t *lk = json_loads(lks, 0, NULL);
+		for (int i = 0;; i++) {
+			char nm[128];
+			snprintf(nm, sizeof nm, "kernel.%d", i);
+			const struct st_tensor *kt = st_find(io, nm);
+			if (!kt)
+				break;
+			int H = (int)kt->shape[0];
+			long L = (long)kt->shape[1];
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.A_real", i);
+			const struct st_tensor *at = st_find(f, nm);
+			CHECK(at && at->rank == 2, "%s", nm);
+			if (!at)
+				break;
+			int S = (int)at->shape[0], n2 = (int)at->shape[1];
+			double *ref = xcalloc((size_t)H * L, sizeof *ref), *K = xcalloc((size_t)H * L, sizeof *K);
+			st_read_f64(kt, ref);
+			double *idt, *ar, *ai, *b, *c, *pp = NULL;
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.inv_dt", i);
+			idt = read_tensor(f, nm, (size_t)H);
+			ar = read_tensor(f, at->name, (size_t)S * n2);
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.A_imag", i);
+			ai = read_tensor(f, nm, (size_t)S * n2);
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.B", i);
+			b = read_tensor(f, nm, (size_t)S * n2 * 2);
+			snprintf(nm, sizeof nm, "blocks.%d.ssm.C", i);
+			c = read_tensor(f, nm, (size_t)H * n2 * 2);
+			if (dplr) {
+				snprintf(nm, sizeof nm, "blocks.%d.ssm.P", i);
+				pp = read_tensor(f, nm, (size_t)S * n2 * 2);
+			}
+			double *dt = xcalloc((size_t)H, sizeof *dt);
+			double complex *A = xcalloc((size_t)H * n2, sizeof *A), *B = xcalloc((size_t)H * n2, sizeof *B);
+			double complex *C = xcalloc((size_t)H * n2, sizeof *C), *P = xcalloc((size_t)H * n2, sizeof *P);
+			for (int h = 0; idt && ar && ai && b && c && (!dplr || pp) && h < H; h++) {
+				dt[h] = softplus ? (idt[h] > 20 ? idt[h] : log1p(exp(idt[h]))) : exp(idt[h]);
+				for (int n = 0; n < n2; n++) {
+					size_t s = (size_t)(h % S) * n2 + n, o = (size_t)h * n2 + n;
+					double re = !strcmp(rt, "exp") ? -exp(ar[s])
+						  : !strcmp(rt, "relu") ? -(fmax(ar[s], 0) + 1e-4) : -ar[s];
+					A[o] = CMPLX(re, -ai[s]);
+					B[o] = CMPLX(b[2 * s], b[2 * s + 1]);
+					C[o] = CMPLX(c[2 * o], c[2 * o + 1]);
+					if (dplr)
+						P[o] = CMPLX(pp[2 * s], pp[2 * s + 1]);
+				}
+			}
+			struct s4k_params p = { .H = H, .N2 = n2, .family = dplr ? S4K_DPLR : S4K_DIAG,
+						.disc = zoh ? S4K_ZOH : S4K_BILINEAR, .dt = dt, .A = A,
+						.B = B, .C = C, .P = dplr ? P : NULL, .rate = 1,
+						.l_kernel = (long)json_integer_value(json_array_get(lk, (size_t)i)) };
+			int rc = s4k_kernel(&p, L, K, err, sizeof err);
+			CHECK(rc == 0, "golden %s block %d: %s", names[m], i, err);
+			double e = rel_err(K, ref, (long)H * L);
+			printf("  golden %-4s block %d (H=%d, L=%ld, l_kernel %ld): kernel vs PyTorch twin %.2e\n",
+			       names[m], i, H, L, p.l_kernel, e);
+			CHECK(e <= 1e-9, "golden %s block %d: kernel error %g", names[m], i, e);
+			free(ref), free(K), free(idt), free(ar), free(ai), free(b), free(c), free(pp);
+			free(dt), free(A), free(B), free(C), free(P);
+		}
+		json_decref(lk);
+		st_close(f);
+		st_close(io);
+	}
+}
+
 /* ---------------------------------------------------------------- threads */
 
 struct kjob {
@@ -747,13 +858,19 @@ static void test_threads(void)
 	free(K0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	double t0 = now();
+	if (argc != 2) {
+		printf("usage: test_s4k DATA_DIR (tests/data, for the golden kernels)\n");
+		return 2;
+	}
 	printf("S4D kernels and steps (N = %d, H = 4):\n", NM);
 	test_diag();
 	printf("DPLR kernels and steps (N = %d, H = 3):\n", NM);
 	test_dplr();
+	printf("golden kernels (%s):\n", argv[1]);
+	test_golden(argv[1]);
 	printf("threads:\n");
 	test_threads();
 	printf("error paths:\n");
