@@ -686,6 +686,17 @@ static void test_errors(void)
 	printf("  %-28s -> %s\n", "C beyond float range", err);
 	B[0] = 1;
 	C[0] = 1;
+	/* bilinear dt·A = −2 makes dA = 0 exactly (log dA = −inf): K = [2 Re(C dB), 0, 0, ...] */
+	double dtz[1] = { 0.01 };
+	double complex Az[1] = { -200 }, Bz[1] = { 1 }, Cz[1] = { 0.5 + 0.25 * I };
+	struct s4k_params z = { .H = 1, .N2 = 1, .family = S4K_DIAG, .disc = S4K_BILINEAR,
+				.dt = dtz, .A = Az, .B = Bz, .C = Cz, .rate = 1 };
+	CHECK(s4k_kernel(&z, 40, K, err, sizeof err) == 0 && fabs(K[0] - 0.005) < 1e-15 &&
+	      K[1] == 0 && K[39] == 0, "dA = 0: K = %g %g %g (%s)", K[0], K[1], K[39], err);
+	struct s4k_step sz;
+	CHECK(s4k_step_init(&sz, &z, err, sizeof err) == 0 && sz.min_margin == 1, "dA = 0 step: %s",
+	      err);
+	s4k_step_fini(&sz);
 	/* singular C~ recovery: A = 0 is an integrator, Abar = 1, I - Abar^L is singular */
 	double complex A0[1] = { 0 }, P0[1] = { 0 }, B0[1] = { 1 }, C0[1] = { 1 };
 	double dt0[1] = { 0.01 };
