@@ -8,14 +8,14 @@
  *   struct s4k_step st;
  *   if (s4k_step_init(&st, &p, err, sizeof err) < 0) ...       // discretize in double
  *   float complex *x = calloc(s4k_state_len(&st), sizeof *x);  // one per stream
- *   s4k_step(&st, x, u, y);                                    // one time step, all H channels
+ *   s4k_step(&st, x, u, y, NULL);                              // one time step, all H channels
  *   s4k_step_fini(&st);
  *
  * Everything here is pure computation: no threads, no I/O, no globals (one mutex guards FFTW's
- * planner, see s4k_fftw_lock). Parameters are the
- * continuous-time ones of docs/format.md, already transformed (dt after dt_transform, A with
- * its sign) and broadcast to H channels (row h % n_ssm done by the caller). Load-time work is
- * in double; only s4k_step() runs in float.
+ * planner, see s4k_fftw_lock). Parameters are the continuous-time ones of docs/format.md,
+ * already transformed (dt after dt_transform, A with its sign) and broadcast to H channels
+ * (row h % n_ssm done by the caller). Load-time work is in double; only s4k_step() runs in
+ * float. The step has infinite memory; the kernel is its first L taps exactly.
  */
 #ifndef S4KWS_MODEL_S4K_H
 #define S4KWS_MODEL_S4K_H
@@ -55,7 +55,8 @@ int s4k_kernel(const struct s4k_params *p, long L, double *K /* (H, L) */, char 
 struct s4k_step {
 	int H, N2;
 	enum s4k_family family;
-	float complex *dA;   /* (H, N2)  S4D: state transition.  DPLR: unused (NULL) */
+	float complex *dA;   /* (H, N2)  S4D: state transition, |dA_float| <= |dA| (not used by
+	                        s4k_step, which runs G = dA - 1).  DPLR: unused (NULL) */
 	float complex *dB;   /* (H, N2)  S4D: input vector.      DPLR: 2*B  */
 	float complex *dC;   /* (H, N2)  output; S4D: y = 2 Re(dC.x); DPLR: y = Re(dC.x) with dC = 2*Cbar[:N2] */
 	float complex *Dl;   /* (H, N2)  DPLR linear step: 1/(2/dt - A) */
@@ -75,9 +76,10 @@ struct s4k_step {
 	float complex *DB;   /* (H, N2)  DPLR: Dl.2B */
 	float *c2;           /* (H)      DPLR: 2 Re sum(R.2B) */
 	double min_margin;   /* S4D: min over modes of 1 - |dA| (exact, in double). DPLR: min over
-	                        channels of 1 - rho(Abar), rho estimated from Abar^8192 by power
-	                        iteration in double. Below ~1e-6 float32 states integrate (drift);
-	                        S4D dA is rounded so that |dA_float| <= |dA| (states stay bounded). */
+	                        channels of 1 - rho(Abar), rho^8192 estimated by power iteration on
+	                        Abar^8192 in double (values above ~0.04 read 0.041). Below ~1e-6,
+	                        float32 states integrate rounding noise (drift): warn or reset. S4D
+	                        G is rounded so that |1 + G_float| <= |dA| (never expansive). */
 	void *mem;           /* one allocation behind all arrays */
 };
 
