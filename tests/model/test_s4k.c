@@ -584,6 +584,15 @@ static void test_dplr(void)
 	CHECK(st.min_margin > 0 && st.min_margin < 1, "DPLR margin %g", st.min_margin);
 	printf("  DPLR margin, LegS and random P: %.6g\n", st.min_margin);
 	s4k_step_fini(&st);
+	/* LegS alone: A is unitarily similar to HiPPO-LegS, eigenvalues −1..−N, so ρ(Ā) is that of
+	 * the eigenvalue −1, although Ā is far from normal */
+	p.H = 1;
+	CHECK(s4k_step_init(&st, &p, err, sizeof err) == 0, "%s", err);
+	want = 1 - (1 - dt[0] / 2) / (1 + dt[0] / 2);
+	CHECK(fabs(st.min_margin - want) <= 1e-3 * want, "LegS margin %g, want %g", st.min_margin,
+	      want);
+	printf("  DPLR margin, LegS dt = %g: %.6g (exact %.6g)\n", dt[0], st.min_margin, want);
+	s4k_step_fini(&st);
 	free(K);
 	free(R1);
 	free(R2);
