@@ -1,0 +1,568 @@
+/* test_cli.c - black-box tests of `s4kws classify` (file mode).
+ *
+ * usage: test_cli S4KWS FIXTURES_DIR TRAINED_MODEL [long-seconds]
+ * Runs the real binary on real files made at test time with sox from the 16 kHz FLAC clips in
+ * FIXTURES_DIR (Speech Commands val clips, "<label>+<name>.flac"), in a scratch directory under
+ * the current (build) directory. The model is TRAINED_MODEL when that file exists, else a random
+ * model written here with tests/model/modelgen (labels then mean little, so the label checks are
+ * the same but only the exact-equality checks carry weight).
+ *
+ * Covered: WAV / FLAC / Ogg Vorbis / 44.1 kHz stereo / 8 kHz inputs against the 16 kHz WAV
+ * originals; --native-rate; conv vs stream mode; --channels each; -j ordering; @list and "-";
+ * corrupt, truncated, empty, zero-frame, 10 ms and missing files alone and in a directory with
+ * good files (exit status, every good file reported, one stderr line per bad file); a long
+ * recording (default 3600 s) with keywords inserted, against a 60 s one: same peak RSS (the
+ * scan is bounded) and the right duration; --eval (json keys, confusion sums, misclassified,
+ * --plot PNG, stream mode with --stream-context); csv shape; usage errors.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include "tests/daemon/check.h"
+#include "tests/model/modelgen.h"
+
+static const char *exe, *fixtures;
+static char model[1024], dir[512];
+
+#define MAX_CLIPS 64
+static char *clips[MAX_CLIPS];   /* base names without .flac */
+static int n_clips;
+
+/* Run a shell command line; stdout/stderr to the given files. Returns the exit status (or
+ * 128 + signal) and the child's peak RSS in KiB. */
+static int sh(long *rss_kb, const char *fmt, ...)
+{
+	char cmd[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	pid_t pid = fork();
+	if (pid == 0) {
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	int st = 0;
+	struct rusage ru;
+	memset(&ru, 0, sizeof ru);
+	if (wait4(pid, &st, 0, &ru) < 0)
+		return -1;
+	if (rss_kb)
+		*rss_kb = ru.ru_maxrss;
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return strdup("");
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	rewind(f);
+	char *b = malloc((size_t)n + 1);
+	size_t got = fread(b, 1, (size_t)n, f);
+	b[got] = 0;
+	fclose(f);
+	return b;
+}
+
+/* JSON lines of a file into an array. */
+static json_t *jlines(const char *path)
+{
+	json_t *a = json_array();
+	char *t = slurp(path), *save = NULL;
+	for (char *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		json_error_t e;
+		json_t *o = json_loads(l, 0, &e);
+		CHECK(o != NULL, "not JSON: %.200s", l);
+		if (o)
+			json_array_append_new(a, o);
+	}
+	free(t);
+	return a;
+}
+
+static const char *js(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* Record whose "file" ends with suffix (NULL if none). */
+static json_t *find_rec(json_t *a, const char *suffix)
+{
+	size_t i, b = strlen(suffix);
+	json_t *o;
+	json_array_foreach(a, i, o) {
+		const char *f = js(o, "file");
+		size_t n = strlen(f);
+		if (n >= b && !strcmp(f + n - b, suffix))
+			return o;
+	}
+	return NULL;
+}
+
+static double max_logit_diff(json_t *a, json_t *b)
+{
+	json_t *la = json_object_get(a, "logits"), *lb = json_object_get(b, "logits");
+	if (!la || !lb || json_array_size(la) != json_array_size(lb))
+		return INFINITY;
+	double m = 0;
+	for (size_t k = 0; k < json_array_size(la); k++)
+		m = fmax(m, fabs(json_real_value(json_array_get(la, k)) -
+				 json_real_value(json_array_get(lb, k))));
+	return m;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_fixtures(void)
+{
+	DIR *d = opendir(fixtures);
+	CHECK(d != NULL, "cannot open %s", fixtures);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d)) && n_clips < MAX_CLIPS) {
+		size_t n = strlen(de->d_name);
+		if (n > 5 && !strcmp(de->d_name + n - 5, ".flac") && strchr(de->d_name, '+'))
+			clips[n_clips++] = strndup(de->d_name, n - 5);
+	}
+	closedir(d);
+	qsort(clips, (size_t)n_clips, sizeof *clips, cmp_str);
+}
+
+/* ---- formats and rates ---- */
+
+/* Classify the set "<dir>/<kind>/<clip><ext>" via an @list; returns the JSON records. */
+static json_t *classify_set(const char *kind, const char *ext, const char *extra)
+{
+	char list[600];
+	snprintf(list, sizeof list, "%s/%s.list", dir, kind);
+	FILE *f = fopen(list, "w");
+	for (int i = 0; i < n_clips; i++)
+		fprintf(f, "%s/%s/%s%s\n", dir, kind, clips[i], ext);
+	fclose(f);
+	int rc = sh(NULL, "exec '%s' classify --model '%s' --format json -j 2 %s @'%s' > '%s/%s.out' "
+		    "2> '%s/%s.err'", exe, model, extra, list, dir, kind, dir, kind);
+	CHECK_EQ(rc, 0);
+	char out[600];
+	snprintf(out, sizeof out, "%s/%s.out", dir, kind);
+	json_t *a = jlines(out);
+	CHECK_EQ(json_array_size(a), n_clips);
+	return a;
+}
+
+static void test_formats(int trained)
+{
+	static const struct { const char *kind, *ext, *sox; } sets[] = {
+		{"wav16", ".wav", "%s"},
+		{"flac", ".flac", "%s"},
+		{"ogg", ".ogg", "-C 5 %s"},
+		{"st44", ".wav", "-r 44100 -c 2 %s"},
+		{"w8", ".wav", "-r 8000 %s"},
+	};
+	char cmd[8192];
+	for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+		snprintf(cmd, sizeof cmd, "mkdir -p '%s/%s'", dir, sets[s].kind);
+		CHECK_EQ(sh(NULL, "%s", cmd), 0);
+		for (int i = 0; i < n_clips; i++) {
+			char out[1024], opts[1200];
+			snprintf(out, sizeof out, "'%s/%s/%s%s'", dir, sets[s].kind, clips[i], sets[s].ext);
+			snprintf(opts, sizeof opts, sets[s].sox, out);
+			int rc = sh(NULL, "sox '%s/%s.flac' %s 2>/dev/null", fixtures, clips[i], opts);
+			CHECK(rc == 0, "sox failed making %s", out);
+		}
+	}
+	json_t *ref = classify_set("wav16", ".wav", "");
+	for (size_t s = 1; s < sizeof sets / sizeof sets[0]; s++) {
+		json_t *a = classify_set(sets[s].kind, sets[s].ext, "");
+		int agree = 0;
+		double worst = 0;
+		for (int i = 0; i < n_clips; i++) {
+			char suf[600], suf2[600];
+			snprintf(suf, sizeof suf, "/%s.wav", clips[i]);
+			snprintf(suf2, sizeof suf2, "/%s%s", clips[i], sets[s].ext);
+			json_t *r = find_rec(ref, suf), *o = find_rec(a, suf2);
+			if (!r || !o) {
+				CHECK(0, "%s: missing record for %s", sets[s].kind, clips[i]);
+				continue;
+			}
+			CHECK(!json_object_get(o, "error"), "%s: %s", clips[i], js(o, "error"));
+			agree += !strcmp(js(r, "label"), js(o, "label"));
+			worst = fmax(worst, max_logit_diff(r, o));
+		}
+		printf("%-5s vs 16 kHz WAV: labels agree on %d/%d clips, max |logit diff| %.3g\n",
+		       sets[s].kind, agree, n_clips, worst);
+		/* lossless at the same rate: the very same samples, so the very same logits */
+		if (!strcmp(sets[s].kind, "flac"))
+			CHECK(worst == 0.0, "flac logits differ from wav by %g", worst);
+		/* the rest: at most one clip of the fixtures may flip (the 99 % figure is measured on
+		 * all val clips outside CI) */
+		CHECK(agree >= n_clips - 1, "%s: labels agree on only %d/%d", sets[s].kind, agree,
+		      n_clips);
+		json_decref(a);
+	}
+	/* 8 kHz with --native-rate: runs, one label per clip; report agreement */
+	json_t *nat = classify_set("w8", ".wav", "--native-rate");
+	int agree = 0;
+	for (int i = 0; i < n_clips; i++) {
+		char suf[600];
+		snprintf(suf, sizeof suf, "/%s.wav", clips[i]);
+		json_t *r = find_rec(ref, suf), *o = find_rec(nat, suf);
+		CHECK(o && !json_object_get(o, "error"), "native %s", clips[i]);
+		if (r && o)
+			agree += !strcmp(js(r, "label"), js(o, "label"));
+	}
+	printf("8 kHz --native-rate vs 16 kHz WAV: labels agree on %d/%d clips%s\n", agree, n_clips,
+	       trained ? "" : " (random model)");
+	json_decref(nat);
+
+	/* stream mode over the same samples agrees with conv mode */
+	json_t *st = classify_set("wav16", ".wav", "--mode stream");
+	double worst = 0;
+	int same = 0;
+	for (int i = 0; i < n_clips; i++) {
+		char suf[600];
+		snprintf(suf, sizeof suf, "/%s.wav", clips[i]);
+		json_t *r = find_rec(ref, suf), *o = find_rec(st, suf);
+		if (r && o) {
+			worst = fmax(worst, max_logit_diff(r, o));
+			same += !strcmp(js(r, "label"), js(o, "label"));
+		}
+	}
+	printf("stream vs conv: max |logit diff| %.3g, same label %d/%d\n", worst, same, n_clips);
+	CHECK(worst < 1e-3, "stream vs conv logits differ by %g", worst);
+	json_decref(st);
+
+	/* --channels each: left = clip 0, right = clip 1, each equals its clip alone */
+	if (n_clips >= 2) {
+		CHECK_EQ(sh(NULL, "sox -M '%s/wav16/%s.wav' '%s/wav16/%s.wav' '%s/lr.wav'", dir, clips[0],
+			    dir, clips[1], dir), 0);
+		CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --channels each "
+			    "'%s/lr.wav' > '%s/lr.out'", exe, model, dir, dir), 0);
+		char p[600];
+		snprintf(p, sizeof p, "%s/lr.out", dir);
+		json_t *a = jlines(p);
+		CHECK_EQ(json_array_size(a), 2);
+		for (int c = 0; c < 2 && json_array_size(a) == 2; c++) {
+			json_t *o = json_array_get(a, (size_t)c);
+			char suf[600];
+			snprintf(suf, sizeof suf, "/%s.wav", clips[c]);
+			CHECK_EQ(json_integer_value(json_object_get(o, "channel")), c);
+			double d = max_logit_diff(o, find_rec(ref, suf));
+			CHECK(d < 1e-6, "channel %d differs from its clip alone by %g", c, d);
+		}
+		json_decref(a);
+	}
+	json_decref(ref);
+}
+
+/* ---- ordering, lists, csv ---- */
+
+static void test_order_lists(void)
+{
+	char a[600], b[600], c[600];
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' -j 1 '%s/wav16' > '%s/j1.txt'", exe, model,
+		    dir, dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' -j 3 '%s/wav16' > '%s/j3.txt'", exe, model,
+		    dir, dir), 0);
+	CHECK_EQ(sh(NULL, "ls '%s'/wav16/*.wav | '%s' classify --model '%s' -j 2 - > '%s/stdin.txt'",
+		    dir, exe, model, dir), 0);
+	snprintf(a, sizeof a, "%s/j1.txt", dir);
+	snprintf(b, sizeof b, "%s/j3.txt", dir);
+	snprintf(c, sizeof c, "%s/stdin.txt", dir);
+	char *x = slurp(a), *y = slurp(b), *z = slurp(c);
+	CHECK(strlen(x) > 0 && !strcmp(x, y), "-j 1 and -j 3 print different output");
+	CHECK(!strcmp(x, z), "a list on stdin prints differently from the directory");
+	int lines = 0;
+	for (char *p = x; *p; p++)
+		lines += *p == '\n';
+	CHECK_EQ(lines, n_clips);
+	/* directory order is sorted: the first line is the first clip */
+	char first[600];
+	snprintf(first, sizeof first, "%s/wav16/%s.wav\t", dir, clips[0]);
+	CHECK(!strncmp(x, first, strlen(first)), "first line: %.100s", x);
+	free(x);
+	free(y);
+	free(z);
+
+	/* csv: header + one row per clip, 7 + K columns everywhere */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format csv '%s/wav16' > '%s/o.csv'", exe,
+		    model, dir, dir), 0);
+	snprintf(a, sizeof a, "%s/o.csv", dir);
+	char *t = slurp(a), *save = NULL;
+	int rows = 0, cols0 = -1, ok = 1;
+	for (char *l = strtok_r(t, "\n", &save); l; l = strtok_r(NULL, "\n", &save), rows++) {
+		int cols = 1;
+		for (char *p = l; *p; p++)
+			cols += *p == ',';
+		if (cols0 < 0)
+			cols0 = cols;
+		ok &= cols == cols0;
+	}
+	CHECK(ok && cols0 > 7, "csv rows have different column counts (%d)", cols0);
+	CHECK_EQ(rows, n_clips + 1);
+	CHECK(!strncmp(t, "file,channel,start,end,label,score,error,", 41), "csv header");
+	free(t);
+}
+
+/* ---- bad inputs ---- */
+
+static void test_bad(void)
+{
+	char cmd[4096];
+	snprintf(cmd, sizeof cmd,
+		 "set -e; d='%s/mixed'; mkdir -p \"$d/sub\"; "
+		 "cp '%s/wav16/%s.wav' \"$d/a_good.wav\"; cp '%s/flac/%s.flac' \"$d/sub/z_good.flac\"; "
+		 "head -c 3000 /dev/urandom > \"$d/corrupt.wav\"; "
+		 "head -c 12000 '%s/wav16/%s.wav' > \"$d/trunc.wav\"; "
+		 "head -c 6000 '%s/flac/%s.flac' > \"$d/trunc.flac\"; "
+		 ": > \"$d/empty.wav\"; "
+		 "sox -n -r 16000 -b 16 -c 1 \"$d/ms10.wav\" synth 0.01 sine 440; "
+		 "sox -n -r 16000 -b 16 -c 1 \"$d/zero.wav\" trim 0 0; "
+		 "echo 'not audio' > \"$d/notes.txt\"",
+		 dir, dir, clips[0], dir, clips[1], dir, clips[2], dir, clips[3]);
+	CHECK_EQ(sh(NULL, "%s", cmd), 0);
+	int rc = sh(NULL, "exec '%s' classify --model '%s' --format json '%s/mixed' '%s/missing.wav' "
+		    "> '%s/mixed.out' 2> '%s/mixed.err'", exe, model, dir, dir, dir, dir);
+	CHECK_EQ(rc, 1);
+	char p[600];
+	snprintf(p, sizeof p, "%s/mixed.out", dir);
+	json_t *a = jlines(p);
+	static const struct { const char *name, *why; } bad[] = {
+		{"corrupt.wav", "not an audio format"}, {"trunc.wav", "truncated"},
+		{"trunc.flac", "truncated"}, {"empty.wav", "empty"}, {"ms10.wav", "too short"},
+		{"zero.wav", "empty"}, {"missing.wav", "No such file"},
+	};
+	snprintf(p, sizeof p, "%s/mixed.err", dir);
+	char *err = slurp(p);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char suf[64];
+		snprintf(suf, sizeof suf, "/%s", bad[i].name);
+		json_t *o = find_rec(a, suf);
+		CHECK(o && strstr(js(o, "error"), bad[i].why), "%s: error '%s' lacks '%s'", bad[i].name,
+		      o ? js(o, "error") : "(no record)", bad[i].why);
+		CHECK(strstr(err, suf) != NULL, "stderr does not name %s", bad[i].name);
+	}
+	int lines = 0;
+	for (char *q = err; *q; q++)
+		lines += *q == '\n';
+	CHECK_EQ(lines, (long)(sizeof bad / sizeof bad[0]));   /* one line per bad file */
+	free(err);
+	json_t *g1 = find_rec(a, "/a_good.wav"), *g2 = find_rec(a, "/sub/z_good.flac");
+	CHECK(g1 && json_object_get(g1, "label") && !json_object_get(g1, "error"), "good wav");
+	CHECK(g2 && json_object_get(g2, "label") && !json_object_get(g2, "error"), "good flac");
+	CHECK(find_rec(a, "/notes.txt") == NULL, "non-audio names in directories are skipped");
+	CHECK_EQ(json_array_size(a), 2 + sizeof bad / sizeof bad[0]);
+	/* input order: the directory (sorted, recursive) then missing.wav */
+	const char *last = js(json_array_get(a, json_array_size(a) - 1), "file");
+	CHECK(strstr(last, "missing.wav") != NULL, "last record %s", last);
+	CHECK(strstr(js(json_array_get(a, 0), "file"), "a_good.wav") != NULL, "first record");
+	json_decref(a);
+
+	/* all good: exit 0; usage errors: exit 2 */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' '%s/mixed/a_good.wav' > /dev/null", exe,
+		    model, dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --mode foo x.wav 2> /dev/null", exe, model),
+		 2);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' 2> /dev/null", exe, model), 2);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model /nonexistent.safetensors x.wav 2> /dev/null",
+		    exe), 2);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --threshold nokw=0.5 x.wav 2> /dev/null",
+		    exe, model), 2);
+}
+
+/* ---- long recordings ---- */
+
+static void make_long(const char *name, int seconds)
+{
+	/* quiet pink noise with three clips inserted at 20 %, 50 % and 80 % of the length */
+	CHECK_EQ(sh(NULL, "sox -n -r 16000 -b 16 -c 1 '%s/noise_%s.flac' synth %d pinknoise vol 0.02 "
+		    "2>/dev/null && sox -m '%s/noise_%s.flac' "
+		    "\"|sox '%s/wav16/%s.wav' -p pad %d\" \"|sox '%s/wav16/%s.wav' -p pad %d\" "
+		    "\"|sox '%s/wav16/%s.wav' -p pad %d\" '%s/%s' 2>/dev/null && rm '%s/noise_%s.flac'",
+		    dir, name, seconds, dir, name, dir, clips[n_clips - 2], seconds / 5, dir,
+		    clips[n_clips - 4], seconds / 2, dir, clips[n_clips - 6], seconds * 4 / 5, dir,
+		    name, dir, name), 0);
+}
+
+static void test_long(int seconds)
+{
+	make_long("long60.flac", 60);
+	make_long("longN.flac", seconds);
+	long rss60 = 0, rssN = 0;
+	CHECK_EQ(sh(&rss60, "exec '%s' classify --model '%s' --format json -j 1 '%s/long60.flac' > "
+		    "'%s/long60.out'", exe, model, dir, dir), 0);
+	CHECK_EQ(sh(&rssN, "exec '%s' classify --model '%s' --format json -j 1 '%s/longN.flac' > "
+		    "'%s/longN.out'", exe, model, dir, dir), 0);
+	char p[600];
+	snprintf(p, sizeof p, "%s/longN.out", dir);
+	json_t *a = jlines(p);
+	json_t *o = json_array_get(a, 0);
+	CHECK(o && json_is_array(json_object_get(o, "detections")), "long file: no detections array");
+	CHECK(o && fabs(json_real_value(json_object_get(o, "duration")) - seconds) < 0.01,
+	      "duration %g", o ? json_real_value(json_object_get(o, "duration")) : -1.0);
+	size_t i;
+	json_t *d;
+	int fields = 1;
+	json_array_foreach(json_object_get(o, "detections"), i, d)
+		fields &= json_is_number(json_object_get(d, "start")) &&
+			json_is_number(json_object_get(d, "end")) &&
+			json_is_string(json_object_get(d, "keyword")) &&
+			json_is_number(json_object_get(d, "score")) &&
+			json_is_integer(json_object_get(d, "channel"));
+	CHECK(fields, "detection fields");
+	printf("long recordings: 60 s peak RSS %ld KiB, %d s peak RSS %ld KiB, %zu detections\n",
+	       rss60, seconds, rssN, json_array_size(json_object_get(o, "detections")));
+	CHECK(rssN < rss60 + rss60 / 10 + 8192, "memory grows with the length: %ld vs %ld KiB", rssN,
+	      rss60);
+	json_decref(a);
+}
+
+/* ---- eval ---- */
+
+static void test_eval(void)
+{
+	/* a Speech Commands layout from the fixture names "<label>+<rest>.flac" */
+	CHECK_EQ(sh(NULL, "set -e; for f in '%s'/*+*.flac; do b=$(basename \"$f\"); l=${b%%%%+*}; "
+		    "mkdir -p '%s/ev/'\"$l\"; cp \"$f\" '%s/ev/'\"$l/\"; done", fixtures, dir, dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' --plot "
+		    "'%s/cm.png' > '%s/ev.json'", exe, model, dir, dir, dir), 0);
+	char p[600];
+	snprintf(p, sizeof p, "%s/ev.json", dir);
+	json_t *a = jlines(p);
+	json_t *o = json_array_get(a, 0);
+	CHECK(o != NULL, "no eval output");
+	if (o) {
+		CHECK_EQ(json_integer_value(json_object_get(o, "n")), n_clips);
+		json_t *cm = json_object_get(o, "confusion"), *pc = json_object_get(o, "per_class");
+		long sum = 0, diag = 0;
+		for (size_t t = 0; t < json_array_size(cm); t++)
+			for (size_t q = 0; q < json_array_size(json_array_get(cm, t)); q++) {
+				long v = (long)json_integer_value(json_array_get(json_array_get(cm, t), q));
+				sum += v;
+				diag += t == q ? v : 0;
+			}
+		CHECK_EQ(sum, n_clips);
+		double acc = json_real_value(json_object_get(o, "accuracy"));
+		CHECK(fabs(acc - (double)diag / n_clips) < 1e-6, "accuracy %g vs diag %ld", acc, diag);
+		CHECK_EQ(json_array_size(json_object_get(o, "misclassified")), n_clips - diag);
+		json_t *yes = json_object_get(pc, "yes");
+		CHECK(yes && json_object_get(yes, "precision") && json_object_get(yes, "recall") &&
+		      json_object_get(yes, "f1"), "per_class keys");
+		printf("eval on the fixtures: accuracy %.3f (%ld/%d)\n", acc, diag, n_clips);
+	}
+	json_decref(a);
+	struct stat sb;
+	snprintf(p, sizeof p, "%s/cm.png", dir);
+	CHECK(stat(p, &sb) == 0 && sb.st_size > 2000, "no confusion PNG");
+
+	/* stream mode after 1 s of other clips == conv mode on the same samples */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' "
+		    "--stream-context 1 > '%s/evc.json'", exe, model, dir, dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' --mode stream "
+		    "--stream-context 1 > '%s/evs.json'", exe, model, dir, dir), 0);
+	char q[600];
+	snprintf(p, sizeof p, "%s/evc.json", dir);
+	snprintf(q, sizeof q, "%s/evs.json", dir);
+	json_t *c = jlines(p), *s = jlines(q);
+	json_t *cc = json_object_get(json_array_get(c, 0), "confusion");
+	json_t *sc = json_object_get(json_array_get(s, 0), "confusion");
+	CHECK(cc && sc && json_equal(cc, sc), "stream and conv eval with context disagree");
+	CHECK(json_real_value(json_object_get(json_array_get(s, 0), "context_s")) == 1.0, "context_s");
+	json_decref(c);
+	json_decref(s);
+	/* a folder that is not a label is refused */
+	CHECK_EQ(sh(NULL, "mkdir -p '%s/ev/notalabel' && exec '%s' classify --model '%s' --eval "
+		    "'%s/ev' > /dev/null 2> '%s/evbad.err'", dir, exe, model, dir, dir), 2);
+	snprintf(p, sizeof p, "%s/evbad.err", dir);
+	char *e = slurp(p);
+	CHECK(strstr(e, "notalabel") != NULL, "eval error: %s", e);
+	free(e);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 4) {
+		fprintf(stderr, "usage: test_cli S4KWS FIXTURES TRAINED_MODEL [long-seconds]\n");
+		return 2;
+	}
+	exe = argv[1];
+	fixtures = argv[2];
+	int seconds = argc > 4 ? atoi(argv[4]) : 3600;
+	if (getenv("S4KWS_TEST_LONG_S"))
+		seconds = atoi(getenv("S4KWS_TEST_LONG_S"));
+	if (sh(NULL, "command -v sox > /dev/null") != 0) {
+		printf("sox is not installed: skipped\n");
+		return 77;
+	}
+	snprintf(dir, sizeof dir, "filemode-cli.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	char *abs = realpath(dir, NULL);
+	snprintf(dir, sizeof dir, "%s", abs);
+	free(abs);
+	int trained = access(argv[3], R_OK) == 0;
+	if (trained) {
+		snprintf(model, sizeof model, "%s", argv[3]);
+	} else {
+		/* the shipped model's shape with random weights */
+		struct mg_opts o = mg_defaults();
+		o.seed = 3;
+		o.nb = 4;
+		int w[4] = {16, 64, 64, 64}, pl[4] = {4, 4, 1, 1};
+		for (int i = 0; i < 4; i++) {
+			o.widths[i] = w[i];
+			o.pools[i] = pl[i];
+		}
+		o.d_state = 64;
+		o.n_ssm = 64;
+		o.decoder_window = 16000;
+		o.l_max = 24000;
+		o.preroll = 8000;
+		o.n_labels = 12;
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		mg_meta_set(&f, "labels", "[\"yes\",\"no\",\"up\",\"down\",\"left\",\"right\",\"on\","
+			    "\"off\",\"stop\",\"go\",\"_silence_\",\"_unknown_\"]");
+		snprintf(model, sizeof model, "%s/random.safetensors", dir);
+		CHECK_EQ(mg_write(&f, model), 0);
+		mg_free(&f);
+	}
+	printf("model: %s%s\n", model, trained ? "" : " (random weights: no trained model yet)");
+	list_fixtures();
+	CHECK(n_clips >= 12, "only %d fixture clips", n_clips);
+	if (n_clips >= 12) {
+		test_formats(trained);
+		test_order_lists();
+		test_bad();
+		test_eval();
+		test_long(seconds);
+	}
+	int status = CHECK_DONE();
+	if (status == 0)
+		sh(NULL, "rm -rf '%s'", dir);
+	else
+		printf("files kept in %s\n", dir);
+	return status;
+}

@@ -1,0 +1,215 @@
+/* test_scan.c - scan_: conv-mode scanning in chunks of any size gives the posteriors of one
+ * whole-input s4m_conv_scan (to float rounding) at every hop, whatever the push block sizes;
+ * stream mode gives the same posteriors within step-vs-conv tolerance; detections do not depend
+ * on the chunking; reset starts over; bad configurations are refused. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/postproc.h"
+#include "daemon/scan.h"
+#include "tests/daemon/check.h"
+#include "tests/model/modelgen.h"
+
+struct rec {
+	size_t n, cap;
+	uint64_t *at;
+	float *p;           /* (cap, K) */
+	int K;
+	int ndet;
+	struct pp_detection det[256];
+};
+
+static void on_post(void *u, uint64_t sample, const float *probs)
+{
+	struct rec *r = u;
+	if (r->n == r->cap)
+		return;
+	r->at[r->n] = sample;
+	memcpy(r->p + r->n * (size_t)r->K, probs, (size_t)r->K * sizeof *probs);
+	r->n++;
+}
+
+static void on_det(void *u, const struct pp_detection *d)
+{
+	struct rec *r = u;
+	if (r->ndet < 256)
+		r->det[r->ndet++] = *d;
+}
+
+static void rec_init(struct rec *r, size_t cap, int K)
+{
+	memset(r, 0, sizeof *r);
+	r->cap = cap;
+	r->K = K;
+	r->at = malloc(cap * sizeof *r->at);
+	r->p = malloc(cap * (size_t)K * sizeof *r->p);
+}
+
+static void rec_free(struct rec *r)
+{
+	free(r->at);
+	free(r->p);
+}
+
+/* Scan x with the given chunk and push-block pattern; record posteriors and detections. */
+static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
+		size_t chunk, const float *x, size_t n, size_t blk, struct rec *r)
+{
+	char err[256];
+	struct scan_sink sink = {.detection = on_det, .posterior = on_post, .user = r};
+	struct scan *sc = scan_new(m, mode, pc, chunk, &sink, err, sizeof err);
+	CHECK(sc != NULL, "scan_new: %s", err);
+	if (!sc)
+		return;
+	/* a first pass of other audio then a reset: the reset must forget it */
+	float junk[3000];
+	for (int i = 0; i < 3000; i++)
+		junk[i] = (float)sin(i * 0.3);
+	scan_push(sc, junk, 3000);
+	scan_finish(sc);
+	scan_reset(sc);
+	r->n = 0;
+	r->ndet = 0;
+	size_t pos = 0;
+	while (pos < n) {
+		size_t k = n - pos < blk ? n - pos : blk;
+		CHECK_EQ(scan_push(sc, x + pos, k), 0);
+		pos += k;
+		blk = blk * 3 % 997 + 1;
+	}
+	CHECK_EQ(scan_finish(sc), 0);
+	CHECK_EQ(scan_samples(sc), n);
+	scan_free(sc);
+}
+
+static void test_model(uint64_t seed, int dplr)
+{
+	struct mg_opts o = mg_defaults();
+	o.seed = seed;
+	o.dplr = dplr;
+	struct mg_file f = {0};
+	mg_random_model(&f, &o);
+	size_t blen;
+	unsigned char *buf = mg_serialize(&f, &blen);
+	mg_free(&f);
+	char err[256];
+	struct s4m_model *m = s4m_load_buffer(buf, blen, 1.0, err, sizeof err);
+	CHECK(m != NULL, "%s", err);
+	if (!m) {
+		free(buf);
+		return;
+	}
+	int K = s4m_n_labels(m);
+	size_t mh = s4m_hop(m);
+	size_t hop = scan_hop(m, 10.0);
+	CHECK(hop % mh == 0 && hop > 0, "hop %zu", hop);
+
+	/* a long input: many receptive fields */
+	size_t n = 20 * (s4m_receptive_field(m) + s4m_window(m)) + 37;
+	float *x = malloc(n * sizeof *x);
+	uint64_t s = seed * 7 + 1;
+	for (size_t i = 0; i < n; i++)
+		x[i] = (float)(0.4 * mg_normal(&s) * (0.5 + 0.5 * sin((double)i / 900.0)));
+
+	/* reference: one whole-input conv scan, every hop/mh-th step, softmaxed */
+	struct s4m_conv *cv = s4m_conv_new(m, n, err, sizeof err);
+	CHECK(cv != NULL, "%s", err);
+	size_t steps = n / mh;
+	float *lg = malloc(steps * (size_t)K * sizeof *lg);
+	long got = s4m_conv_scan(cv, x, n, lg, steps);
+	CHECK_EQ(got, (long)steps);
+	size_t nref = n / hop;
+	float *ref = malloc(nref * (size_t)K * sizeof *ref);
+	for (size_t i = 0; i < nref; i++)
+		pp_softmax(lg + ((i + 1) * (hop / mh) - 1) * (size_t)K, K, ref + i * (size_t)K);
+
+	const char *labels[64];
+	struct pp_kw kw[64];
+	for (int k = 0; k < K; k++) {
+		labels[k] = s4m_label(m, k);
+		pp_kw_default(&kw[k]);
+		kw[k].threshold = 1.5f / K;   /* low: random models must fire now and then */
+		kw[k].refractory_ms = 50;
+	}
+	struct pp_config pc;
+	pp_config_default(&pc, s4m_sample_rate(m), hop, K, labels, kw);
+	pc.warmup_ms = 20;
+	pc.require_top = 0;
+
+	struct rec a, b, c;
+	rec_init(&a, nref + 10, K);
+	rec_init(&b, nref + 10, K);
+	rec_init(&c, nref + 10, K);
+	run(m, SCAN_CONV, &pc, 0, x, n, 4096, &a);                  /* default chunk */
+	run(m, SCAN_CONV, &pc, 1, x, n, 1, &b);                     /* smallest chunk, odd blocks */
+	run(m, SCAN_STREAM, &pc, 0, x, n, 333, &c);
+	CHECK_EQ(a.n, nref);
+	CHECK_EQ(b.n, nref);
+	CHECK_EQ(c.n, nref);
+	/* Conv mode forgets lags beyond each block's kernel, the steppers do not: the two agree
+	 * only while no kernel has run out, i.e. for the first `klen` samples. */
+	size_t klen = SIZE_MAX;
+	for (int i = 0; i < s4m_n_blocks(m); i++) {
+		struct s4m_block_info bi;
+		s4m_block_info(m, i, &bi);
+		if (bi.kernel_len * bi.cumpool < klen)
+			klen = bi.kernel_len * bi.cumpool;
+	}
+	double ea = 0, eb = 0, ec = 0, ec_all = 0;
+	int pos_ok = 1;
+	for (size_t i = 0; i < nref && i < a.n && i < b.n && i < c.n; i++) {
+		pos_ok &= a.at[i] == (i + 1) * hop && b.at[i] == a.at[i] && c.at[i] == a.at[i];
+		for (int k = 0; k < K; k++) {
+			float r = ref[i * (size_t)K + (size_t)k];
+			ea = fmax(ea, fabs(a.p[i * (size_t)K + (size_t)k] - r));
+			eb = fmax(eb, fabs(b.p[i * (size_t)K + (size_t)k] - r));
+			double d = fabs(c.p[i * (size_t)K + (size_t)k] - r);
+			ec_all = fmax(ec_all, d);
+			if ((i + 1) * hop <= klen)
+				ec = fmax(ec, d);
+		}
+	}
+	CHECK(pos_ok, "posterior positions are (i + 1) * hop");
+	CHECK(ea < 1e-5, "default chunks vs whole run: %g", ea);
+	CHECK(eb < 1e-5, "small chunks vs whole run: %g", eb);
+	CHECK(ec < 1e-3, "stream vs conv within the kernel length: %g", ec);
+	printf("model %llu %s: %zu hops; |chunked - whole| %.2g / %.2g, |stream - conv| %.2g in "
+	       "the first %zu samples (%.2g after: conv kernels are truncated); %d detections\n",
+	       (unsigned long long)seed, dplr ? "dplr" : "s4d", nref, ea, eb, ec, klen, ec_all,
+	       a.ndet);
+	CHECK(a.ndet > 0, "the low threshold should fire on a random model");
+	CHECK_EQ(a.ndet, b.ndet);
+	int same = a.ndet == b.ndet;
+	for (int i = 0; same && i < a.ndet; i++)
+		same = a.det[i].label == b.det[i].label && a.det[i].sample == b.det[i].sample;
+	CHECK(same, "detections depend on the chunk size");
+
+	/* refused configurations */
+	struct pp_config bad = pc;
+	bad.hop = mh + (mh > 1 ? 1 : 0);
+	if (mh > 1)
+		CHECK(scan_new(m, SCAN_CONV, &bad, 0, NULL, err, sizeof err) == NULL, "hop not a multiple");
+	bad = pc;
+	bad.n_labels = K + 1;
+	CHECK(scan_new(m, SCAN_CONV, &bad, 0, NULL, err, sizeof err) == NULL, "label count");
+
+	rec_free(&a);
+	rec_free(&b);
+	rec_free(&c);
+	free(ref);
+	free(lg);
+	free(x);
+	s4m_conv_free(cv);
+	s4m_free(m);
+	free(buf);
+}
+
+int main(void)
+{
+	test_model(3, 0);
+	test_model(4, 1);
+	return CHECK_DONE();
+}
