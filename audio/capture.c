@@ -222,6 +222,13 @@ struct capture *capture_open(const struct capture_params *p, struct ring *ring, 
 	c->channels = p->channels;
 	c->rate = (int)rate;
 	c->max_frames = p->max_frames;
+	if (p->max_s > 0) {
+		uint64_t f = (uint64_t)(p->max_s * rate + 0.5);
+		if (f < 1)
+			f = 1;
+		if (!c->max_frames || f < c->max_frames)
+			c->max_frames = f;
+	}
 	c->stall_s = p->stall_s > 0 ? p->stall_s : 5.0;
 	snprintf(c->name, sizeof c->name, "%s", d->name);
 	PaError e = Pa_OpenStream(&c->s, &ip, NULL, rate, p->frames_per_buffer, paClipOff, callback, c);

@@ -48,6 +48,8 @@ struct capture_params {
 	int rate;                     /* wanted Hz (the model's); the device's own rate otherwise */
 	unsigned frames_per_buffer;   /* callback period, frames */
 	uint64_t max_frames;          /* stop after this many frames (0: never) */
+	double max_s;                 /* or after this many seconds at the rate opened (0: never);
+	                                 the smaller limit wins when both are set */
 	double stall_s;               /* no callback for this long while running = error (0: 5 s) */
 };
 

@@ -634,11 +634,11 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 	snprintf(h->token, sizeof h->token, "%s", token);
 	sem_init(&h->jobs, 0, c->classify_jobs);
 	h->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handle, h,
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_END);
 	if (!h->d) {
 		s4k_seterr(err, errlen, "cannot listen on %s port %d (address in use or not available)", bind,

@@ -1,0 +1,917 @@
+/* cmd_listen.c - `s4kws listen` (the live daemon) and `s4kws devices`.
+ *
+ * DESIGN. Threads and who owns what:
+ *   - main thread: parses the configuration, loads the model, builds everything, then loops on
+ *     sigtimedwait() (SIGINT/SIGTERM/SIGHUP are blocked in every thread, so signals are only
+ *     ever seen here, as plain events) every 200 ms, supervising the input: it polls the
+ *     capture stream, and on an error closes it, rescans the devices and reopens with doubling
+ *     back-off, while HTTP keeps serving;
+ *   - input: either PortAudio's callback thread (audio/capture.c) or a source thread here that
+ *     reads a file (audio/audiofile.h, any libsndfile format) or raw S16_LE stdin, optionally
+ *     paced at real speed, and waits for room in the ring rather than dropping;
+ *   - the inference thread (daemon/detector.c) drains the ring, resamples to the model rate if
+ *     needed and runs one s4m_stream per channel over the shared model;
+ *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
+ *     the hooks below, which read published copies (detector_stats, the input state under
+ *     `mu`) and, for POST /v1/classify, build their own conv workspace from the shared model.
+ * Cross-thread traffic is the ring, the wake semaphore, the events store and the two
+ * mutex-protected snapshots. Shutdown is ordered: stop the input, let the detector drain the
+ * ring and stop, flush and close the events log (which ends SSE streams), stop HTTP, free.
+ * A second SIGINT during shutdown kills the process (default action restored).
+ */
+#define _GNU_SOURCE
+#include "cmd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audio/audiofile.h"
+#include "audio/capture.h"
+#include "audio/resample.h"
+#include "audio/ring.h"
+#include "clip.h"
+#include "config.h"
+#include "detector.h"
+#include "events.h"
+#include "http.h"
+#include "log.h"
+#include "model/s4m.h"
+#include "postproc.h"
+#include "scan.h"
+
+#define SRC_BLOCK 2048            /* frames per source read */
+#define CLASSIFY_MAX_S 600.0      /* longest decoded POST /v1/classify upload */
+
+enum input_kind { IN_DEVICE, IN_FILE, IN_STDIN };
+static const char *const kind_names[] = {"device", "file", "stdin"};
+
+struct app {
+	struct cfg cfg;
+	int argc;
+	char **argv;
+	/* model (immutable after start) */
+	struct s4m_model *m;
+	char model_src[1024];
+	int K;
+	const char **labels;       /* (K) */
+	size_t hop;                /* model-rate samples per posterior */
+	int rate;                  /* model rate */
+	int C;                     /* channels */
+	/* detection settings: kw under mu (the classify hook copies them) */
+	struct pp_kw *kw;          /* (K) */
+	struct pp_config pc;
+	/* plumbing */
+	float *ring_store;
+	struct ring ring;
+	sem_t wake;
+	struct events *ev;
+	struct detector *det;
+	struct http *http;
+	/* input */
+	enum input_kind kind;
+	struct af_file *af;
+	int af_mix;                /* read the file as a mono mix */
+	int in_rate;
+	uint64_t max_frames;       /* --duration in input frames (0: none) */
+	pthread_t src;
+	int src_started;
+	_Atomic int src_stop;
+	struct capture *cap;
+	double backoff, retry_at;
+	/* published input state (mu) */
+	pthread_mutex_t mu;
+	char state[16];            /* "starting", "running", "eof", "error" */
+	char state_err[S4K_ERR_LEN];
+	char in_name[1024];
+	uint64_t retries;
+	uint64_t in_frames;        /* frames read from the input */
+	int src_done;
+	double t0;                 /* monotonic start */
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void set_state(struct app *a, const char *state, const char *err)
+{
+	pthread_mutex_lock(&a->mu);
+	snprintf(a->state, sizeof a->state, "%s", state);
+	snprintf(a->state_err, sizeof a->state_err, "%s", err ? err : "");
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* ---- detection settings from the configuration ---- */
+
+static int build_pp(const struct cfg *c, const struct app *a, struct pp_kw *kw, struct pp_config *pc,
+		    char *err, size_t errlen)
+{
+	if (cfg_check_keywords(c, a->labels, a->K, err, errlen) < 0)
+		return -EINVAL;
+	for (int k = 0; k < a->K; k++) {
+		pp_kw_default(&kw[k]);
+		kw[k].threshold = (float)cfg_kw_get(&c->threshold, a->labels[k]);
+		kw[k].smooth_ms = (float)cfg_kw_get(&c->smooth_ms, a->labels[k]);
+		kw[k].min_ms = (float)cfg_kw_get(&c->min_ms, a->labels[k]);
+		kw[k].refractory_ms = (float)cfg_kw_get(&c->refractory_ms, a->labels[k]);
+	}
+	pp_config_default(pc, a->rate, a->hop, a->K, a->labels, kw);
+	pc->warmup_ms = (float)c->warmup_ms;
+	pc->latency_ms = (float)c->latency_ms;
+	pc->word_ms = (float)c->word_ms;
+	pc->require_top = c->require_top;
+	return pp_validate(pc, err, errlen);
+}
+
+/* ---- file and stdin sources ---- */
+
+/* Wait for room for n elements; 0, or -1 when asked to stop. */
+static int wait_room(struct app *a, size_t n)
+{
+	while (ring_writable(&a->ring) < n) {
+		if (atomic_load(&a->src_stop))
+			return -1;
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* Write frames to the ring (waiting for room), pace them if --realtime. 0 or -1 (stop). */
+static int emit_frames(struct app *a, const float *x, size_t frames, double t_start, uint64_t *sent)
+{
+	const size_t C = (size_t)a->C;
+	while (frames) {
+		size_t n = frames < SRC_BLOCK ? frames : SRC_BLOCK;
+		if (wait_room(a, n * C) < 0)
+			return -1;
+		ring_write(&a->ring, x, n * C);
+		sem_post(&a->wake);
+		*sent += n;
+		pthread_mutex_lock(&a->mu);
+		a->in_frames = *sent;
+		pthread_mutex_unlock(&a->mu);
+		x += n * C;
+		frames -= n;
+		if (a->cfg.realtime) {
+			double due = t_start + (double)*sent / a->in_rate;
+			double now = mono_s();
+			if (due > now) {
+				struct timespec ts = {(time_t)(due - now), (long)(fmod(due - now, 1.0) * 1e9)};
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+	return 0;
+}
+
+static void *file_thread(void *arg)
+{
+	struct app *a = arg;
+	const size_t C = (size_t)a->C;
+	float *buf = malloc((size_t)SRC_BLOCK * C * sizeof *buf);
+	char err[S4K_ERR_LEN] = "";
+	uint64_t sent = 0;
+	double t_start = mono_s();
+	long n = buf ? 1 : -ENOMEM;
+	if (!buf)
+		snprintf(err, sizeof err, "out of memory");
+	while (n > 0 && !atomic_load(&a->src_stop)) {
+		size_t want = SRC_BLOCK;
+		if (a->max_frames && a->max_frames - sent < want)
+			want = (size_t)(a->max_frames - sent);
+		if (want == 0)
+			break;
+		n = a->af_mix ? af_read_mono(a->af, buf, want, err, sizeof err) : af_read(a->af, buf, want, err, sizeof err);
+		if (n > 0 && emit_frames(a, buf, (size_t)n, t_start, &sent) < 0)
+			break;
+	}
+	free(buf);
+	if (n < 0) {
+		log_msg(LOGL_ERROR, "input %s: %s", a->cfg.input, err);
+		set_state(a, "error", err);
+	}
+	pthread_mutex_lock(&a->mu);
+	a->src_done = 1;
+	pthread_mutex_unlock(&a->mu);
+	detector_input_done(a->det);
+	return NULL;
+}
+
+static void *stdin_thread(void *arg)
+{
+	struct app *a = arg;
+	const size_t C = (size_t)a->C;
+	const size_t frame_bytes = 2 * C;
+	unsigned char *raw = malloc((size_t)SRC_BLOCK * frame_bytes);
+	float *buf = malloc((size_t)SRC_BLOCK * C * sizeof *buf);
+	size_t have = 0; /* bytes in raw */
+	uint64_t sent = 0;
+	double t_start = mono_s();
+	char err[S4K_ERR_LEN] = "";
+	int failed = !raw || !buf;
+	if (failed)
+		snprintf(err, sizeof err, "out of memory");
+	while (!failed && !atomic_load(&a->src_stop)) {
+		struct pollfd p = {STDIN_FILENO, POLLIN, 0};
+		int pr = poll(&p, 1, 200);
+		if (pr < 0 && errno != EINTR) {
+			snprintf(err, sizeof err, "cannot read stdin: %s", strerror(errno));
+			failed = 1;
+			break;
+		}
+		if (pr <= 0)
+			continue;
+		ssize_t r = read(STDIN_FILENO, raw + have, (size_t)SRC_BLOCK * frame_bytes - have);
+		if (r < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			snprintf(err, sizeof err, "cannot read stdin: %s", strerror(errno));
+			failed = 1;
+			break;
+		}
+		if (r == 0)
+			break; /* EOF; a partial last frame is dropped */
+		have += (size_t)r;
+		size_t frames = have / frame_bytes;
+		if (a->max_frames && a->max_frames - sent < frames)
+			frames = (size_t)(a->max_frames - sent);
+		for (size_t i = 0; i < frames * C; i++) {
+			int16_t v = (int16_t)(raw[2 * i] | raw[2 * i + 1] << 8); /* S16_LE */
+			buf[i] = (float)v * (1.0f / 32768.0f);
+		}
+		if (emit_frames(a, buf, frames, t_start, &sent) < 0)
+			break;
+		memmove(raw, raw + frames * frame_bytes, have - frames * frame_bytes);
+		have -= frames * frame_bytes;
+		if (a->max_frames && sent >= a->max_frames)
+			break;
+	}
+	free(raw);
+	free(buf);
+	if (failed) {
+		log_msg(LOGL_ERROR, "input: %s", err);
+		set_state(a, "error", err);
+	}
+	pthread_mutex_lock(&a->mu);
+	a->src_done = 1;
+	pthread_mutex_unlock(&a->mu);
+	detector_input_done(a->det);
+	return NULL;
+}
+
+/* ---- capture device supervision (main thread) ---- */
+
+static int device_open(struct app *a, char *err, size_t errlen)
+{
+	/* --duration counts audio since the start, across reopens (at the last rate) */
+	double left = a->cfg.duration > 0 ? a->cfg.duration - (double)a->in_frames / a->in_rate : 0;
+	struct capture_params p = {.device = a->cfg.device, .channels = a->C, .rate = a->rate,
+				   .frames_per_buffer = (unsigned)a->cfg.frames_per_buffer,
+				   .max_s = left > 0 ? left : 0, .stall_s = 5};
+	struct capture *c = capture_open(&p, &a->ring, &a->wake, err, errlen);
+	if (!c)
+		return -ENODEV;
+	a->in_rate = capture_rate(c);
+	detector_set_input(a->det, a->in_rate, RS_MEDIUM);
+	if (capture_start(c, err, errlen) < 0) {
+		capture_close(c);
+		return -EIO;
+	}
+	a->cap = c;
+	pthread_mutex_lock(&a->mu);
+	snprintf(a->in_name, sizeof a->in_name, "%s", capture_name(c));
+	pthread_mutex_unlock(&a->mu);
+	set_state(a, "running", NULL);
+	if (a->in_rate != a->rate)
+		log_msg(LOGL_INFO, "capturing from '%s' at %d Hz, resampled to %d Hz", capture_name(c), a->in_rate,
+			a->rate);
+	else
+		log_msg(LOGL_INFO, "capturing %d channel%s from '%s' at %d Hz", a->C, a->C == 1 ? "" : "s",
+			capture_name(c), a->in_rate);
+	return 0;
+}
+
+static void device_failed(struct app *a, const char *why)
+{
+	if (a->cap) {
+		pthread_mutex_lock(&a->mu);
+		a->in_frames += capture_frames(a->cap);
+		pthread_mutex_unlock(&a->mu);
+	}
+	capture_close(a->cap);
+	a->cap = NULL;
+	a->backoff = a->backoff > 0 ? a->backoff * 2 : 0.5;
+	if (a->backoff > a->cfg.retry_max)
+		a->backoff = a->cfg.retry_max;
+	a->retry_at = mono_s() + a->backoff;
+	set_state(a, "error", why);
+	log_msg(LOGL_ERROR, "%s; retrying in %.1f s", why, a->backoff);
+}
+
+static void device_supervise(struct app *a)
+{
+	char err[S4K_ERR_LEN];
+	if (a->cap) {
+		enum capture_state s = capture_poll(a->cap, err, sizeof err);
+		if (s == CAPTURE_DONE && !a->src_done) {
+			pthread_mutex_lock(&a->mu);
+			a->src_done = 1;
+			a->in_frames += capture_frames(a->cap);
+			pthread_mutex_unlock(&a->mu);
+			capture_close(a->cap);
+			a->cap = NULL;
+			detector_input_done(a->det);
+			log_msg(LOGL_INFO, "capture reached --duration %.3f s", a->cfg.duration);
+		} else if (s == CAPTURE_ERROR) {
+			device_failed(a, err);
+		} else if (s == CAPTURE_RUNNING && a->backoff > 0 && capture_frames(a->cap) > (uint64_t)a->in_rate) {
+			a->backoff = 0; /* a second of audio since the reopen: the device works again */
+		}
+		return;
+	}
+	if (a->src_done || mono_s() < a->retry_at)
+		return;
+	/* rescan: a device that was unplugged and plugged in again gets a new PortAudio list */
+	pthread_mutex_lock(&a->mu);
+	a->retries++;
+	pthread_mutex_unlock(&a->mu);
+	capture_fini();
+	if (capture_init(err, sizeof err) < 0 || device_open(a, err, sizeof err) < 0)
+		device_failed(a, err);
+}
+
+/* ---- HTTP hooks (any HTTP thread) ---- */
+
+/* The input state as reported: "eof" only once everything read has also been processed. */
+static void input_state(struct app *a, const struct det_stats *s, char *state, size_t len)
+{
+	pthread_mutex_lock(&a->mu);
+	snprintf(state, len, "%s", a->src_done && s->eof && strcmp(a->state, "error") ? "eof" : a->state);
+	pthread_mutex_unlock(&a->mu);
+}
+
+static json_t *hook_status(void *ud)
+{
+	struct app *a = ud;
+	struct det_stats s;
+	detector_stats(a->det, &s);
+	char state[16], serr[S4K_ERR_LEN], name[1024];
+	input_state(a, &s, state, sizeof state);
+	pthread_mutex_lock(&a->mu);
+	memcpy(serr, a->state_err, sizeof serr);
+	memcpy(name, a->in_name, sizeof name);
+	uint64_t retries = a->retries, in_frames = a->in_frames;
+	pthread_mutex_unlock(&a->mu);
+	json_t *labels = json_array();
+	for (int k = 0; k < a->K; k++)
+		json_array_append_new(labels, json_string(a->labels[k]));
+	const char *mname = s4m_meta(a->m, "name");
+	json_t *model = json_pack("{s:s, s:s, s:o, s:i, s:I, s:f, s:f, s:I}", "name", mname ? mname : "",
+				  "source", a->model_src, "labels", labels, "sample_rate", a->rate, "hop_samples",
+				  (json_int_t)a->hop, "hop_ms", 1000.0 * (double)a->hop / a->rate, "window_s",
+				  (double)s4m_window(a->m) / a->rate, "params", (json_int_t)s4m_n_params(a->m));
+	json_t *input = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "kind", kind_names[a->kind], "name", name,
+				  "state", state, "rate", a->in_rate, "frames", (json_int_t)in_frames, "retries",
+				  (json_int_t)retries);
+	json_object_set_new(input, "error", serr[0] ? json_string(serr) : json_null());
+	if (a->cap && a->kind == IN_DEVICE)
+		json_object_set_new(input, "overflows", json_integer((json_int_t)capture_overflows(a->cap)));
+	json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "version",
+			      S4KWS_VERSION, "model", model, "channels", a->C, "input", input, "uptime_s",
+			      mono_s() - a->t0, "audio_s", s.audio_s, "real_time_factor", s.rtf,
+			      "real_time_factor_per_channel", s.rtf / a->C, "overruns",
+			      (json_int_t)ring_overruns(&a->ring), "dropped_samples",
+			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)s.detections,
+			      "last_id", (json_int_t)events_last_id(a->ev));
+	if (o && a->cfg.log[0])
+		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", a->cfg.log, "errors",
+							  (json_int_t)events_log_errors(a->ev)));
+	return o;
+}
+
+static void prom_escape(FILE *f, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*s, f);
+	}
+}
+
+static void hook_metrics(void *ud, FILE *f)
+{
+	struct app *a = ud;
+	struct det_stats s;
+	detector_stats(a->det, &s);
+	struct ev_counts cnt[512];
+	size_t n = events_counts(a->ev, cnt, 512);
+	fprintf(f, "# HELP s4kws_detections_total Keyword detections, by keyword and channel.\n"
+		   "# TYPE s4kws_detections_total counter\n");
+	for (size_t i = 0; i < n; i++) {
+		fprintf(f, "s4kws_detections_total{keyword=\"");
+		prom_escape(f, cnt[i].keyword);
+		fprintf(f, "\",channel=\"%d\"} %llu\n", cnt[i].channel, (unsigned long long)cnt[i].count);
+	}
+	fprintf(f, "# HELP s4kws_audio_seconds_total Seconds of audio processed (per channel).\n"
+		   "# TYPE s4kws_audio_seconds_total counter\ns4kws_audio_seconds_total %.6f\n", s.audio_s);
+	fprintf(f, "# HELP s4kws_overruns_total Blocks of captured audio dropped because inference fell behind.\n"
+		   "# TYPE s4kws_overruns_total counter\ns4kws_overruns_total %u\n", ring_overruns(&a->ring));
+	fprintf(f, "# HELP s4kws_dropped_samples_total Samples in those blocks (all channels).\n"
+		   "# TYPE s4kws_dropped_samples_total counter\ns4kws_dropped_samples_total %llu\n",
+		(unsigned long long)ring_dropped(&a->ring));
+	fprintf(f, "# HELP s4kws_step_seconds Time to step every channel through one hop and post-process it.\n"
+		   "# TYPE s4kws_step_seconds histogram\n");
+	uint64_t cum = 0;
+	for (int b = 0; b < DET_HIST_BUCKETS; b++) {
+		cum += s.hist[b];
+		fprintf(f, "s4kws_step_seconds_bucket{le=\"%g\"} %llu\n", det_hist_bounds[b], (unsigned long long)cum);
+	}
+	cum += s.hist[DET_HIST_BUCKETS];
+	fprintf(f, "s4kws_step_seconds_bucket{le=\"+Inf\"} %llu\ns4kws_step_seconds_sum %.9f\n"
+		   "s4kws_step_seconds_count %llu\n", (unsigned long long)cum, s.hist_sum, (unsigned long long)cum);
+	fprintf(f, "# HELP s4kws_real_time_factor Processing time over audio time, all channels together.\n"
+		   "# TYPE s4kws_real_time_factor gauge\ns4kws_real_time_factor %.6f\n", s.rtf);
+	char state[16];
+	input_state(a, &s, state, sizeof state);
+	int up = !strcmp(state, "running");
+	pthread_mutex_lock(&a->mu);
+	uint64_t retries = a->retries;
+	pthread_mutex_unlock(&a->mu);
+	fprintf(f, "# HELP s4kws_input_up 1 while the input delivers audio.\n# TYPE s4kws_input_up gauge\n"
+		   "s4kws_input_up %d\n", up);
+	fprintf(f, "# HELP s4kws_input_retries_total Attempts to reopen a failed capture device.\n"
+		   "# TYPE s4kws_input_retries_total counter\ns4kws_input_retries_total %llu\n",
+		(unsigned long long)retries);
+	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
+		a->C);
+	fprintf(f, "# HELP s4kws_uptime_seconds Seconds since start.\n# TYPE s4kws_uptime_seconds gauge\n"
+		   "s4kws_uptime_seconds %.3f\n", mono_s() - a->t0);
+}
+
+struct upload_sink {
+	json_t *dets;
+	const struct app *a;
+};
+
+static void on_upload_detection(void *user, const struct pp_detection *d)
+{
+	struct upload_sink *u = user;
+	json_array_append_new(u->dets, json_pack("{s:f, s:f, s:s, s:f, s:i}", "start",
+						 (double)d->start / u->a->rate, "end", (double)d->end / u->a->rate,
+						 "keyword", s4m_label(u->a->m, d->label), "score",
+						 (double)d->score, "channel", 0));
+}
+
+/* POST /v1/classify: the file-mode JSON of one uploaded file (a clip, or detections when it is
+ * longer than the model window). Own workspace per request, from the shared model. */
+static int hook_classify(void *ud, const void *body, size_t len, json_t **out, char *err, size_t errlen)
+{
+	struct app *a = ud;
+	char e[S4K_ERR_LEN];
+	struct af_file *f = af_open_memory(body, len, e, sizeof e);
+	if (!f) {
+		s4k_seterr(err, errlen, "cannot read the upload as audio: %s", e);
+		return 415;
+	}
+	int status = 400;
+	float *x = NULL;
+	size_t n = 0;
+	int rc = af_set_output(f, AF_MIX, a->rate, RS_BEST, e, sizeof e);
+	if (rc == 0)
+		rc = af_load(f, (size_t)(CLASSIFY_MAX_S * a->rate), &x, &n, e, sizeof e);
+	if (rc < 0) {
+		if (rc == -EFBIG) {
+			status = 413;
+			s4k_seterr(err, errlen, "the upload is longer than %.0f s of audio", CLASSIFY_MAX_S);
+		} else {
+			s4k_seterr(err, errlen, "cannot decode the upload: %s", e);
+		}
+		af_close(f);
+		free(x);
+		return status;
+	}
+	af_close(f);
+	double dur = (double)n / a->rate;
+	size_t win = s4m_window(a->m);
+	if (n < s4m_hop(a->m)) {
+		s4k_seterr(err, errlen, "the upload holds %.4f s of audio, too short to classify", dur);
+		free(x);
+		return 400;
+	}
+	json_t *rec = NULL;
+	if (n <= win + win / 64) {
+		if (n > win)
+			n = win; /* resampling slack past the window */
+		struct s4m_conv *cv = s4m_conv_new(a->m, clip_input_len(a->m, 0), e, sizeof e);
+		if (cv && clip_classify_json(a->m, cv, x, n, 3, &rec, e, sizeof e) == 0)
+			json_object_set_new(rec, "duration", json_real(dur));
+		s4m_conv_free(cv);
+	} else {
+		struct pp_kw *kw = malloc((size_t)a->K * sizeof *kw);
+		struct pp_config pc;
+		struct upload_sink us = {json_array(), a};
+		struct scan *sc = NULL;
+		if (kw) {
+			pthread_mutex_lock(&a->mu);
+			memcpy(kw, a->kw, (size_t)a->K * sizeof *kw);
+			pc = a->pc;
+			pthread_mutex_unlock(&a->mu);
+			pc.kw = kw;
+			struct scan_sink sink = {.detection = on_upload_detection, .user = &us};
+			sc = scan_new(a->m, SCAN_CONV, &pc, 0, &sink, e, sizeof e);
+		}
+		if (sc && scan_push(sc, x, n) == 0 && scan_finish(sc) == 0) {
+			rec = json_pack("{s:f, s:O}", "duration", dur, "detections", us.dets);
+		} else if (!sc && !kw) {
+			s4k_seterr(e, sizeof e, "out of memory");
+		}
+		scan_free(sc);
+		free(kw);
+		json_decref(us.dets);
+	}
+	free(x);
+	if (!rec) {
+		s4k_seterr(err, errlen, "classification failed: %s", e);
+		return 500;
+	}
+	*out = rec;
+	return 200;
+}
+
+/* ---- SIGHUP ---- */
+
+static void reload(struct app *a)
+{
+	struct cfg *nc = malloc(sizeof *nc);
+	struct pp_kw *kw = malloc((size_t)a->K * sizeof *kw);
+	char err[S4K_ERR_LEN];
+	struct pp_config pc;
+	int rc = (!nc || !kw) ? -ENOMEM : cfg_parse(nc, a->argc, a->argv, err, sizeof err);
+	if (rc == -ENOMEM)
+		snprintf(err, sizeof err, "out of memory");
+	if (rc == 0)
+		rc = build_pp(nc, a, kw, &pc, err, sizeof err);
+	if (rc == 0)
+		rc = detector_reconfigure(a->det, &pc, err, sizeof err);
+	if (rc != 0) {
+		log_msg(LOGL_ERROR, "SIGHUP: the new configuration is invalid, keeping the old one: %s", err);
+		free(nc);
+		free(kw);
+		return;
+	}
+	log_set_level((enum log_level)nc->log_level);
+	static const struct {
+		const char *name;
+		size_t off, len;
+	} restart[] = {
+#define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
+		R("model", model), R("device", device), R("channels", channels), R("input", input),
+		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
+		R("hop-ms", hop_ms), R("ring-ms", ring_ms), R("max-connections", max_connections),
+#undef R
+	};
+	for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
+		if (memcmp((char *)nc + restart[i].off, (char *)&a->cfg + restart[i].off, restart[i].len))
+			log_msg(LOGL_WARN, "SIGHUP: a change of %s takes effect only after a restart", restart[i].name);
+	pthread_mutex_lock(&a->mu);
+	memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
+	a->pc = pc;
+	a->pc.kw = a->kw;
+	/* keep what cannot change live; take the rest */
+	struct cfg old = a->cfg;
+	a->cfg = *nc;
+	memcpy(a->cfg.model, old.model, sizeof old.model);
+	memcpy(a->cfg.device, old.device, sizeof old.device);
+	memcpy(a->cfg.input, old.input, sizeof old.input);
+	memcpy(a->cfg.log, old.log, sizeof old.log);
+	a->cfg.channels = old.channels;
+	a->cfg.hop_ms = old.hop_ms;
+	a->cfg.duration = old.duration;
+	pthread_mutex_unlock(&a->mu);
+	log_msg(LOGL_INFO, "SIGHUP: detection settings reloaded%s%s", a->cfg.config[0] ? " from " : "",
+		a->cfg.config);
+	free(nc);
+	free(kw);
+}
+
+/* ---- setup and teardown ---- */
+
+static size_t pow2_at_least(size_t n)
+{
+	size_t p = 1024;
+	while (p < n && p < ((size_t)1 << 28))
+		p *= 2;
+	return p;
+}
+
+static int write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+	char tmp[1100];
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	FILE *f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
+		s4k_seterr(err, errlen, "cannot write the port file %s: %s", path, strerror(errno));
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Open the input (not started). 0 or -errno with err. */
+static int input_setup(struct app *a, char *err, size_t errlen)
+{
+	const struct cfg *c = &a->cfg;
+	if (!c->input[0]) {
+		a->kind = IN_DEVICE;
+		a->C = c->channels ? c->channels : 1;
+		a->in_rate = a->rate;
+		return 0;
+	}
+	if (!strcmp(c->input, "-")) {
+		a->kind = IN_STDIN;
+		a->C = c->channels ? c->channels : 1;
+		a->in_rate = c->input_rate ? c->input_rate : a->rate;
+		snprintf(a->in_name, sizeof a->in_name, "stdin (raw S16_LE)");
+	} else {
+		a->kind = IN_FILE;
+		a->af = af_open(c->input, err, errlen);
+		if (!a->af)
+			return -EINVAL;
+		const struct af_info *fi = af_info(a->af);
+		a->in_rate = fi->rate;
+		if (!c->channels || c->channels == fi->channels) {
+			a->C = fi->channels;
+		} else if (c->channels == 1) {
+			a->C = 1;
+			a->af_mix = 1;
+			if (af_set_output(a->af, AF_MIX, 0, RS_BEST, err, errlen) < 0)
+				return -EINVAL;
+		} else {
+			s4k_seterr(err, errlen, "%s has %d channels; --channels must be 0, 1 (mix) or %d", c->input,
+				   fi->channels, fi->channels);
+			return -EINVAL;
+		}
+		if (a->C > 64) {
+			s4k_seterr(err, errlen, "%s has %d channels; at most 64 are supported", c->input, a->C);
+			return -EINVAL;
+		}
+		snprintf(a->in_name, sizeof a->in_name, "%s", c->input);
+	}
+	if (c->duration > 0)
+		a->max_frames = (uint64_t)llround(c->duration * a->in_rate);
+	return 0;
+}
+
+static void teardown(struct app *a)
+{
+	if (a->src_started) {
+		atomic_store(&a->src_stop, 1);
+		pthread_join(a->src, NULL);
+	}
+	if (a->cap) {
+		capture_close(a->cap);
+		a->cap = NULL;
+	}
+	if (a->kind == IN_DEVICE)
+		capture_fini();
+	detector_free(a->det); /* drains the ring, then joins */
+	if (a->ev)
+		events_close(a->ev); /* flush the log; SSE streams end */
+	http_stop(a->http);
+	events_free(a->ev);
+	af_close(a->af);
+	free(a->ring_store);
+	free(a->kw);
+	free(a->labels);
+	s4m_free(a->m);
+	sem_destroy(&a->wake);
+	pthread_mutex_destroy(&a->mu);
+}
+
+int cmd_listen(int argc, char **argv)
+{
+	struct app *a = calloc(1, sizeof *a);
+	char err[S4K_ERR_LEN];
+	if (!a) {
+		fprintf(stderr, "s4kws listen: out of memory\n");
+		return 1;
+	}
+	int rc = cfg_parse(&a->cfg, argc, argv, err, sizeof err);
+	if (rc == CFG_HELP) {
+		char *h = cfg_help();
+		if (h)
+			fputs(h, stdout);
+		free(h);
+		free(a);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		free(a);
+		return 2;
+	}
+	a->argc = argc;
+	a->argv = argv;
+	a->t0 = mono_s();
+	pthread_mutex_init(&a->mu, NULL);
+	sem_init(&a->wake, 0, 0);
+	snprintf(a->state, sizeof a->state, "starting");
+	log_set_level((enum log_level)a->cfg.log_level);
+
+	/* signals: blocked in every thread (created below), taken synchronously by the main loop */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int status = 1;
+	const char *mpath = a->cfg.model[0] ? a->cfg.model : NULL;
+	a->m = cmd_load_model(mpath, 1.0, err, sizeof err);
+	if (!a->m) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	const char *src = cmd_model_source(mpath);
+	snprintf(a->model_src, sizeof a->model_src, "%s", src ? src : "");
+	if (!s4m_streamable(a->m)) {
+		fprintf(stderr, "s4kws listen: %s is bidirectional and cannot run live; use 's4kws classify'\n",
+			a->model_src);
+		goto out;
+	}
+	a->rate = s4m_sample_rate(a->m);
+	a->K = s4m_n_labels(a->m);
+	a->hop = scan_hop(a->m, a->cfg.hop_ms);
+	a->labels = malloc((size_t)a->K * sizeof *a->labels);
+	a->kw = malloc((size_t)a->K * sizeof *a->kw);
+	if (!a->labels || !a->kw) {
+		fprintf(stderr, "s4kws listen: out of memory\n");
+		goto out;
+	}
+	for (int k = 0; k < a->K; k++)
+		a->labels[k] = s4m_label(a->m, k);
+	if (build_pp(&a->cfg, a, a->kw, &a->pc, err, sizeof err) < 0) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	if (input_setup(a, err, sizeof err) < 0) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	/* ring: ring-ms of audio at the input rate (48 kHz at least for a device, which may reopen
+	 * at another rate) */
+	int ring_rate = a->kind == IN_DEVICE ? (a->rate > 48000 ? a->rate : 48000) : a->in_rate;
+	size_t cap = pow2_at_least((size_t)((double)a->cfg.ring_ms / 1000.0 * ring_rate) * (size_t)a->C);
+	a->ring_store = malloc(cap * sizeof *a->ring_store);
+	if (!a->ring_store || ring_init(&a->ring, a->ring_store, cap) < 0) {
+		fprintf(stderr, "s4kws listen: out of memory for a %zu-sample ring\n", cap);
+		goto out;
+	}
+	struct ev_open_info info;
+	a->ev = events_new((size_t)a->cfg.history, a->cfg.log, &info, err, sizeof err);
+	if (!a->ev) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	if (a->cfg.log[0]) {
+		if (info.torn_bytes)
+			log_msg(LOGL_WARN, "%s: cut off an incomplete last line (%zu bytes)", a->cfg.log, info.torn_bytes);
+		if (info.bad_lines)
+			log_msg(LOGL_WARN, "%s: skipped %zu lines that are not detections", a->cfg.log, info.bad_lines);
+		if (info.last_id)
+			log_msg(LOGL_INFO, "%s: continuing after detection %llu", a->cfg.log,
+				(unsigned long long)info.last_id);
+	}
+	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
+				.ev = a->ev, .pc = &a->pc};
+	a->det = detector_new(&dc, err, sizeof err);
+	if (!a->det) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	detector_set_input(a->det, a->in_rate, RS_BEST);
+	if (detector_start(a->det, err, sizeof err) < 0) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	double hb = a->cfg.heartbeat < a->cfg.http_timeout * 0.5 ? a->cfg.heartbeat : a->cfg.http_timeout * 0.5;
+	struct http_config hc = {.bind = a->cfg.bind, .port = a->cfg.port, .token = a->cfg.token,
+				 .max_connections = (unsigned)a->cfg.max_connections,
+				 .timeout_s = (unsigned)a->cfg.http_timeout, .max_body = (size_t)a->cfg.max_body,
+				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
+				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
+	struct http_hooks hooks = {.ud = a, .status = hook_status, .metrics = hook_metrics,
+				   .classify = hook_classify};
+	a->http = http_start(&hc, a->ev, &hooks, err, sizeof err);
+	if (!a->http) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	if (a->cfg.port_file[0] && write_port_file(a->cfg.port_file, http_port(a->http), err, sizeof err) < 0) {
+		fprintf(stderr, "s4kws listen: %s\n", err);
+		goto out;
+	}
+	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s:%d/", a->model_src,
+		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", a->cfg.bind,
+		http_port(a->http));
+
+	/* start the input */
+	if (a->kind == IN_DEVICE) {
+		if (capture_init(err, sizeof err) < 0 || device_open(a, err, sizeof err) < 0)
+			device_failed(a, err); /* keep serving; the main loop retries */
+	} else {
+		if (a->in_rate != a->rate)
+			log_msg(LOGL_INFO, "%s: %d Hz, resampled to %d Hz", a->in_name, a->in_rate, a->rate);
+		set_state(a, "running", NULL);
+		int e = pthread_create(&a->src, NULL, a->kind == IN_FILE ? file_thread : stdin_thread, a);
+		if (e) {
+			fprintf(stderr, "s4kws listen: cannot start the input thread: %s\n", strerror(e));
+			goto out;
+		}
+		a->src_started = 1;
+	}
+
+	/* main loop */
+	for (;;) {
+		struct timespec tick = {0, 200000000L};
+		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			break;
+		}
+		if (sig == SIGHUP)
+			reload(a);
+		if (a->kind == IN_DEVICE)
+			device_supervise(a);
+	}
+	/* a second SIGINT/SIGTERM during the ordered shutdown ends the process at once */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+	status = 0;
+out:
+	teardown(a);
+	if (status == 0)
+		log_msg(LOGL_INFO, "stopped");
+	free(a);
+	return status;
+}
+
+/* ---- s4kws devices ---- */
+
+int cmd_devices(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			printf("usage: s4kws devices\n\nList the audio input devices PortAudio sees: the index and name\n"
+			       "that 'listen --device' takes, the host API, input channels, default rate and\n"
+			       "the common rates accepted for 16-bit input.\n");
+			return 0;
+		}
+		fprintf(stderr, "s4kws devices: unexpected argument '%s'\n", argv[i]);
+		return 2;
+	}
+	char err[S4K_ERR_LEN];
+	if (capture_init(err, sizeof err) < 0) {
+		fprintf(stderr, "s4kws devices: %s\n", err);
+		return 1;
+	}
+	struct capture_device devs[256];
+	int n = capture_list(devs, 256, err, sizeof err);
+	if (n < 0) {
+		fprintf(stderr, "s4kws devices: %s\n", err);
+		capture_fini();
+		return 1;
+	}
+	if (n == 0)
+		printf("no input devices\n");
+	else
+		printf("%5s  %-32s %-6s %8s %8s  %s\n", "index", "name", "api", "channels", "default", "rates (Hz)");
+	for (int i = 0; i < n && i < 256; i++) {
+		printf("%5d  %-32s %-6s %8d %8.0f  ", devs[i].index, devs[i].name, devs[i].api, devs[i].max_channels,
+		       devs[i].default_rate);
+		for (int r = 0; r < devs[i].n_rates; r++)
+			printf("%s%d", r ? " " : "", devs[i].rates[r]);
+		printf("\n");
+	}
+	capture_fini();
+	return 0;
+}

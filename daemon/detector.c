@@ -1,0 +1,471 @@
+/* detector.c - inference thread: frames from the ring, S4 steppers, posteriors, detections.
+ *
+ * DESIGN. The thread sleeps on the wake semaphore (at most 50 ms, so it also notices control
+ * flags), then drains the ring in blocks of BLOCK frames. If the input rate differs from the
+ * model's, the interleaved block goes through one libsamplerate converter for all channels.
+ * Model-rate frames collect in `pend`; every time a whole hop is there, each channel's samples
+ * are de-interleaved into x, pushed through that channel's s4m_stream (all channels share the
+ * one immutable model), its softmax read and fed to that channel's post-processing, and the
+ * detections go to the events store with sample-accurate offsets. The time one hop takes for
+ * all channels goes into a histogram; the totals give the real-time factor.
+ *
+ * Control (input rate change, input done, new post-processing settings, stop) arrives through
+ * a mutex-protected `ctl` block and an atomic "something changed" flag checked between blocks
+ * and hops, so the compute path itself takes no lock. Statistics are published the other way:
+ * the thread copies its counters into `pub` under the mutex after each block. The only
+ * allocations after detector_new() are a new resampler when the input rate changes.
+ */
+#include "detector.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/err.h"
+#include "log.h"
+
+#define BLOCK 4096 /* input frames read from the ring at once */
+
+const double det_hist_bounds[DET_HIST_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+						  0.005,   0.01,   0.025,   0.05,   0.1};
+
+struct ctl {
+	int rate;                 /* requested input rate (0: unchanged) */
+	enum rs_quality q;
+	int input_done;
+	int stop;
+	int have_pc;              /* kw holds new post-processing settings */
+	struct pp_config pc;
+	struct pp_kw *kw;         /* (K) */
+};
+
+struct detector {
+	const struct s4m_model *m;
+	int C, K;
+	size_t hop;
+	int rate;                 /* model rate, Hz */
+	struct ring *ring;
+	sem_t *wake;
+	struct events *ev;
+	pthread_t th;
+	int started;
+
+	pthread_mutex_t mu;       /* guards ctl and pub */
+	struct ctl ctl;
+	struct det_stats pub;
+	_Atomic int changed;
+
+	/* inference thread only */
+	struct s4m_stream **st;   /* (C) */
+	struct pp **pp;           /* (C) */
+	struct rs rs;
+	int rs_on;
+	int in_rate;
+	float *in;                /* (BLOCK, C) */
+	float *rsout;             /* (rs_cap, C) */
+	size_t rs_cap;
+	float *pend;              /* (pend_cap, C) model-rate frames not yet hopped */
+	size_t pend_len, pend_cap;
+	float *x;                 /* (hop) one channel's hop */
+	float *probs;             /* (K) */
+	uint64_t base;            /* frames processed before the last reset */
+	int eof, input_done;
+	struct det_stats s;
+};
+
+static double mono_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+struct detector *detector_new(const struct det_config *c, char *err, size_t errlen)
+{
+	if (!s4m_streamable(c->m)) {
+		s4k_seterr(err, errlen, "this model is bidirectional and cannot run live (file mode only)");
+		return NULL;
+	}
+	if (c->channels < 1 || c->hop < s4m_hop(c->m) || c->hop % s4m_hop(c->m)) {
+		s4k_seterr(err, errlen, "bad detector settings: %d channels, hop %zu samples (model hop %zu)",
+			   c->channels, c->hop, s4m_hop(c->m));
+		return NULL;
+	}
+	if (pp_validate(c->pc, err, errlen) < 0)
+		return NULL;
+	struct detector *d = calloc(1, sizeof *d);
+	if (!d) {
+		s4k_seterr(err, errlen, "out of memory for the detector");
+		return NULL;
+	}
+	d->m = c->m;
+	d->C = c->channels;
+	d->K = s4m_n_labels(c->m);
+	d->hop = c->hop;
+	d->rate = c->pc->rate;
+	d->ring = c->ring;
+	d->wake = c->wake;
+	d->ev = c->ev;
+	d->in_rate = d->rate;
+	pthread_mutex_init(&d->mu, NULL);
+	size_t C = (size_t)d->C;
+	d->st = calloc(C, sizeof *d->st);
+	d->pp = calloc(C, sizeof *d->pp);
+	d->in = malloc((size_t)BLOCK * C * sizeof *d->in);
+	d->pend_cap = d->hop;
+	d->pend = malloc(d->pend_cap * C * sizeof *d->pend);
+	d->x = malloc(d->hop * sizeof *d->x);
+	d->probs = malloc((size_t)d->K * sizeof *d->probs);
+	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
+	if (!d->st || !d->pp || !d->in || !d->pend || !d->x || !d->probs || !d->ctl.kw) {
+		s4k_seterr(err, errlen, "out of memory for the detector");
+		detector_free(d);
+		return NULL;
+	}
+	for (size_t i = 0; i < C; i++) {
+		d->st[i] = s4m_stream_new(c->m, err, errlen);
+		d->pp[i] = d->st[i] ? pp_new(c->pc, err, errlen) : NULL;
+		if (!d->pp[i]) {
+			detector_free(d);
+			return NULL;
+		}
+	}
+	d->s.in_rate = d->rate;
+	d->pub = d->s;
+	return d;
+}
+
+/* (Re)build the resampler for in_rate -> model rate; 0 or -errno. Inference thread. */
+static int set_rate(struct detector *d, int in_rate, enum rs_quality q)
+{
+	char err[S4K_ERR_LEN];
+	if (d->rs_on) {
+		rs_fini(&d->rs);
+		d->rs_on = 0;
+	}
+	free(d->rsout);
+	d->rsout = NULL;
+	d->in_rate = in_rate;
+	d->s.in_rate = in_rate;
+	size_t need = d->hop;
+	if (in_rate != d->rate) {
+		if (rs_init(&d->rs, in_rate, d->rate, d->C, q, err, sizeof err) < 0) {
+			log_msg(LOGL_ERROR, "cannot resample %d Hz to %d Hz: %s", in_rate, d->rate, err);
+			return -EINVAL;
+		}
+		d->rs_on = 1;
+		d->rs_cap = rs_max_out(&d->rs, BLOCK);
+		d->rsout = malloc(d->rs_cap * (size_t)d->C * sizeof *d->rsout);
+		if (!d->rsout)
+			return -ENOMEM;
+		need += d->rs_cap;
+	} else {
+		need += BLOCK;
+	}
+	if (need > d->pend_cap) {
+		float *p = realloc(d->pend, need * (size_t)d->C * sizeof *p);
+		if (!p)
+			return -ENOMEM;
+		d->pend = p;
+		d->pend_cap = need;
+	}
+	return 0;
+}
+
+/* New stream: zero states, warm-up again; offsets keep counting. */
+static void reset_streams(struct detector *d)
+{
+	for (int c = 0; c < d->C; c++) {
+		s4m_stream_reset(d->st[c]);
+		pp_reset(d->pp[c]);
+	}
+	d->base = d->s.frames;
+	d->pend_len = 0;
+	d->s.resets++;
+}
+
+static void emit(struct detector *d, int ch, const struct pp_detection *pd)
+{
+	struct ev_detection e;
+	memset(&e, 0, sizeof e);
+	snprintf(e.keyword, sizeof e.keyword, "%s", s4m_label(d->m, pd->label));
+	e.channel = ch;
+	e.score = pd->score;
+	double r = (double)d->rate;
+	e.offset = (double)(d->base + pd->sample) / r;
+	e.start = (double)(d->base + pd->start) / r;
+	e.end = (double)(d->base + pd->end) / r;
+	int rc = events_add(d->ev, &e);
+	d->s.detections++;
+	if (rc < 0)
+		log_msg(LOGL_WARN, "detection %llu could not be written to the log: %s",
+			(unsigned long long)e.id, strerror(-rc));
+	log_msg(LOGL_DEBUG, "detection %llu: %s on channel %d, score %.3f at %.3f s",
+		(unsigned long long)e.id, e.keyword, ch, (double)e.score, e.offset);
+}
+
+/* Step every channel over the whole hops in pend. */
+static void run_hops(struct detector *d)
+{
+	const size_t C = (size_t)d->C, hop = d->hop;
+	size_t off = 0;
+	while (d->pend_len - off >= hop) {
+		double t0 = mono_s();
+		const float *f = d->pend + off * C;
+		for (size_t c = 0; c < C; c++) {
+			for (size_t i = 0; i < hop; i++)
+				d->x[i] = f[i * C + c];
+			s4m_stream_push(d->st[c], d->x, hop);
+			s4m_stream_scores(d->st[c], d->probs);
+			struct pp_detection pd[PP_MAX_OUT];
+			int n = pp_push(d->pp[c], d->probs, pd, PP_MAX_OUT);
+			for (int k = 0; k < n; k++)
+				emit(d, (int)c, &pd[k]);
+		}
+		double dt = mono_s() - t0;
+		size_t b = 0;
+		while (b < DET_HIST_BUCKETS && dt > det_hist_bounds[b])
+			b++;
+		d->s.hist[b]++;
+		d->s.hist_sum += dt;
+		d->s.busy_s += dt;
+		d->s.hops++;
+		d->s.frames += hop;
+		off += hop;
+	}
+	memmove(d->pend, d->pend + off * C, (d->pend_len - off) * C * sizeof *d->pend);
+	d->pend_len -= off;
+}
+
+/* Append n input frames (at in_rate) to pend, through the resampler if needed, then hop. */
+static void feed(struct detector *d, const float *in, size_t n, int last)
+{
+	const size_t C = (size_t)d->C;
+	if (!d->rs_on) {
+		memcpy(d->pend + d->pend_len * C, in, n * C * sizeof *in);
+		d->pend_len += n;
+		run_hops(d);
+		return;
+	}
+	for (;;) {
+		size_t used = 0;
+		long got = rs_process(&d->rs, in, n, &used, d->rsout, d->rs_cap, last);
+		if (got < 0) {
+			log_msg(LOGL_ERROR, "resampler failed (%ld); resetting it", got);
+			rs_reset(&d->rs);
+			return;
+		}
+		memcpy(d->pend + d->pend_len * C, d->rsout, (size_t)got * C * sizeof *d->rsout);
+		d->pend_len += (size_t)got;
+		run_hops(d);
+		in += used * C;
+		n -= used;
+		if (n == 0 && (!last || got == 0))
+			break;
+		if (n && !used && !got)
+			break; /* cannot make progress: leave the rest (should not happen) */
+	}
+}
+
+/* Take control requests (lock held briefly). */
+static void take_control(struct detector *d, int *stop)
+{
+	pthread_mutex_lock(&d->mu);
+	struct ctl c = d->ctl;
+	d->ctl.rate = 0;
+	d->ctl.have_pc = 0;
+	if (c.have_pc) {
+		/* copy the settings out while holding the lock: kw is overwritten by the next call */
+		struct pp_config pc = c.pc;
+		pc.kw = c.kw;
+		for (int i = 0; i < d->C; i++) {
+			char err[S4K_ERR_LEN];
+			if (pp_reconfigure(d->pp[i], &pc, err, sizeof err) < 0)
+				log_msg(LOGL_ERROR, "new detection settings refused: %s", err);
+		}
+	}
+	pthread_mutex_unlock(&d->mu);
+	*stop = c.stop;
+	if (c.rate) {
+		if (set_rate(d, c.rate, c.q) < 0)
+			log_msg(LOGL_ERROR, "input at %d Hz cannot be processed", c.rate);
+		reset_streams(d);
+		d->eof = 0;
+		d->input_done = 0;
+	}
+	if (c.input_done)
+		d->input_done = 1;
+}
+
+static void publish(struct detector *d)
+{
+	d->s.audio_s = (double)d->s.frames / d->rate;
+	d->s.rtf = d->s.audio_s > 0 ? d->s.busy_s / d->s.audio_s : 0;
+	d->s.eof = d->eof;
+	pthread_mutex_lock(&d->mu);
+	d->pub = d->s;
+	pthread_mutex_unlock(&d->mu);
+}
+
+/* Read and process what is in the ring, at most max_blocks blocks (0: all); returns frames
+ * read. The budget keeps statistics and control flowing while a fast producer keeps the ring
+ * full. */
+static size_t drain(struct detector *d, int max_blocks)
+{
+	const size_t C = (size_t)d->C;
+	size_t total = 0;
+	for (int b = 0; !max_blocks || b < max_blocks; b++) {
+		size_t avail = ring_readable(d->ring) / C;
+		if (avail == 0)
+			break;
+		size_t n = avail < BLOCK ? avail : BLOCK;
+		ring_read(d->ring, d->in, n * C);
+		feed(d, d->in, n, 0);
+		total += n;
+	}
+	return total;
+}
+
+static void *thread_main(void *arg)
+{
+	struct detector *d = arg;
+	int stop = 0;
+	for (;;) {
+		if (atomic_exchange(&d->changed, 0))
+			take_control(d, &stop);
+		size_t got = drain(d, 16);
+		int more = got >= 16 * (size_t)BLOCK;
+		if (d->input_done && !d->eof && ring_readable(d->ring) < (size_t)d->C) {
+			/* the end of the input: flush the resampler; the partial last hop is dropped */
+			if (d->rs_on)
+				feed(d, NULL, 0, 1);
+			d->eof = 1;
+			got = 1;
+		}
+		if (got)
+			publish(d);
+		if (stop)
+			break;
+		if (more)
+			continue;
+		struct timespec dl;
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_nsec += 50 * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		while (sem_timedwait(d->wake, &dl) < 0 && errno == EINTR)
+			;
+	}
+	drain(d, 0);
+	publish(d);
+	return NULL;
+}
+
+int detector_start(struct detector *d, char *err, size_t errlen)
+{
+	int rc = pthread_create(&d->th, NULL, thread_main, d);
+	if (rc) {
+		s4k_seterr(err, errlen, "cannot start the inference thread: %s", strerror(rc));
+		return -rc;
+	}
+	d->started = 1;
+	return 0;
+}
+
+static void poke(struct detector *d)
+{
+	atomic_store(&d->changed, 1);
+	sem_post(d->wake);
+}
+
+void detector_set_input(struct detector *d, int rate, enum rs_quality q)
+{
+	pthread_mutex_lock(&d->mu);
+	d->ctl.rate = rate;
+	d->ctl.q = q;
+	d->ctl.input_done = 0;
+	pthread_mutex_unlock(&d->mu);
+	if (!d->started) {
+		/* before the thread runs, apply it here (no race: nobody else touches the state) */
+		int stop;
+		atomic_store(&d->changed, 0);
+		take_control(d, &stop);
+		d->s.resets = 0;
+		d->pub = d->s;
+		return;
+	}
+	poke(d);
+}
+
+void detector_input_done(struct detector *d)
+{
+	pthread_mutex_lock(&d->mu);
+	d->ctl.input_done = 1;
+	pthread_mutex_unlock(&d->mu);
+	poke(d);
+}
+
+int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *err, size_t errlen)
+{
+	if (pp_validate(pc, err, errlen) < 0)
+		return -EINVAL;
+	if (pc->rate != d->rate || pc->hop != d->hop || pc->n_labels != d->K) {
+		s4k_seterr(err, errlen, "new detection settings change the rate, hop or labels; restart instead");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&d->mu);
+	d->ctl.pc = *pc;
+	memcpy(d->ctl.kw, pc->kw, (size_t)d->K * sizeof *d->ctl.kw);
+	d->ctl.pc.kw = d->ctl.kw;
+	d->ctl.have_pc = 1;
+	pthread_mutex_unlock(&d->mu);
+	poke(d);
+	return 0;
+}
+
+void detector_stats(struct detector *d, struct det_stats *out)
+{
+	pthread_mutex_lock(&d->mu);
+	*out = d->pub;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void detector_stop(struct detector *d)
+{
+	if (!d || !d->started)
+		return;
+	pthread_mutex_lock(&d->mu);
+	d->ctl.stop = 1;
+	pthread_mutex_unlock(&d->mu);
+	poke(d);
+	pthread_join(d->th, NULL);
+	d->started = 0;
+}
+
+void detector_free(struct detector *d)
+{
+	if (!d)
+		return;
+	detector_stop(d);
+	for (int i = 0; d->st && i < d->C; i++)
+		s4m_stream_free(d->st[i]);
+	for (int i = 0; d->pp && i < d->C; i++)
+		pp_free(d->pp[i]);
+	if (d->rs_on)
+		rs_fini(&d->rs);
+	free(d->st);
+	free(d->pp);
+	free(d->in);
+	free(d->rsout);
+	free(d->pend);
+	free(d->x);
+	free(d->probs);
+	free(d->ctl.kw);
+	pthread_mutex_destroy(&d->mu);
+	free(d);
+}
