@@ -510,6 +510,17 @@ static float *read_f(const struct st_file *f, const char *name)
 	return v;
 }
 
+/* (R, C) -> (C, R) copy. */
+static float *transpose(const float *a, int R, int C)
+{
+	float *t = malloc((size_t)R * (size_t)C * sizeof *t);
+	if (t)
+		for (int r = 0; r < R; r++)
+			for (int c = 0; c < C; c++)
+				t[(size_t)c * R + r] = a[(size_t)r * C + c];
+	return t;
+}
+
 /* Norm parameters: LayerNorm as is; BatchNorm folded into y = a x + b. */
 static int load_norm(const struct st_file *f, int batch, const char *prefix, int H, float **a,
 		     float **b, char *err, size_t errlen)
@@ -696,6 +707,8 @@ void s4m_free(struct s4m_model *m)
 		free(b->norm_b);
 		free(b->D);
 		free(b->out_w);
+		free(b->out_wT);
+		free(b->widen_wT);
 		free(b->out_b);
 		free(b->widen_w);
 		free(b->widen_b);
@@ -818,6 +831,9 @@ static int build(struct s4m_model *m, const struct st_file *f, struct cfg *c, ch
 			if (!(b->widen_b = read_f(f, n)))
 				goto nomem;
 		}
+		if (!(b->out_wT = transpose(b->out_w, 2 * b->H, b->H)) ||
+		    (b->widen_w && !(b->widen_wT = transpose(b->widen_w, b->Hout, b->H))))
+			goto nomem;
 		if ((rc = load_ssm(m, f, c, i, err, errlen)))
 			return rc;
 		if (b->step.min_margin < m->min_margin)
@@ -915,6 +931,11 @@ const char *s4m_meta(const struct s4m_model *m, const char *key)
 		if (!strcmp(m->meta[2 * i], key))
 			return m->meta[2 * i + 1];
 	return NULL;
+}
+
+const char *s4m_meta_key(const struct s4m_model *m, size_t i)
+{
+	return i < m->n_meta ? m->meta[2 * i] : NULL;
 }
 
 int s4m_block_info(const struct s4m_model *m, int i, struct s4m_block_info *bi)

@@ -71,6 +71,8 @@ long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out
  * rounded to a multiple of the hop; block i's conv kernel has round(l_max / cumpool(i) / rate)
  * taps. At rate 1.0 these are the metadata values exactly. */
 double s4m_rate(const struct s4m_model *m);
+/* Metadata keys in file order: key i, or NULL when i >= their number (values: s4m_meta). */
+const char *s4m_meta_key(const struct s4m_model *m, size_t i);
 int s4m_n_blocks(const struct s4m_model *m);
 int s4m_bidirectional(const struct s4m_model *m);        /* 1 for converted bidirectional models */
 

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "s4k.h"
 #include "s4m.h"
@@ -25,8 +26,10 @@ struct s4m__block {
 	float *norm_b;       /* (H) LayerNorm beta, or folded BatchNorm shift */
 	float *D;            /* (H) skip */
 	float *out_w;        /* (2H, H) */
+	float *out_wT;       /* (H, 2H) the same, transposed for the step-mode matvec */
 	float *out_b;        /* (2H) */
 	float *widen_w;      /* (Hout, H) or NULL */
+	float *widen_wT;     /* (H, Hout) transposed, or NULL */
 	float *widen_b;      /* (Hout) */
 	double *K;           /* (H, klen) causal kernel */
 	double *Kb;          /* (H, klen) backward kernel (bidirectional) or NULL */
@@ -91,16 +94,54 @@ static inline void s4m__norm1(const float *x, float *y, int H, int batch,
 		y[h] = (x[h] - mean) * r * a[h] + b[h];
 }
 
-/* Exact (erf) GELU, as torch.nn.GELU(). */
+/* exp(x) in float, about 1 ulp (Cody-Waite reduction and the Cephes expf polynomial), written
+ * without calls or branches so that loops over it vectorize; libm's expf is a call per element.
+ * Inputs are clamped to [-87, 88], where the result is a normal float. */
+static inline float s4m__expf(float x)
+{
+	x = x < -87.f ? -87.f : x;
+	x = x > 88.f ? 88.f : x;
+	float k = x * 1.44269504088896341f + 12582912.f; /* round(x / ln 2) by the 1.5*2^23 trick */
+	k -= 12582912.f;
+	float r = x - k * 0.693359375f;                  /* ln 2 = 0.693359375 - 2.12194440e-4 */
+	r = r + k * 2.12194440e-4f;
+	float p = 1.9875691500e-4f;
+	p = p * r + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	p = p * r * r + r + 1.f;
+	union { int32_t i; float f; } sc = {.i = ((int32_t)k + 127) << 23};
+	return p * sc.f;
+}
+
+/* GELU with the erf form of torch.nn.GELU(): 0.5 x (1 + erf(x / sqrt 2)). erf by Abramowitz &
+ * Stegun 7.1.26 (absolute error <= 1.5e-7, the approximation PyTorch's vectorized CPU erf uses),
+ * arranged so that 1 + erf(z) for z < 0 is computed directly as erfc(|z|) without cancellation.
+ * Branch-free: the conv-mode loop over time vectorizes. */
 static inline float s4m__gelu(float x)
 {
-	return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+	float z = (x < 0 ? -x : x) * 0.70710678118654752f;
+	float t = 1.f / (1.f + 0.3275911f * z);
+	float q = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f +
+			t * (-1.453152027f + t * 1.061405429f))));
+	float c = q * s4m__expf(-z * z);   /* erfc(z), z >= 0 */
+	return 0.5f * x * (x < 0 ? c : 2.f - c);
 }
 
 static inline float s4m__sigmoid(float x)
 {
-	return 1.f / (1.f + expf(-x));
+	return 1.f / (1.f + s4m__expf(-x));
 }
+
+/* Hot loops get an AVX2+FMA clone next to the baseline one, picked once by the dynamic linker
+ * (GCC target_clones / ifunc); elsewhere only the baseline. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define S4M_HOT __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
+#else
+#define S4M_HOT __attribute__((noinline))
+#endif
 
 /* Smallest FFT length >= need of the form 2^a 3^b 5^c 7^d, even (s4m_conv.c). */
 size_t s4m__fft_len(size_t need);

@@ -127,30 +127,49 @@ uint64_t s4m_stream_samples(const struct s4m_stream *st)
 	return st->samples;
 }
 
+/* g (O) = b + W x with W given transposed, wT (In, O): the loop over outputs vectorizes, and each
+ * g[o] is summed over inputs in increasing order, as in conv mode. */
+S4M_HOT
+static void matvec_t(const float *restrict wT, const float *restrict b, const float *restrict x,
+		     float *restrict g, int In, int O)
+{
+	for (int o = 0; o < O; o++)
+		g[o] = b[o];
+	for (int i = 0; i < In; i++) {
+		const float *restrict w = wT + (size_t)i * O;
+		float xi = x[i];
+		for (int o = 0; o < O; o++)
+			g[o] += w[o] * xi;
+	}
+}
+
+/* u += GLU(out(gelu(y + D z))), the position-wise part of a block for one step. */
+S4M_HOT
+static void block_tail(const struct s4m__block *b, float *restrict u, const float *restrict z,
+		       float *restrict y, float *restrict g)
+{
+	int H = b->H;
+	for (int h = 0; h < H; h++)
+		y[h] = s4m__gelu(y[h] + b->D[h] * z[h]);
+	matvec_t(b->out_wT, b->out_b, y, g, H, 2 * H);
+	for (int h = 0; h < H; h++)
+		u[h] += g[h] * s4m__sigmoid(g[H + h]);
+}
+
 /* One step of block i on u (H), in place: u <- block(u). */
 static void block_step(struct s4m_stream *st, int i, float *restrict u)
 {
 	const struct s4m_model *m = st->m;
 	const struct s4m__block *b = &m->b[i];
 	int H = b->H;
-	float *restrict z = st->z, *restrict y = st->y, *restrict g = st->g;
+	float *restrict z = st->z;
 
 	if (m->prenorm)
 		s4m__norm1(u, z, H, m->batchnorm, b->norm_a, b->norm_b);
 	else
 		memcpy(z, u, (size_t)H * sizeof *z);
-	s4k_step(&b->step, st->sb[i].x, z, y, st->scratch);
-	for (int h = 0; h < H; h++)
-		y[h] = s4m__gelu(y[h] + b->D[h] * z[h]);
-	for (int o = 0; o < 2 * H; o++) {
-		const float *restrict w = b->out_w + (size_t)o * H;
-		float s = b->out_b[o];
-		for (int h = 0; h < H; h++)
-			s += w[h] * y[h];
-		g[o] = s;
-	}
-	for (int h = 0; h < H; h++)
-		u[h] += g[h] * s4m__sigmoid(g[H + h]);
+	s4k_step(&b->step, st->sb[i].x, z, st->y, st->scratch);
+	block_tail(b, u, z, st->y, st->g);
 	if (!m->prenorm)
 		s4m__norm1(u, u, H, m->batchnorm, b->norm_a, b->norm_b);
 }
@@ -205,15 +224,8 @@ static int push1(struct s4m_stream *st, float x)
 		}
 		if (b->widen_w) {
 			/* u (H) -> z (Hout) -> u */
-			float *restrict v = st->z;
-			for (int o = 0; o < b->Hout; o++) {
-				const float *restrict w = b->widen_w + (size_t)o * b->H;
-				float acc = b->widen_b[o];
-				for (int h = 0; h < b->H; h++)
-					acc += w[h] * u[h];
-				v[o] = acc;
-			}
-			memcpy(u, v, (size_t)b->Hout * sizeof *u);
+			matvec_t(b->widen_wT, b->widen_b, u, st->z, b->H, b->Hout);
+			memcpy(u, st->z, (size_t)b->Hout * sizeof *u);
 		}
 	}
 	if (m->final_norm)

@@ -1,0 +1,226 @@
+/* bench_speed.c - how fast a model runs: `bench_speed MODEL [seconds]`.
+ *
+ * Design: one program, plain clocks, honest ratios. Audio is synthetic (noise bursts over a
+ * low hum, deterministic), the cost of the engine does not depend on the content.
+ *   step mode:  one stream fed `seconds` of audio in 10 ms pushes; then 4 and 16 streams stepped
+ *               one after the other on the same thread (the daemon's inference thread does
+ *               exactly this). Real-time factor per channel = audio seconds / CPU seconds
+ *               (CLOCK_PROCESS_CPUTIME_ID, one thread).
+ *   conv mode:  clips of window + preroll samples (a 1 s clip classified on its own), on one
+ *               thread (CPU time) and on T threads with one workspace each (wall time,
+ *               CLOCK_MONOTONIC); throughput in clips/s and in x real time counting the clip's
+ *               window (the audio a user hands in; the preroll is zeros added by s4kws).
+ *   scan:       a long recording scanned in chunks as file mode does (s4m_conv_scan with the
+ *               receptive-field pre-context), x real time on one thread.
+ * Threads default to the number of online CPUs; S4KWS_BENCH_THREADS overrides.
+ */
+#define _GNU_SOURCE
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "model/s4m.h"
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+	return clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+static double wall_s(void)
+{
+	return clock_s(CLOCK_MONOTONIC);
+}
+
+static void make_audio(float *x, size_t n, int sr)
+{
+	uint64_t s = 88172645463325252ULL;
+	for (size_t t = 0; t < n; t++) {
+		s ^= s << 13;
+		s ^= s >> 7;
+		s ^= s << 17;
+		double noise = (double)(s >> 11) * 0x1p-53 - 0.5;
+		double burst = fmod((double)t / sr, 1.3) < 0.5 ? 0.5 : 0.02;
+		x[t] = (float)(burst * noise + 0.05 * sin(2 * M_PI * 120.0 * (double)t / sr));
+	}
+}
+
+struct conv_job {
+	const struct s4m_model *m;
+	const float *clip;
+	size_t len;
+	int n_clips;
+	int failed;
+};
+
+static void *conv_worker(void *arg)
+{
+	struct conv_job *j = arg;
+	char err[S4K_ERR_LEN];
+	struct s4m_conv *cv = s4m_conv_new(j->m, j->len, err, sizeof err);
+	if (!cv) {
+		j->failed = 1;
+		return NULL;
+	}
+	float logits[4096];
+	for (int i = 0; i < j->n_clips; i++)
+		if (s4m_conv_logits(cv, j->clip, j->len, logits) < 0)
+			j->failed = 1;
+	s4m_conv_free(cv);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || argc > 3) {
+		fprintf(stderr, "usage: bench_speed MODEL [seconds of audio per step-mode run, default 10]\n");
+		return 2;
+	}
+	double secs = argc == 3 ? atof(argv[2]) : 10.0;
+	if (!(secs > 0 && secs < 1e5)) {
+		fprintf(stderr, "bench_speed: bad number of seconds '%s'\n", argv[2]);
+		return 2;
+	}
+	char err[S4K_ERR_LEN];
+	double t0 = wall_s();
+	struct s4m_model *m = s4m_load(argv[1], 1.0, err, sizeof err);
+	if (!m) {
+		fprintf(stderr, "bench_speed: %s\n", err);
+		return 1;
+	}
+	double t_load = wall_s() - t0;
+	int sr = s4m_sample_rate(m);
+	size_t n = (size_t)(secs * sr), hop = (size_t)sr / 100; /* 10 ms pushes */
+	float *x = malloc(n * sizeof *x);
+	if (!x)
+		return 1;
+	make_audio(x, n, sr);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int threads = getenv("S4KWS_BENCH_THREADS") ? atoi(getenv("S4KWS_BENCH_THREADS")) : (int)ncpu;
+	if (threads < 1)
+		threads = 1;
+
+	printf("model %s: %s, %zu parameters, loaded in %.3f s\n", argv[1],
+	       s4m_meta(m, "name") ? s4m_meta(m, "name") : "(no name)", s4m_n_params(m), t_load);
+	printf("FLOPs per input sample: step %.0f, conv %.0f (clip of %zu samples)\n", s4m_flops_step(m),
+	       s4m_flops_conv(m, s4m_window(m) + s4m_preroll(m)), s4m_window(m) + s4m_preroll(m));
+
+	/* ---- step mode ---- */
+	if (s4m_streamable(m)) {
+		const int counts[] = {1, 4, 16};
+		printf("\nstep mode (%.1f s of audio per stream, 10 ms pushes, one thread):\n", secs);
+		for (int c = 0; c < 3; c++) {
+			int ns = counts[c];
+			struct s4m_stream **st = calloc((size_t)ns, sizeof *st);
+			for (int i = 0; i < ns; i++) {
+				st[i] = s4m_stream_new(m, err, sizeof err);
+				if (!st[i]) {
+					fprintf(stderr, "bench_speed: %s\n", err);
+					return 1;
+				}
+			}
+			double c0 = cpu_s(), w0 = wall_s();
+			for (size_t p = 0; p + hop <= n; p += hop)
+				for (int i = 0; i < ns; i++)
+					s4m_stream_push(st[i], x + p, hop);
+			double cpu = cpu_s() - c0, wall = wall_s() - w0;
+			double audio = (double)(n / hop * hop) / sr;
+			printf("  %2d stream%s: %8.1f x real time per channel (%.3f CPU s for %.1f s x %d), "
+			       "%.1f%% of one core for %d live channel%s\n",
+			       ns, ns > 1 ? "s" : " ", audio * ns / cpu, cpu, audio, ns,
+			       100.0 * cpu / audio, ns, ns > 1 ? "s" : "");
+			(void)wall;
+			float probs[4096];
+			s4m_stream_scores(st[0], probs);
+			for (int i = 0; i < ns; i++)
+				s4m_stream_free(st[i]);
+			free(st);
+		}
+	} else {
+		printf("\nstep mode: not available (bidirectional model)\n");
+	}
+
+	/* ---- conv mode: lone clips ---- */
+	size_t W = s4m_window(m), P = s4m_preroll(m), len = W + P;
+	float *clip = calloc(len, sizeof *clip);
+	memcpy(clip + P, x, (W < n ? W : n) * sizeof *clip);
+	struct s4m_conv *cv = s4m_conv_new(m, len, err, sizeof err);
+	if (!cv) {
+		fprintf(stderr, "bench_speed: %s\n", err);
+		return 1;
+	}
+	float logits[4096];
+	s4m_conv_logits(cv, clip, len, logits); /* warm-up */
+	int nclips = 0;
+	double c0 = cpu_s();
+	while (cpu_s() - c0 < secs / 5 || nclips < 3) {
+		s4m_conv_logits(cv, clip, len, logits);
+		nclips++;
+	}
+	double cpu = cpu_s() - c0;
+	double clip_rate = nclips / cpu;
+	printf("\nconv mode, clips of %zu samples (%.2f s window + %.2f s preroll):\n", len,
+	       (double)W / sr, (double)P / sr);
+	printf("  1 thread:  %8.1f clips/s = %8.1f x real time (window audio), %8.1f x counting the preroll; %.2f ms per clip\n",
+	       clip_rate, clip_rate * W / sr, clip_rate * len / sr, 1e3 / clip_rate);
+	s4m_conv_free(cv);
+
+	if (threads > 1) {
+		pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+		struct conv_job *jobs = calloc((size_t)threads, sizeof *jobs);
+		int per = (int)(clip_rate * secs / 5) + 1;
+		double w0 = wall_s();
+		for (int i = 0; i < threads; i++) {
+			jobs[i] = (struct conv_job){m, clip, len, per, 0};
+			pthread_create(&tid[i], NULL, conv_worker, &jobs[i]);
+		}
+		int failed = 0;
+		for (int i = 0; i < threads; i++) {
+			pthread_join(tid[i], NULL);
+			failed |= jobs[i].failed;
+		}
+		double wall = wall_s() - w0;
+		double rate = (double)per * threads / wall;
+		printf("  %d threads: %8.1f clips/s = %8.1f x real time (window audio), wall clock, workspaces made inside%s\n",
+		       threads, rate, rate * W / sr, failed ? " (FAILED)" : "");
+		free(tid);
+		free(jobs);
+	}
+
+	/* ---- conv mode: long-file scan in chunks ---- */
+	size_t pre = s4m_receptive_field(m) + W - s4m_hop(m), chunk = 30 * (size_t)sr;
+	chunk = chunk / s4m_hop(m) * s4m_hop(m);
+	size_t total = chunk * 4, buflen = pre + chunk;
+	float *longx = malloc((pre + total) * sizeof *longx);
+	memset(longx, 0, pre * sizeof *longx);
+	for (size_t i = 0; i < total; i++)
+		longx[pre + i] = x[i % n];
+	size_t steps = buflen / s4m_hop(m);
+	float *out = malloc(steps * (size_t)s4m_n_labels(m) * sizeof *out);
+	cv = s4m_conv_new(m, buflen, err, sizeof err);
+	if (cv && out) {
+		c0 = cpu_s();
+		for (size_t k = 0; k < total; k += chunk)
+			s4m_conv_scan(cv, longx + k, buflen, out, steps);
+		cpu = cpu_s() - c0;
+		printf("\nconv-mode scan of a long recording (30 s chunks + %.2f s pre-context): %.1f x real time, 1 thread\n",
+		       (double)pre / sr, (double)total / sr / cpu);
+	}
+	s4m_conv_free(cv);
+	free(out);
+	free(longx);
+	free(clip);
+	free(x);
+	s4m_free(m);
+	return 0;
+}
