@@ -21,7 +21,9 @@ gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic rever
 
 Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
 same command resumes. The log (one line per 50 steps, validation every --val-every steps) is
---run/train.log. The schedule is fixed by --steps, or estimated once from --minutes and stored.
+--run/train.log. With --steps the cosine schedule runs over that many steps (exactly reproducible); with
+--minutes it runs over wall-clock time (the run ends on time on a busy machine; the model card
+records the steps it reached).
 """
 import argparse
 import json
@@ -324,7 +326,7 @@ def main():
         state = z["state"]
         rng.bit_generator.state = z["rng"]
         torch.set_rng_state(z["torch_rng"])
-        log(a.run, f"resumed at step {state['step']} of {state['total']}")
+        log(a.run, f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
     maker = Maker(labels, real, synth, noises, cfg["preroll"], rng)
     cw = class_weights(labels)
     log(a.run, f"model {n_params} parameters, config {json.dumps(cfg)}")
@@ -338,14 +340,17 @@ def main():
 
     model.train()
     t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
-    while state["total"] == 0 or state["step"] < state["total"]:
-        if state["total"] == 0 and state["step"] == 30:   # fix the schedule from measured speed
-            per = state["elapsed"] / 30
-            state["total"] = max(500, int(a.minutes * 60 / per))
-            log(a.run, f"{per:.2f} s/step measured; schedule fixed at {state['total']} steps")
+    budget = a.minutes * 60.0
+
+    def progress():
+        # --steps: a fixed step schedule (exactly reproducible). --minutes: the cosine schedule
+        # runs on wall-clock time, so the run ends on time however busy the machine is.
+        return state["step"] / a.steps if a.steps else state["elapsed"] / budget
+
+    while progress() < 1.0:
         ts = time.time()
-        s, tot = state["step"], max(state["total"], 1)
-        f = min(1.0, (s + 1) / a.warmup) * (0.5 * (1 + math.cos(math.pi * min(1.0, s / tot))) if state["total"] else 1.0)
+        s, p = state["step"], progress()
+        f = min(1.0, (s + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * p))
         for g in opt.param_groups:
             g["lr"] = g["base"] * max(f, 0.02)
         x, y = maker.batch(a.batch, cw)
@@ -356,12 +361,11 @@ def main():
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         state["step"] += 1
-        state["elapsed"] += time.time() - ts
         loss_acc += loss.item()
         acc_acc += (logits.argmax(-1) == y).float().mean().item()
         n_acc += 1
         if state["step"] % 50 == 0:
-            log(a.run, f"step {state['step']}/{state['total']} loss {loss_acc / n_acc:.3f} "
+            log(a.run, f"step {state['step']} ({100 * progress():.1f}%) loss {loss_acc / n_acc:.3f} "
                        f"train-acc {acc_acc / n_acc:.3f} lr {opt.param_groups[1]['lr']:.2e} "
                        f"{(time.time() - t_last) / n_acc:.2f} s/step")
             t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
@@ -371,6 +375,7 @@ def main():
             log(a.run, f"VAL step {state['step']} acc {acc:.4f} recall {rec}")
         if state["step"] % a.ckpt_every == 0:
             save()
+        state["elapsed"] += time.time() - ts
     save()
     cfg["training"] = {"steps": state["step"], "batch": a.batch, "seconds": round(state["elapsed"]),
                        "seed": a.seed, "real": {l: counts[l][0] for l in labels},

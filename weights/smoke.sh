@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Recipe smoke run (CI): build a tiny synthetic dataset, train the default architecture for a
+# few steps, export, and check that the C binary loads the result and classifies with it.
+# usage: weights/smoke.sh path/to/s4kws
+set -euo pipefail
+bin=$(readlink -f "$1")
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+py=/usr/bin/python3
+
+"$py" "$here/synth.py" --out "$tmp/data" --seed 3 --tiny
+mkdir -p "$tmp/noise"
+sox -n -r 16000 -c 1 -b 16 "$tmp/noise/white.wav" synth 5 whitenoise vol 0.3
+sox -n -r 16000 -c 1 -b 16 "$tmp/noise/pink.wav" synth 5 pinknoise vol 0.3
+OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+	--run "$tmp/run" --cache "$tmp/cache" --out "$tmp/model.safetensors" --steps 3 --threads 2
+"$bin" info --model "$tmp/model.safetensors"
+clip=$(find "$tmp/data/yes" -name '*.wav' | head -n 1)
+out=$("$bin" classify --model "$tmp/model.safetensors" --format json "$clip")
+echo "$out"
+# twelve scores that sum to one, for the clip we gave
+"$py" - "$out" <<'PY'
+import json, sys
+o = json.loads(sys.argv[1].splitlines()[0])
+s = o["scores"]
+assert len(s) == 12, s
+assert abs(sum(s.values()) - 1) < 1e-3, s
+print("smoke: C binary ran the freshly trained model:", o["label"], round(o["score"], 3))
+PY
