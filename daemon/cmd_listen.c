@@ -488,7 +488,8 @@ static int hook_classify(void *ud, const void *body, size_t len, json_t **out, c
 	struct af_file *f = af_open_memory(body, len, e, sizeof e);
 	if (!f) {
 		s4k_seterr(err, errlen, "cannot read the upload as audio: %s", e);
-		return 415;
+		/* an unknown format or encoding is 415; a known but damaged one is 400 */
+		return !strncmp(e, "not an audio format", 19) || !strncmp(e, "unsupported", 11) ? 415 : 400;
 	}
 	int status = 400;
 	float *x = NULL;

@@ -102,11 +102,11 @@ static struct MHD_Response *text_response(const char *text, size_t len, const ch
 	return r;
 }
 
-/* Reply with a JSON value (steals the reference). */
-static enum MHD_Result reply_json(struct http *h, struct MHD_Connection *conn, enum ep ep,
-				  unsigned status, json_t *o)
+/* Reply with a JSON value (steals the reference), dumped with the given jansson flags. */
+static enum MHD_Result reply_json_flags(struct http *h, struct MHD_Connection *conn, enum ep ep,
+					unsigned status, json_t *o, size_t flags)
 {
-	char *s = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
+	char *s = o ? json_dumps(o, flags) : NULL;
 	json_decref(o);
 	if (!s)
 		return reply(h, conn, ep, 500, text_response("{\"error\":\"out of memory\"}\n", 26,
@@ -120,6 +120,12 @@ static enum MHD_Result reply_json(struct http *h, struct MHD_Connection *conn, e
 	struct MHD_Response *r = text_response(s, len, "application/json");
 	free(s);
 	return reply(h, conn, ep, status, r);
+}
+
+static enum MHD_Result reply_json(struct http *h, struct MHD_Connection *conn, enum ep ep,
+				  unsigned status, json_t *o)
+{
+	return reply_json_flags(h, conn, ep, status, o, EV_JSON_FLAGS);
 }
 
 static enum MHD_Result reply_error(struct http *h, struct MHD_Connection *conn, enum ep ep,
@@ -452,8 +458,9 @@ static enum MHD_Result post_classify(struct http *h, struct MHD_Connection *conn
 	char err[S4K_ERR_LEN] = "";
 	int status = h->hooks.classify(h->hooks.ud, rq->body, rq->len, &out, err, sizeof err);
 	sem_post(&h->jobs);
+	/* the same text as `s4kws classify --format json` (9 significant digits) */
 	if (status == 200 && out)
-		return reply_json(h, conn, EP_CLASSIFY, 200, out);
+		return reply_json_flags(h, conn, EP_CLASSIFY, 200, out, JSON_COMPACT | JSON_REAL_PRECISION(9));
 	json_decref(out);
 	if (status < 400 || status > 599)
 		status = 500;

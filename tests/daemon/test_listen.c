@@ -1,0 +1,652 @@
+/* test_listen.c - black-box tests of `s4kws listen` over real sockets.
+ *
+ * usage: test_listen S4KWS_BINARY MODEL
+ *
+ * Each case starts the real binary on 127.0.0.1 with --port 0 --port-file, talks to it with the
+ * plain-socket client of client.h and stops it with a signal. The audio is generated here (a
+ * chirp with tremolo, then amplitude-modulated noise: deterministic, no data files), and the
+ * model is a small random test model, so which keywords fire is arbitrary; what is checked is
+ * that every path reports exactly the detections that `s4kws classify --mode stream` (the same
+ * steppers and post-processing over the same samples) finds in the same audio:
+ *   - --input FILE: /v1/detections, SSE from the start, SSE resumed with Last-Event-ID, the
+ *     JSON-lines log, /v1/status (eof, audio seconds, rate) and /metrics agree;
+ *   - --input - (raw S16_LE on stdin), a 2-channel file (keyword audio on channel 1 only),
+ *     and the real PortAudio path on an ALSA `type file` PCM (--device, --duration) give the
+ *     same detections; a 48 kHz file is resampled;
+ *   - the log survives a restart (ids continue); --realtime paces the input;
+ *   - a missing device is reported in status with retries while HTTP keeps serving;
+ *   - non-loopback binds need --token; POST /v1/classify matches `s4kws classify` for a clip
+ *     and refuses damaged or foreign data; SIGHUP keeps the old settings when the new file is
+ *     invalid and applies a valid one; --help and bad flags.
+ */
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <sndfile.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "client.h"
+
+static const char *bin, *model;
+static char dir[] = "/tmp/s4kws-test-listen-XXXXXX";
+
+/* detection settings giving a detection every 1.4 s of the test signal with the random test model,
+ * whose "yes" posterior swings between about 0.35 and 0.38 with it */
+#define DET "--threshold", "1", "--threshold", "yes=0.365", "--refractory-ms", "300", "--warmup-ms", "200"
+static const char *const det_args[] = {DET, NULL};
+
+static char *path(const char *name)
+{
+	static char buf[8][600];
+	static int i;
+	i = (i + 1) % 8;
+	snprintf(buf[i], sizeof buf[i], "%s/%s", dir, name);
+	return buf[i];
+}
+
+/* ---- test audio ---- */
+
+static uint32_t lcg(uint32_t *s)
+{
+	*s = *s * 1664525u + 1013904223u;
+	return *s;
+}
+
+/* n samples at rate: 0.7 s chirps (300 -> 2500 Hz) alternating with 0.7 s of quiet noise, so
+ * that even a random model's posteriors rise and fall every 1.4 s */
+static float *make_signal(size_t n, int rate)
+{
+	float *x = malloc(n * sizeof *x);
+	uint32_t s = 7;
+	double ph = 0;
+	for (size_t i = 0; i < n; i++) {
+		double t = (double)i / rate, seg = fmod(t, 1.4);
+		double v;
+		if (seg < 0.7) {
+			ph += 2 * M_PI * (300 + 2200 * seg / 0.7) / rate;
+			v = 0.6 * sin(ph);
+		} else {
+			v = 0.1 * ((double)(lcg(&s) >> 8) / 16777216.0 - 0.5);
+		}
+		x[i] = (float)(round(v * 32767) / 32768); /* exactly representable in 16 bits */
+	}
+	return x;
+}
+
+static void write_wav(const char *p, const float *x, size_t frames, int ch, int rate)
+{
+	SF_INFO si = {.samplerate = rate, .channels = ch, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+	SNDFILE *f = sf_open(p, SFM_WRITE, &si);
+	sf_write_float(f, x, (sf_count_t)(frames * (size_t)ch));
+	sf_close(f);
+}
+
+static void write_raw(const char *p, const float *x, size_t n, size_t pad)
+{
+	FILE *f = fopen(p, "wb");
+	for (size_t i = 0; i < n + pad; i++) {
+		int16_t v = i < n ? (int16_t)lrintf(x[i] * 32768) : 0;
+		fwrite(&v, 2, 1, f);
+	}
+	fclose(f);
+}
+
+/* ---- running the daemon ---- */
+
+struct proc {
+	pid_t pid;
+	int port;
+	char err[600];
+};
+
+/* Start `s4kws listen --model M --port 0 --port-file P ARGS...` (args NULL-terminated, several
+ * lists). stdin from in_path if set. Returns 0 when the port file appeared. */
+static int start(struct proc *p, const char *in_path, const char *const *a1, const char *const *a2)
+{
+	static int n;
+	char pf[600];
+	snprintf(pf, sizeof pf, "%s/port%d", dir, ++n);
+	snprintf(p->err, sizeof p->err, "%s/stderr%d.txt", dir, n);
+	const char *argv[80];
+	int k = 0;
+	argv[k++] = bin;
+	argv[k++] = "listen";
+	argv[k++] = "--model";
+	argv[k++] = model;
+	argv[k++] = "--port";
+	argv[k++] = "0";
+	argv[k++] = "--port-file";
+	argv[k++] = pf;
+	for (int i = 0; a1 && a1[i] && k < 78; i++)
+		argv[k++] = a1[i];
+	for (int i = 0; a2 && a2[i] && k < 78; i++)
+		argv[k++] = a2[i];
+	argv[k] = NULL;
+	p->pid = fork();
+	if (p->pid == 0) {
+		int e = open(p->err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(e, 2);
+		int in = open(in_path ? in_path : "/dev/null", O_RDONLY);
+		dup2(in, 0);
+		execv(bin, (char **)argv);
+		_exit(127);
+	}
+	p->port = 0;
+	for (int i = 0; i < 200; i++) {
+		FILE *f = fopen(pf, "r");
+		if (f) {
+			int ok = fscanf(f, "%d", &p->port) == 1;
+			fclose(f);
+			if (ok)
+				return 0;
+		}
+		int st;
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return -1;
+		}
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* Send sig and wait (5 s); returns the exit status, or -1. */
+static int stop(struct proc *p, int sig)
+{
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, sig);
+	for (int i = 0; i < 100; i++) {
+		int st;
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		usleep(50000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, NULL, 0);
+	p->pid = 0;
+	return -1;
+}
+
+static int file_has(const char *p, const char *needle)
+{
+	FILE *f = fopen(p, "r");
+	if (!f)
+		return 0;
+	static char buf[1 << 16];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = 0;
+	fclose(f);
+	return strstr(buf, needle) != NULL;
+}
+
+static json_t *get_json(int port, const char *url, const char *extra, int *status)
+{
+	struct resp r;
+	http_req(port, "GET", url, extra, NULL, 0, &r);
+	json_error_t je;
+	json_t *o = json_loads(r.body, 0, &je);
+	if (status)
+		*status = r.status;
+	free(r.body);
+	return o;
+}
+
+static const char *jstr(json_t *o, const char *path1, const char *path2)
+{
+	json_t *v = json_object_get(o, path1);
+	if (path2)
+		v = json_object_get(v, path2);
+	return json_string_value(v);
+}
+
+/* Poll /v1/status until the input state is `want` (10 s). Returns the status (caller frees). */
+static json_t *wait_state(int port, const char *want, const char *extra)
+{
+	json_t *o = NULL;
+	for (int i = 0; i < 200; i++) {
+		json_decref(o);
+		o = get_json(port, "/v1/status", extra, NULL);
+		const char *s = jstr(o, "input", "state");
+		if (s && !strcmp(s, want))
+			return o;
+		usleep(50000);
+	}
+	return o;
+}
+
+/* ---- the reference: s4kws classify --mode stream over the same file ---- */
+
+struct dets {
+	size_t n;
+	char kw[256][48];
+	int ch[256];
+	double score[256], start[256], end[256], offset[256];
+	long long id[256];
+};
+
+static void reference(const char *wav, struct dets *d)
+{
+	char cmd[2048];
+	int k = snprintf(cmd, sizeof cmd, "'%s' classify --model '%s' --mode stream --format json --channels each", bin,
+			 model);
+	for (int i = 0; det_args[i]; i++)
+		k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", det_args[i]);
+	snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s' 2>/dev/null", wav);
+	FILE *f = popen(cmd, "r");
+	memset(d, 0, sizeof *d);
+	char line[1 << 16];
+	while (f && fgets(line, sizeof line, f)) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+		json_t *arr = json_object_get(o, "detections");
+		int ch = json_is_integer(json_object_get(o, "channel")) ? (int)json_integer_value(json_object_get(o, "channel")) : 0;
+		for (size_t i = 0; i < json_array_size(arr) && d->n < 256; i++) {
+			json_t *e = json_array_get(arr, i);
+			snprintf(d->kw[d->n], 48, "%s", json_string_value(json_object_get(e, "keyword")));
+			d->ch[d->n] = ch;
+			d->score[d->n] = json_number_value(json_object_get(e, "score"));
+			d->start[d->n] = json_number_value(json_object_get(e, "start"));
+			d->end[d->n] = json_number_value(json_object_get(e, "end"));
+			d->n++;
+		}
+		json_decref(o);
+	}
+	if (f)
+		pclose(f);
+}
+
+static void from_array(json_t *arr, struct dets *d)
+{
+	memset(d, 0, sizeof *d);
+	for (size_t i = 0; i < json_array_size(arr) && d->n < 256; i++) {
+		json_t *e = json_array_get(arr, i);
+		snprintf(d->kw[d->n], 48, "%s", json_string_value(json_object_get(e, "keyword")));
+		d->ch[d->n] = (int)json_integer_value(json_object_get(e, "channel"));
+		d->score[d->n] = json_number_value(json_object_get(e, "score"));
+		d->start[d->n] = json_number_value(json_object_get(e, "start"));
+		d->end[d->n] = json_number_value(json_object_get(e, "end"));
+		d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
+		d->id[d->n] = json_integer_value(json_object_get(e, "id"));
+		d->n++;
+	}
+}
+
+/* Same detections as the reference, in some order by (channel, start)? Both are in decision
+ * order per channel; the daemon interleaves channels, so compare as multisets. */
+static int same_dets(const struct dets *ref, const struct dets *got, int channel_override, const char *what)
+{
+	int ok = ref->n == got->n;
+	if (!ok)
+		printf("%s: %zu detections, reference %zu\n", what, got->n, ref->n);
+	for (size_t i = 0; ok && i < ref->n; i++) {
+		int found = 0;
+		for (size_t j = 0; j < got->n && !found; j++)
+			found = !strcmp(ref->kw[i], got->kw[j]) &&
+				(channel_override >= 0 ? got->ch[j] == channel_override : got->ch[j] == ref->ch[i]) &&
+				fabs(ref->start[i] - got->start[j]) < 1e-6 && fabs(ref->end[i] - got->end[j]) < 1e-6 &&
+				fabs(ref->score[i] - got->score[j]) < 1e-4;
+		if (!found) {
+			printf("%s: reference detection %zu (%s ch %d end %.4f score %.4f) missing\n", what, i, ref->kw[i],
+			       ref->ch[i], ref->end[i], ref->score[i]);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+/* ---- cases ---- */
+
+static struct dets ref_mono;
+static size_t n_mono;
+
+static void test_file_input(void)
+{
+	const char *wav = path("mono.wav");
+	struct proc p;
+	const char *args[] = {"--input", wav, "--log", path("det.jsonl"), "--heartbeat", "0.2", "--realtime", NULL};
+	/* realtime: 6 s of audio must take >= ~6 s; a live SSE stream from id 0 sees them all */
+	int64_t t0 = client_ms();
+	CHECK(start(&p, NULL, args, det_args) == 0, "start: see %s", p.err);
+	int fd = sse_open(p.port, "/v1/events?since=0", NULL);
+	json_t *st = wait_state(p.port, "eof", NULL);
+	int64_t dt = client_ms() - t0;
+	CHECK(st && !strcmp(jstr(st, "input", "state"), "eof"), "eof reached");
+	CHECK(dt >= 5500, "--realtime paced 6 s of audio: %lld ms", (long long)dt);
+	CHECK_NEAR(json_number_value(json_object_get(st, "audio_s")), 6.0, 0.011);
+	CHECK(json_integer_value(json_object_get(st, "channels")) == 1 &&
+		      json_integer_value(json_object_get(json_object_get(st, "input"), "rate")) == 16000 &&
+		      !strcmp(jstr(st, "input", "kind"), "file") && json_integer_value(json_object_get(st, "overruns")) == 0 &&
+		      json_integer_value(json_object_get(st, "dropped_samples")) == 0 &&
+		      json_is_number(json_object_get(st, "real_time_factor")) &&
+		      json_array_size(json_object_get(json_object_get(st, "model"), "labels")) == 12,
+	      "status fields");
+	json_decref(st);
+
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	struct dets got;
+	from_array(json_object_get(o, "detections"), &got);
+	CHECK(same_dets(&ref_mono, &got, -1, "file input"), "file input = classify --mode stream");
+	n_mono = got.n;
+	CHECK(json_integer_value(json_object_get(o, "last_id")) == (json_int_t)got.n, "last_id");
+	int aligned = 1;
+	for (size_t i = 0; i < got.n; i++) {
+		double s = got.offset[i] * 16000;
+		aligned &= fabs(s - round(s / 160) * 160) < 1e-3 && got.offset[i] >= got.end[i] && got.id[i] == (long long)i + 1;
+	}
+	CHECK(aligned, "offsets are whole hops of samples, after the end estimate; ids 1..n");
+	json_decref(o);
+
+	/* the SSE stream opened at the start saw every detection, in order */
+	char acc[1 << 16] = "";
+	size_t len = 0;
+	char last[32];
+	snprintf(last, sizeof last, "id: %zu\n", got.n);
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, last, 3000), "SSE got all %zu: %s", got.n, acc);
+	int in_order = 1;
+	const char *q = acc;
+	for (size_t i = 1; i <= got.n; i++) {
+		char idl[96];
+		snprintf(idl, sizeof idl, "id: %zu\nevent: detection\ndata: {\"id\":%zu,", i % 100000, i % 100000);
+		const char *f = strstr(q, idl);
+		in_order &= f != NULL;
+		if (f)
+			q = f;
+	}
+	CHECK(in_order, "SSE ids in order with data");
+	CHECK(sse_read_until(fd, acc, sizeof acc, &len, ": heartbeat", 2000), "heartbeat");
+	/* resume with Last-Event-ID: 2 */
+	char acc2[1 << 16] = "";
+	size_t len2 = 0;
+	int fd2 = sse_open(p.port, "/v1/events", "Last-Event-ID: 2\r\n");
+	CHECK(sse_read_until(fd2, acc2, sizeof acc2, &len2, last, 3000) && !strstr(acc2, "id: 2\n") &&
+		      strstr(acc2, "id: 3\n"),
+	      "resume after 2: %s", acc2);
+	/* /metrics agrees */
+	struct resp r;
+	http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+	CHECK(strstr(r.body, "s4kws_audio_seconds_total 6.0") && strstr(r.body, "s4kws_step_seconds_count 600\n") &&
+		      strstr(r.body, "s4kws_detections_total{keyword=") && strstr(r.body, "s4kws_input_up 0\n"),
+	      "metrics: %s", r.body);
+	free(r.body);
+	/* SIGTERM with two SSE clients connected: prompt, clean exit */
+	int64_t t1 = client_ms();
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	CHECK(client_ms() - t1 < 3000, "shutdown took %lld ms", (long long)(client_ms() - t1));
+	close(fd);
+	close(fd2);
+
+	/* the log: whole lines, one per detection; a restart continues the ids */
+	FILE *f = fopen(path("det.jsonl"), "r");
+	char line[4096];
+	size_t lines = 0;
+	int whole = 1;
+	while (f && fgets(line, sizeof line, f)) {
+		lines++;
+		whole &= line[strlen(line) - 1] == '\n' && line[0] == '{';
+	}
+	if (f)
+		fclose(f);
+	CHECK(lines == got.n && whole, "log has %zu whole lines for %zu detections", lines, got.n);
+	const char *args2[] = {"--input", wav, "--log", path("det.jsonl"), NULL};
+	CHECK(start(&p, NULL, args2, det_args) == 0, "restart");
+	json_decref(wait_state(p.port, "eof", NULL));
+	o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	json_t *arr = json_object_get(o, "detections");
+	CHECK(json_array_size(arr) == 2 * got.n &&
+		      json_integer_value(json_object_get(json_array_get(arr, (size_t)got.n), "id")) == (json_int_t)got.n + 1,
+	      "history reloaded from the log and ids continue: %zu", json_array_size(arr));
+	json_decref(o);
+	CHECK(file_has(p.err, "continuing after detection"), "restart message");
+	CHECK_EQ(stop(&p, SIGINT), 0);
+}
+
+static void test_stdin_and_channels(void)
+{
+	struct proc p;
+	struct dets got;
+	/* raw S16_LE on stdin */
+	const char *a1[] = {"--input", "-", NULL};
+	CHECK(start(&p, path("mono.raw"), a1, det_args) == 0, "start stdin");
+	json_t *st = wait_state(p.port, "eof", NULL);
+	CHECK(!strcmp(jstr(st, "input", "kind"), "stdin"), "kind stdin");
+	json_decref(st);
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	from_array(json_object_get(o, "detections"), &got);
+	CHECK(same_dets(&ref_mono, &got, -1, "stdin"), "stdin = file");
+	json_decref(o);
+	stop(&p, SIGTERM);
+
+	/* two channels: silence on 0, the signal on 1 */
+	const char *a2[] = {"--input", path("stereo.wav"), NULL};
+	CHECK(start(&p, NULL, a2, det_args) == 0, "start stereo");
+	json_decref(wait_state(p.port, "eof", NULL));
+	o = get_json(p.port, "/v1/detections?channel=1&limit=1000", NULL, NULL);
+	from_array(json_object_get(o, "detections"), &got);
+	CHECK(same_dets(&ref_mono, &got, 1, "stereo channel 1"), "channel 1 = mono");
+	json_decref(o);
+	struct dets ref2;
+	reference(path("stereo.wav"), &ref2);
+	o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	from_array(json_object_get(o, "detections"), &got);
+	CHECK(same_dets(&ref2, &got, -1, "stereo"), "both channels = classify --channels each");
+	json_decref(o);
+	stop(&p, SIGTERM);
+
+	/* 48 kHz input is resampled to the model rate */
+	const char *a3[] = {"--input", path("mono48k.wav"), NULL};
+	CHECK(start(&p, NULL, a3, det_args) == 0, "start 48k");
+	st = wait_state(p.port, "eof", NULL);
+	CHECK(json_integer_value(json_object_get(json_object_get(st, "input"), "rate")) == 48000 &&
+		      fabs(json_number_value(json_object_get(st, "audio_s")) - 6.0) < 0.011,
+	      "48 kHz: audio_s %g", json_number_value(json_object_get(st, "audio_s")));
+	CHECK(file_has(p.err, "resampled to 16000 Hz"), "resampling logged");
+	json_decref(st);
+	stop(&p, SIGTERM);
+}
+
+static void test_alsa_device(void)
+{
+	/* the real PortAudio path: an ALSA file PCM replaying the same samples, stopped by --duration */
+	const char *conf = path("asound.conf");
+	FILE *f = fopen(conf, "w");
+	fprintf(f, "pcm.kwsfile {\n type file\n slave.pcm { type null }\n file \"/dev/null\"\n"
+		   " infile \"%s\"\n format \"raw\"\n}\npcm.!default \"kwsfile\"\n",
+		path("mono_padded.raw"));
+	fclose(f);
+	setenv("ALSA_CONFIG_PATH", conf, 1);
+	struct proc p;
+	const char *a[] = {"--device", "kwsfile", "--duration", "6", "--frames-per-buffer", "320", "--ring-ms", "10000", NULL};
+	CHECK(start(&p, NULL, a, det_args) == 0, "start device: see %s", p.err);
+	json_t *st = wait_state(p.port, "eof", NULL);
+	CHECK(st && !strcmp(jstr(st, "input", "state"), "eof") && !strcmp(jstr(st, "input", "name"), "kwsfile") &&
+		      !strcmp(jstr(st, "input", "kind"), "device"),
+	      "device at eof after --duration");
+	CHECK_NEAR(json_number_value(json_object_get(st, "audio_s")), 6.0, 0.011);
+	CHECK_EQ(json_integer_value(json_object_get(st, "overruns")), 0);
+	json_decref(st);
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	struct dets got;
+	from_array(json_object_get(o, "detections"), &got);
+	CHECK(same_dets(&ref_mono, &got, -1, "ALSA device"), "device capture = file (bit-exact capture)");
+	json_decref(o);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+
+	/* `s4kws devices` lists it */
+	char cmd[700];
+	snprintf(cmd, sizeof cmd, "'%s' devices 2>/dev/null", bin);
+	FILE *pf = popen(cmd, "r");
+	char buf[8192] = "";
+	size_t n = fread(buf, 1, sizeof buf - 1, pf);
+	buf[n] = 0;
+	CHECK(pclose(pf) == 0 && strstr(buf, "kwsfile") && strstr(buf, "16000"), "devices: %s", buf);
+
+	/* a device that does not exist: HTTP serves, status says error, retries go on */
+	const char *b[] = {"--device", "no-such-mic", "--retry-max", "0.3", NULL};
+	CHECK(start(&p, NULL, b, NULL) == 0, "start with a missing device");
+	usleep(1500000);
+	int code;
+	st = get_json(p.port, "/v1/status", NULL, &code);
+	const char *e = jstr(st, "input", "error");
+	CHECK(code == 200 && !strcmp(jstr(st, "input", "state"), "error") && e && strstr(e, "no-such-mic") &&
+		      json_integer_value(json_object_get(json_object_get(st, "input"), "retries")) >= 2,
+	      "missing device reported with retries");
+	json_decref(st);
+	struct resp r;
+	http_req(p.port, "GET", "/healthz", NULL, NULL, 0, &r);
+	CHECK_EQ(r.status, 200);
+	free(r.body);
+	CHECK(file_has(p.err, "retrying in"), "logged");
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	unsetenv("ALSA_CONFIG_PATH");
+}
+
+static void test_auth_classify_reload(void)
+{
+	struct proc p;
+	/* non-loopback bind without a token is refused at start */
+	const char *a0[] = {"--input", path("mono.wav"), "--bind", "0.0.0.0", NULL};
+	CHECK(start(&p, NULL, a0, NULL) != 0, "0.0.0.0 without --token refused");
+	CHECK(file_has(p.err, "token"), "one sentence about the token");
+
+	const char *conf = path("s4kws.conf");
+	FILE *f = fopen(conf, "w");
+	fprintf(f, "# test config\nthreshold = 0.2\nrequire-top = false\nrefractory-ms = 300\ntoken = abc\nbind = 0.0.0.0\n");
+	fclose(f);
+	const char *a[] = {"--input", path("mono.wav"), "--config", conf, NULL};
+	CHECK(start(&p, NULL, a, NULL) == 0, "start with --config: %s", p.err);
+	int code;
+	json_t *o = get_json(p.port, "/v1/status", NULL, &code);
+	CHECK_EQ(code, 401);
+	json_decref(o);
+	o = get_json(p.port, "/v1/status", "Authorization: Bearer abc\r\n", &code);
+	CHECK_EQ(code, 200);
+	json_decref(o);
+
+	/* POST /v1/classify: a 1 s clip gives the same record as `s4kws classify --format json` */
+	struct resp r;
+	FILE *cf = fopen(path("clip.wav"), "rb");
+	static char body[1 << 20];
+	size_t blen = fread(body, 1, sizeof body, cf);
+	fclose(cf);
+	http_req(p.port, "POST", "/v1/classify", "Authorization: Bearer abc\r\nContent-Type: audio/wav\r\n", body, blen, &r);
+	json_error_t je;
+	json_t *got = json_loads(r.body, 0, &je);
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "'%s' classify --model '%s' --format json --top 3 '%s' 2>/dev/null", bin, model,
+		 path("clip.wav"));
+	FILE *pf = popen(cmd, "r");
+	char line[1 << 14] = "";
+	if (!fgets(line, sizeof line, pf))
+		line[0] = 0;
+	pclose(pf);
+	json_t *want = json_loads(line, 0, &je);
+	json_object_del(want, "file");
+	char *gs = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+	char *ws = json_dumps(want, JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(6));
+	CHECK(r.status == 200 && gs && ws && !strcmp(gs, ws), "classify upload %d:\n got  %s\n want %s", r.status, gs, ws);
+	free(gs);
+	free(ws);
+	json_decref(got);
+	json_decref(want);
+	free(r.body);
+	http_req(p.port, "POST", "/v1/classify", "Authorization: Bearer abc\r\n", "hello, not audio", 16, &r);
+	CHECK(r.status == 415 && strstr(r.body, "\"error\""), "foreign data: %d %s", r.status, r.body);
+	free(r.body);
+	http_req(p.port, "POST", "/v1/classify", "Authorization: Bearer abc\r\n", body, 2000, &r);
+	CHECK(r.status == 400 && strstr(r.body, "truncated"), "truncated WAV: %d %s", r.status, r.body);
+	free(r.body);
+	http_req(p.port, "POST", "/v1/classify", "Authorization: Bearer abc\r\n", body, 0, &r);
+	CHECK_EQ(r.status, 400);
+	free(r.body);
+
+	/* SIGHUP: an invalid file keeps the old settings; a valid one is applied */
+	f = fopen(conf, "w");
+	fprintf(f, "threshold = 7\ntoken = abc\nbind = 0.0.0.0\n");
+	fclose(f);
+	kill(p.pid, SIGHUP);
+	usleep(400000);
+	CHECK(file_has(p.err, "keeping the old one") && file_has(p.err, "threshold: 7 is out of range"),
+	      "invalid reload refused in one sentence");
+	o = get_json(p.port, "/v1/status", "Authorization: Bearer abc\r\n", &code);
+	CHECK_EQ(code, 200);
+	json_decref(o);
+	f = fopen(conf, "w");
+	fprintf(f, "threshold = 0.9\nthreshold.yes = 0.95\ntoken = abc\nbind = 0.0.0.0\n");
+	fclose(f);
+	kill(p.pid, SIGHUP);
+	usleep(400000);
+	CHECK(file_has(p.err, "detection settings reloaded from"), "valid reload applied");
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+
+	/* --help and bad flags */
+	snprintf(cmd, sizeof cmd, "'%s' listen --help", bin);
+	pf = popen(cmd, "r");
+	size_t n = fread(body, 1, sizeof body - 1, pf);
+	body[n] = 0;
+	CHECK(pclose(pf) == 0 && strstr(body, "--threshold") && strstr(body, "--token") && strstr(body, "--input"),
+	      "--help");
+	snprintf(cmd, sizeof cmd, "'%s' listen --port 99999 2>/dev/null", bin);
+	CHECK(WEXITSTATUS(system(cmd)) == 2, "bad flag: exit 2");
+	snprintf(cmd, sizeof cmd, "'%s' listen --model '%s' --threshold nosuchword=0.5 2>/dev/null", bin, model);
+	CHECK(WEXITSTATUS(system(cmd)) == 1, "unknown keyword refused");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: test_listen S4KWS MODEL\n");
+		return 2;
+	}
+	bin = argv[1];
+	model = argv[2];
+	if (!mkdtemp(dir))
+		return 1;
+	/* audio: 6 s mono at 16 kHz (+ raw, padded raw, stereo, 48 kHz) and a 1 s clip */
+	size_t n = 96000;
+	float *x = make_signal(n, 16000);
+	write_wav(path("mono.wav"), x, n, 1, 16000);
+	write_raw(path("mono.raw"), x, n, 0);
+	write_raw(path("mono_padded.raw"), x, n, 32000);
+	write_wav(path("clip.wav"), x + 16000, 16000, 1, 16000);
+	float *st = calloc(2 * n, sizeof *st);
+	for (size_t i = 0; i < n; i++)
+		st[2 * i + 1] = x[i];
+	write_wav(path("stereo.wav"), st, n, 2, 16000);
+	free(st);
+	float *x48 = make_signal(3 * n, 48000);
+	write_wav(path("mono48k.wav"), x48, 3 * n, 1, 48000);
+	free(x48);
+	free(x);
+	reference(path("mono.wav"), &ref_mono);
+	CHECK(ref_mono.n >= 3, "the reference finds %zu detections (need a few for a meaningful test)", ref_mono.n);
+
+	test_file_input();
+	test_stdin_and_channels();
+	test_alsa_device();
+	test_auth_classify_reload();
+
+	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
+					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf"};
+	for (size_t i = 0; i < sizeof files / sizeof files[0] && !check_failed; i++)
+		unlink(path(files[i]));
+	for (int i = 1; i < 40; i++) {
+		char b[64];
+		snprintf(b, sizeof b, "port%d", i);
+		unlink(path(b));
+		snprintf(b, sizeof b, "stderr%d.txt", i);
+		if (!check_failed)
+			unlink(path(b));
+	}
+	if (!check_failed)
+		rmdir(dir);
+	else
+		printf("daemon logs kept in %s\n", dir);
+	return CHECK_DONE();
+}
