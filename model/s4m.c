@@ -291,7 +291,8 @@ static int parse_cfg(const struct st_file *f, struct cfg *c, char *err, size_t e
 		return -EINVAL;
 	}
 	c->d_state = (int)v;
-	if ((rc = meta_long(f, "n_ssm", 1, MAX_WIDTH, &v, err, errlen)))
+	/* 0: one row per channel (S = the block's width) */
+	if ((rc = meta_long(f, "n_ssm", 0, MAX_WIDTH, &v, err, errlen)))
 		return rc;
 	c->n_ssm = (int)v;
 	if ((rc = meta_longs(f, "widths", -1, 1, MAX_WIDTH, &c->widths, &c->nb, err, errlen)))
@@ -396,12 +397,12 @@ static int norm_wants(struct wantlist *l, const struct cfg *c, const char *prefi
 
 static int build_wants(struct wantlist *l, const struct cfg *c)
 {
-	int64_t H0 = c->widths[0], N2 = c->d_state / 2, S = c->n_ssm, K = c->n_labels;
+	int64_t H0 = c->widths[0], N2 = c->d_state / 2, K = c->n_labels;
 	int rc = 0;
 	rc |= want_add(l, 2, H0, 1, 1, 1, "encoder.weight");
 	rc |= want_add(l, 1, H0, 1, 1, 1, "encoder.bias");
 	for (int i = 0; i < c->nb; i++) {
-		int64_t H = c->widths[i];
+		int64_t H = c->widths[i], S = c->n_ssm ? c->n_ssm : H;
 		char p[32];
 		snprintf(p, sizeof p, "blocks.%d.norm", i);
 		rc |= norm_wants(l, c, p, H);
@@ -579,7 +580,7 @@ static int load_ssm(struct s4m_model *m, const struct st_file *f, const struct c
 		    char *err, size_t errlen)
 {
 	struct s4m__block *b = &m->b[i];
-	int H = b->H, N2 = c->d_state / 2, S = c->n_ssm;
+	int H = b->H, N2 = c->d_state / 2, S = c->n_ssm ? c->n_ssm : H;
 	char n[64];
 	int rc = -ENOMEM;
 	double *inv_dt = NULL, *Ar = NULL, *Ai = NULL, *Bt = NULL, *Pt = NULL, *Ct = NULL, *dt = NULL;

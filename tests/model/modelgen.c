@@ -239,7 +239,7 @@ void mg_random_model(struct mg_file *f, const struct mg_opts *o)
 	uint64_t s = o->seed * 0x2545f4914f6cdd1dULL + 12345;
 	char b[256], n[64];
 	long wl[MG_MAX_BLOCKS], pl[MG_MAX_BLOCKS];
-	int N2 = o->d_state / 2, S = o->n_ssm, K = o->n_labels;
+	int N2 = o->d_state / 2, K = o->n_labels;
 
 	mg_meta_set(f, "format", "s4kws");
 	mg_meta_set(f, "format_version", "1");
@@ -288,7 +288,7 @@ void mg_random_model(struct mg_file *f, const struct mg_opts *o)
 	fill_normal(mg_add(f, "encoder.weight", o->dtype, 2, H0, 1, 0, 0), &s, 0, o->enc_gain);
 	fill_normal(mg_add(f, "encoder.bias", o->dtype, 1, H0, 0, 0, 0), &s, 0, 0.1);
 	for (int i = 0; i < o->nb; i++) {
-		int H = o->widths[i];
+		int H = o->widths[i], S = o->n_ssm ? o->n_ssm : H; /* n_ssm 0: one row per channel */
 		snprintf(n, sizeof n, "blocks.%d.norm", i);
 		add_norm(f, o, &s, n, H);
 		snprintf(n, sizeof n, "blocks.%d.ssm.inv_dt", i);

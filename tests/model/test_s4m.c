@@ -55,7 +55,7 @@ static struct mg_opts random_opts(uint64_t *s, int dplr, long W)
 	o.softplus = (int)(mg_rand(s) % 2);
 	o.real_tf = (int)(mg_rand(s) % 3);
 	o.d_state = 2 * (1 + (int)(mg_rand(s) % (dplr ? 8 : 16)));
-	o.n_ssm = 1 + (int)(mg_rand(s) % 3);
+	o.n_ssm = (int)(mg_rand(s) % 4); /* 0: one row per channel */
 	o.nb = 1 + (int)(mg_rand(s) % 4);
 	static const int ws[] = {4, 6, 8, 12, 16};
 	static const int ps[] = {1, 2, 4};

@@ -232,7 +232,7 @@ static void test_metadata(void)
 		{"sample_rate text", "sample_rate", "16k", "'sample_rate' is '16k'"},
 		{"l_max not a pool multiple", "l_max", "2404", "not a multiple of the total pool 8"},
 		{"window not a pool multiple", "decoder_window", "1601", "'decoder_window' (1601) is not a multiple"},
-		{"n_ssm zero", "n_ssm", "0", "'n_ssm' is '0'"},
+		{"n_ssm negative", "n_ssm", "-1", "'n_ssm' is '-1'"},
 		{"l_kernel on s4d", "l_kernel", "[0, 5, 0]", "must be 0 for kernel 's4d'"},
 		{"zoh for dplr", "kernel", "dplr", "dplr"}, /* with disc zoh present */
 	};
