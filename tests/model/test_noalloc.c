@@ -1,0 +1,94 @@
+/* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset and
+ * s4m_conv_logits/scan/features, counted with the linker's --wrap of malloc, calloc, realloc,
+ * posix_memalign and aligned_alloc (every call from the engine's objects goes through the
+ * wrappers below; the count is armed only around the compute calls).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcheck.h"
+#include "model/s4m.h"
+#include "modelgen.h"
+
+static int armed;
+static long allocs;
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t a, size_t b);
+void *__real_realloc(void *p, size_t n);
+int __real_posix_memalign(void **p, size_t al, size_t n);
+void *__real_aligned_alloc(size_t al, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t a, size_t b);
+void *__wrap_realloc(void *p, size_t n);
+int __wrap_posix_memalign(void **p, size_t al, size_t n);
+void *__wrap_aligned_alloc(size_t al, size_t n);
+
+void *__wrap_malloc(size_t n) { allocs += armed; return __real_malloc(n); }
+void *__wrap_calloc(size_t a, size_t b) { allocs += armed; return __real_calloc(a, b); }
+void *__wrap_realloc(void *p, size_t n) { allocs += armed; return __real_realloc(p, n); }
+int __wrap_posix_memalign(void **p, size_t al, size_t n) { allocs += armed; return __real_posix_memalign(p, al, n); }
+void *__wrap_aligned_alloc(size_t al, size_t n) { allocs += armed; return __real_aligned_alloc(al, n); }
+
+static void run(int dplr)
+{
+	struct mg_opts o = mg_defaults();
+	o.dplr = dplr;
+	o.l_kernel[0] = dplr ? 2400 : 0;
+	struct mg_file f = {0};
+	mg_random_model(&f, &o);
+	size_t len;
+	unsigned char *buf = mg_serialize(&f, &len);
+	char err[S4K_ERR_LEN];
+	allocs = 0;
+	struct s4m_model *m = s4m_load_buffer(buf, len, 1.0, err, sizeof err);
+	CHECK(m != NULL, "%s", err);
+	armed = 1;
+	s4m_free(s4m_load_buffer(buf, len, 1.0, err, sizeof err));
+	armed = 0;
+	CHECK(allocs > 0, "the wrappers do not see the engine's allocations (--wrap not in effect)");
+	if (!m)
+		return;
+	size_t n = 16000, W = s4m_window(m), K = (size_t)s4m_n_labels(m);
+	float *x = malloc(n * sizeof *x), lg[64], *out = malloc(n * 16 * sizeof *out);
+	uint64_t s = 5;
+	for (size_t t = 0; t < n; t++)
+		x[t] = (float)(0.3 * mg_normal(&s));
+	struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+	struct s4m_conv *cv = s4m_conv_new(m, W, err, sizeof err);
+	CHECK(st && cv, "%s", err);
+
+	allocs = 0;
+	armed = 1;
+	for (size_t p = 0; p + 160 <= n; p += 160) {
+		s4m_stream_push(st, x + p, 160);
+		s4m_stream_scores(st, lg);
+	}
+	s4m_stream_logits(st, lg);
+	s4m_stream_reset(st);
+	s4m_stream_push(st, x, 1000);
+	armed = 0;
+	CHECK(allocs == 0, "%s step mode: %ld allocations in push/scores/reset", dplr ? "dplr" : "s4d", allocs);
+
+	armed = 1;
+	s4m_conv_logits(cv, x, W, lg);
+	s4m_conv_scan(cv, x, W, out, W / s4m_hop(m));
+	s4m_conv_features(cv, x, W, out, W / s4m_hop(m));
+	armed = 0;
+	CHECK(allocs == 0, "%s conv mode: %ld allocations in logits/scan/features", dplr ? "dplr" : "s4d", allocs);
+	(void)K;
+	s4m_conv_free(cv);
+	s4m_stream_free(st);
+	free(x);
+	free(out);
+	free(buf);
+	s4m_free(m);
+	mg_free(&f);
+}
+
+int main(void)
+{
+	run(0);
+	run(1);
+	return CHECK_DONE();
+}
