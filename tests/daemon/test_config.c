@@ -226,7 +226,57 @@ static void test_keywords_and_loopback(void)
 	      "not loopback");
 }
 
-int main(void)
+/* The shipped s4kws.conf: loads as is, documents every option of --help, and the defaults it
+ * shows (commented out) are the table's. */
+static void test_shipped(const char *conf)
+{
+	char err[256];
+	struct cfg c, def;
+	cfg_defaults(&def);
+	CHECK_EQ(cfg_load_file(&c, conf, err, sizeof err), 0);
+	cfg_defaults(&c);
+	CHECK(cfg_load_file(&c, conf, err, sizeof err) == 0 && !memcmp(&c, &def, sizeof c), "as shipped: %s", err);
+	FILE *f = fopen(conf, "r");
+	CHECK(f != NULL, "open %s", conf);
+	if (!f)
+		return;
+	char text[32768] = "", line[1024];
+	size_t len = 0;
+	int n = 0;
+	while (fgets(line, sizeof line, f)) {
+		char name[64];
+		/* "# name = value" or "# name =" is a documented default: uncomment it */
+		int end = 0;
+		if (line[0] == '#' && line[1] == ' ' && line[2] >= 'a' && line[2] <= 'z' &&
+		    sscanf(line + 2, "%63[a-z.-]%n", name, &end) == 1 && !strncmp(line + 2 + end, " =", 2)) {
+			len += (size_t)snprintf(text + len, sizeof text - len, "%s", line + 2);
+			n++;
+		}
+	}
+	fclose(f);
+	const char *p = write_file("shipped.conf", text);
+	cfg_defaults(&c);
+	int rc = cfg_load_file(&c, p, err, sizeof err);
+	CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "uncommented defaults = table defaults: %s", err);
+	char *h = cfg_help();
+	char *save = NULL;
+	int missing = 0;
+	for (char *l = strtok_r(h, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char name[64], want[80];
+		if (strncmp(l, "  --", 4) || !strncmp(l, "  --help", 8) || !strncmp(l, "  --config", 10) ||
+		    sscanf(l + 4, "%63[^ []", name) != 1)
+			continue;
+		snprintf(want, sizeof want, "\n%s =", name);
+		if (!strstr(text, want) && !strstr(text, want + 1)) {
+			printf("s4kws.conf does not document %s\n", name);
+			missing++;
+		}
+	}
+	free(h);
+	CHECK(missing == 0 && n >= 30, "%d options documented, %d missing", n, missing);
+}
+
+int main(int argc, char **argv)
 {
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
@@ -238,8 +288,10 @@ int main(void)
 	test_bad_flags();
 	test_help_table();
 	test_keywords_and_loopback();
+	if (argc > 1)
+		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
-					    "bad5.conf", "bad6.conf", "row.conf"};
+					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[600];
 		snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
