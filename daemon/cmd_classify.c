@@ -137,15 +137,10 @@ static json_t *error_record(const char *path, int channel, const char *msg)
 
 /* ---- models ---- */
 
+/* --model FILE, else $S4KWS_MODEL, else the embedded default (daemon/default_model.c). */
 static struct s4m_model *load_model(const char *path, double rate, char *err, size_t errlen)
 {
-	if (path)
-		return s4m_load(path, rate, err, errlen);
-	const char *def = cmd_default_model();
-	if (def)
-		return s4m_load(def, rate, err, errlen);
-	s4k_seterr(err, errlen, "no model: give --model FILE or set S4KWS_MODEL");
-	return NULL;
+	return cmd_load_model(path, rate, err, errlen);
 }
 
 /* The model for input at in_rate (native rate) or the base model (slot 0). Thread-safe. */
