@@ -118,7 +118,8 @@ void s4m_stream_free(struct s4m_stream *st);
 void s4m_stream_reset(struct s4m_stream *st);            /* back to the zero state */
 /* Feed n samples. Returns the number of decoder steps completed (samples / hop). */
 size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n);
-/* Logits / softmax scores of the current window (running mean of the last Wf final steps). */
+/* Logits / softmax scores of the current window (running mean of the last Wf final steps; the
+ * last final step for decoder 'last'). Before the first final step: the decoder bias. */
 void s4m_stream_logits(const struct s4m_stream *st, float *logits);
 void s4m_stream_scores(const struct s4m_stream *st, float *probs);
 uint64_t s4m_stream_samples(const struct s4m_stream *st); /* samples pushed since reset */

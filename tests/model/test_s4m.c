@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #include "mcheck.h"
@@ -514,8 +515,65 @@ static void test_contracts(void)
 	mg_free(&f);
 }
 
+/* Workspaces made and used on several threads at once (shared spectra cache, FFTW planner
+ * lock) give bit-identical logits to a lone workspace. */
+struct thr {
+	const struct s4m_model *m;
+	const float *x;
+	size_t n;
+	float lg[64];
+	int ok;
+};
+
+static void *thr_run(void *arg)
+{
+	struct thr *t = arg;
+	char err[S4K_ERR_LEN];
+	struct s4m_conv *cv = s4m_conv_new(t->m, t->n, err, sizeof err);
+	t->ok = cv && s4m_conv_logits(cv, t->x, t->n, t->lg) == 0;
+	s4m_conv_free(cv);
+	return NULL;
+}
+
+static void test_threads(void)
+{
+	uint64_t s = 31;
+	for (int dplr = 0; dplr < 2; dplr++) {
+		struct mg_opts o = random_opts(&s, dplr, 4000);
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (!m) {
+			mg_free(&f);
+			continue;
+		}
+		size_t n = 4000;
+		float *x = malloc(n * sizeof *x), ref[64];
+		random_input(&s, x, n);
+		struct thr t[4];
+		pthread_t tid[4];
+		for (int i = 0; i < 4; i++) {
+			t[i] = (struct thr){.m = m, .x = x, .n = n};
+			pthread_create(&tid[i], NULL, thr_run, &t[i]);
+		}
+		for (int i = 0; i < 4; i++)
+			pthread_join(tid[i], NULL);
+		char err[S4K_ERR_LEN];
+		struct s4m_conv *cv = s4m_conv_new(m, n, err, sizeof err);
+		s4m_conv_logits(cv, x, n, ref);
+		for (int i = 0; i < 4; i++)
+			CHECK(t[i].ok && !memcmp(t[i].lg, ref, (size_t)s4m_n_labels(m) * sizeof *ref),
+			      "thread %d: logits differ from a lone workspace", i);
+		s4m_conv_free(cv);
+		free(x);
+		s4m_free(m);
+		mg_free(&f);
+	}
+}
+
 int main(void)
 {
+	test_threads();
 	test_contracts();
 	test_naive();
 	test_scan();
