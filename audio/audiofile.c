@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sndfile.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,10 @@
 #include "../common/err.h"
 
 #define AF_BLOCK_SAMPLES 16384   /* interleaved samples decoded per sf_readf_float() call */
+
+/* libsndfile keeps the error of a failed open in one process-wide variable (sf_error(NULL)),
+ * so opens are serialised to give each file its own message. Reads use per-file state. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 struct af_mem {
 	const unsigned char *buf;
@@ -231,14 +236,16 @@ struct af_file *af_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	SF_INFO in = {0};
+	pthread_mutex_lock(&open_lock);
 	f->sf = sf_open_fd(fd, SFM_READ, &in, SF_TRUE);
 	if (!f->sf) {
-		int code = sf_error(NULL);
-		open_error(code, err, errlen);
+		open_error(sf_error(NULL), err, errlen);
+		pthread_mutex_unlock(&open_lock);
 		close(fd);   /* libsndfile does not take the descriptor when the open fails */
 		free(f);
 		return NULL;
 	}
+	pthread_mutex_unlock(&open_lock);
 	return finish_open(f, &in, err, errlen);
 }
 
@@ -264,13 +271,15 @@ struct af_file *af_open_memory(const void *buf, size_t len, char *err, size_t er
 		.write = vm_write, .tell = vm_tell,
 	};
 	SF_INFO in = {0};
+	pthread_mutex_lock(&open_lock);
 	f->sf = sf_open_virtual(&vio, SFM_READ, &in, &f->mem);
 	if (!f->sf) {
-		int code = sf_error(NULL);
-		open_error(code, err, errlen);
+		open_error(sf_error(NULL), err, errlen);
+		pthread_mutex_unlock(&open_lock);
 		free(f);
 		return NULL;
 	}
+	pthread_mutex_unlock(&open_lock);
 	return finish_open(f, &in, err, errlen);
 }
 

@@ -20,7 +20,8 @@
  * mix is the mean of the channels, so identical channels give exactly that channel. A file is
  * "truncated" when the header declares more audio than can be decoded (checked at open for
  * WAV-like headers, at the end of reading for the rest): reads then fail with -EBADMSG.
- * Threads: an af_file belongs to one thread at a time; different files may be read in parallel.
+ * Threads: an af_file belongs to one thread at a time; different files may be opened and read
+ * in parallel (opens are serialised inside, because libsndfile reports open errors globally).
  */
 #ifndef S4KWS_AUDIO_AUDIOFILE_H
 #define S4KWS_AUDIO_AUDIOFILE_H
