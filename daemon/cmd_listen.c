@@ -397,6 +397,8 @@ static json_t *hook_status(void *ud)
 			      (json_int_t)ring_overruns(&a->ring), "dropped_samples",
 			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)s.detections,
 			      "last_id", (json_int_t)events_last_id(a->ev));
+	if (o)
+		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
 	if (o && a->cfg.log[0])
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", a->cfg.log, "errors",
 							  (json_int_t)events_log_errors(a->ev)));

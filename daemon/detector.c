@@ -302,6 +302,9 @@ static void take_control(struct detector *d, int *stop)
 
 static void publish(struct detector *d)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	d->s.cpu_s = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 	d->s.audio_s = (double)d->s.frames / d->rate;
 	d->s.rtf = d->s.audio_s > 0 ? d->s.busy_s / d->s.audio_s : 0;
 	d->s.eof = d->eof;

@@ -54,6 +54,8 @@ struct det_stats {
 	double audio_s;             /* frames / model rate */
 	double busy_s;              /* wall time spent stepping, scoring and post-processing */
 	double rtf;                 /* busy_s / audio_s for all channels together */
+	double cpu_s;               /* CPU time of the inference thread (excludes time it waited or
+	                               was preempted, unlike busy_s) */
 	uint64_t hops;
 	uint64_t hist[DET_HIST_BUCKETS + 1]; /* per-hop processing time (all channels), counts */
 	double hist_sum;            /* s */
