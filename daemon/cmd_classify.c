@@ -1274,6 +1274,12 @@ int cmd_classify(int argc, char **argv)
 				goto out;
 			}
 	}
+	if (wl.n == 0) {
+		fprintf(stderr, "s4kws classify: no audio files in the inputs (directories are searched "
+			"for names ending in an audio extension such as .wav or .flac)\n");
+		status = 1;
+		goto out;
+	}
 	r.n_items = wl.n;
 	r.items = calloc(wl.n ? wl.n : 1, sizeof *r.items);
 	r.res = calloc(wl.n ? wl.n : 1, sizeof *r.res);

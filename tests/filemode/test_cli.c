@@ -378,6 +378,9 @@ static void test_bad(void)
 	CHECK(strstr(js(json_array_get(a, 0), "file"), "a_good.wav") != NULL, "first record");
 	json_decref(a);
 
+	/* a directory without audio files is a failed run, not a silent success */
+	CHECK_EQ(sh(NULL, "mkdir -p '%s/noaudio' && echo x > '%s/noaudio/a.txt' && exec '%s' classify "
+		    "--model '%s' '%s/noaudio' > /dev/null 2>&1", dir, dir, exe, model, dir), 1);
 	/* all good: exit 0; usage errors: exit 2 */
 	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' '%s/mixed/a_good.wav' > /dev/null", exe,
 		    model, dir), 0);
