@@ -390,12 +390,18 @@ static json_t *hook_status(void *ud)
 	json_object_set_new(input, "error", serr[0] ? json_string(serr) : json_null());
 	if (a->cap && a->kind == IN_DEVICE)
 		json_object_set_new(input, "overflows", json_integer((json_int_t)capture_overflows(a->cap)));
+	/* detections of this run, from the events store (the detector's count is published later) */
+	struct ev_counts cnt[512];
+	size_t nc = events_counts(a->ev, cnt, 512);
+	uint64_t total = 0;
+	for (size_t i = 0; i < nc; i++)
+		total += cnt[i].count;
 	json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "version",
 			      S4KWS_VERSION, "model", model, "channels", a->C, "input", input, "uptime_s",
 			      mono_s() - a->t0, "audio_s", s.audio_s, "real_time_factor", s.rtf,
 			      "real_time_factor_per_channel", s.rtf / a->C, "overruns",
 			      (json_int_t)ring_overruns(&a->ring), "dropped_samples",
-			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)s.detections,
+			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)total,
 			      "last_id", (json_int_t)events_last_id(a->ev));
 	if (o)
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));

@@ -84,7 +84,7 @@ static const struct opt opts[] = {
 	{"heartbeat", T_DBL, 0.05, 3600, "15", F(heartbeat), "SECONDS",
 	 "SSE comment line sent when no detection happened for this long", 0},
 	/* detections */
-	{"history", T_INT, 1, 10000000, "1000", F(history), "N",
+	{"history", T_INT, 1, 1000000, "1000", F(history), "N",
 	 "detections kept in memory for /v1/detections and SSE resume", 0},
 	{"log", T_STR, 0, 0, "", F(log), "FILE",
 	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},

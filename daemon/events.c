@@ -187,8 +187,7 @@ static int recover(struct events *ev, struct ev_open_info *info, char *err, size
 		memset(&d, 0, sizeof d);
 		if (e > pos && events_from_json_line(buf + pos, e - pos, &d) == 0 &&
 		    d.id >= ev->next_id) {
-			store(ev, &d);
-			count(ev, &d);
+			store(ev, &d); /* not counted: the counts are of this run (Prometheus counters) */
 			ev->next_id = d.id + 1;
 			info->loaded++;
 		} else if (e > pos) {

@@ -81,7 +81,7 @@ uint64_t events_last_id(struct events *ev);
  * was called (-ESHUTDOWN). */
 int events_wait(struct events *ev, uint64_t after, int timeout_ms);
 
-/* Per (keyword, channel) totals since start, for /metrics: copies up to max rows into out and
+/* Per (keyword, channel) totals of this run (detections reloaded from the log do not count): copies up to max rows into out and
  * returns the number of rows copied. */
 size_t events_counts(struct events *ev, struct ev_counts *out, size_t max);
 /* Log write failures since start. */
