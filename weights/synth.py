@@ -301,23 +301,43 @@ def festival_calibrate(voices, words, tmpdir, cache):
 
 
 def festival_batch(voice, specs, tmpdir):
+    """Speaks specs in one festival process; if festival aborts on an utterance
+    (the diphone voices do on some strongly stretched words: "Target pitchmarks
+    end before end of target segment timings"), that utterance is dropped and
+    the rest run in a fresh process."""
     scm = os.path.join(tmpdir, f'fest_{voice}_{specs[0]["name"]}.scm')
-    with open(scm, 'w') as f:
-        f.write(festival_scheme(voice, specs, tmpdir))
-    err = ''
-    try:
-        run_quiet(['festival', '-b', scm], timeout=1200)
-    except (RuntimeError, subprocess.TimeoutExpired) as e:
-        err = str(e)          # utterances before the failure are still usable
+    raw = {s['name']: os.path.join(tmpdir, s['name'] + '.raw.wav') for s in specs}
+    crashed = {}
+    pending, idle = list(specs), 0
+    while pending:
+        with open(scm, 'w') as f:
+            f.write(festival_scheme(voice, pending, tmpdir))
+        err = ''
+        try:
+            run_quiet(['festival', '-b', scm], timeout=1200)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            err = str(e)
+        missing = [s for s in pending if not os.path.exists(raw[s['name']])]
+        if not err or not missing:
+            break
+        idle = idle + 1 if len(missing) == len(pending) else 0
+        if idle > 5:                      # festival itself is broken: give up on this batch
+            for s in missing:
+                crashed[s['name']] = err
+            break
+        crashed[missing[0]['name']] = err     # the utterance festival died on
+        pending = missing[1:]
     os.unlink(scm)
     res = []
     for s in specs:
-        raw = os.path.join(tmpdir, s['name'] + '.raw.wav')
-        if not os.path.exists(raw):
-            res.append((s, 'failed', 'festival: ' + (err or 'no output')[:120]))
+        if s['name'] in crashed:
+            res.append((s, 'dropped', 'festival_crash'))
+            continue
+        if not os.path.exists(raw[s['name']]):
+            res.append((s, 'failed', 'festival: no output'))
             continue
         try:
-            st, why = finish(raw, s, tmpdir)
+            st, why = finish(raw[s['name']], s, tmpdir)
         except (RuntimeError, ValueError, OSError, EOFError, wave.Error) as e:
             st, why = 'failed', str(e)[:160]
         res.append((s, st, why))
@@ -586,6 +606,7 @@ def main():
     counts = {'ok': 0, 'dropped': 0, 'failed': 0}
     reasons = {}
     failures = []
+    sped_up = 0
     t1 = time.time()
     last = t1
     with multiprocessing.Pool(max(1, args.jobs)) as pool:
@@ -599,7 +620,7 @@ def main():
                 elif st == 'failed':
                     failures.append(f'{spec["name"]}: {why}')
                 elif why:
-                    reasons[why] = reasons.get(why, 0) + 1
+                    sped_up += 1
             now = time.time()
             if now - last >= 10 or done == len(todo):
                 last = now
@@ -632,7 +653,7 @@ def main():
                            'mean_rms': round(v[2] / v[0], 4)} for e, v in per_engine.items()},
         'per_label_engine': table,
         'this_run': {'made': counts['ok'], 'dropped': counts['dropped'], 'failed': counts['failed'],
-                     'reasons': reasons, 'failures': failures[:50],
+                     'drop_reasons': reasons, 'sped_up_with_tempo': sped_up, 'failures': failures[:50],
                      'removed_by_final_check': len(removed)},
         'dropped_total': len(os.listdir(dropdir)),
         'unknown_words': [w for w, label, _ in plan_items(args) if label == '_unknown_'],
@@ -642,8 +663,9 @@ def main():
     with open(os.path.join(out, 'manifest.json.part'), 'w') as f:
         json.dump(manifest, f, indent=1)
     os.replace(os.path.join(out, 'manifest.json.part'), os.path.join(out, 'manifest.json'))
-    print(f'[synth] done: {total} clips on disk ({counts["ok"]} made now, {counts["dropped"]} dropped '
-          f'{reasons}, {counts["failed"]} failed, {len(removed)} removed as near-silent) in '
+    print(f'[synth] done: {total} clips on disk ({counts["ok"]} made now, {sped_up} of them sped up, '
+          f'{counts["dropped"]} dropped {reasons}, {counts["failed"]} failed, {len(removed)} removed by '
+          f'the final check as empty, near-silent or too short) in '
           f'{time.time() - t0:.0f} s', flush=True)
     for l in labels:
         print(f'[synth]   {l:10s} {per_label[l]:6d}  ' +
