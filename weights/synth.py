@@ -253,7 +253,7 @@ def festival_scheme(voice, specs, tmpdir):
     return '\n'.join(lines) + '\n'
 
 
-def festival_calibrate(voices, words, tmpdir, cache):
+def festival_calibrate(wanted, tmpdir, cache):
     """Trimmed length (s) of every word at stretch 1.0 per festival voice.
 
     The diphone voices reduce function words ("on" lasts 0.09 s, "up" 0.11 s),
@@ -265,9 +265,9 @@ def festival_calibrate(voices, words, tmpdir, cache):
     if os.path.exists(cache):
         with open(cache) as f:
             table = json.load(f)
-    for v in voices:
+    for v, words in sorted(wanted.items()):
         have = table.get(v, {})
-        need = [w for w in words if w not in have]
+        need = [w for w in sorted(words) if w not in have]
         if not need:
             continue
         specs = [{'name': f'cal_{v}_{i}', 'word': w, 'params': {'stretch': 1.0, 'f0': 105, 'f0std': 14}}
@@ -433,13 +433,14 @@ def flite_len(job):
     return voice, word, round(d, 4)
 
 
-def flite_calibrate(voices, words, tmpdir, cache, jobs):
+def flite_calibrate(wanted, tmpdir, cache, jobs):
     """Trimmed length (s) of every word at stretch 1.0 per flite voice (cached)."""
     table = {}
     if os.path.exists(cache):
         with open(cache) as f:
             table = json.load(f)
-    need = [(v, w, tmpdir) for v in voices for w in words if w not in table.get(v, {})]
+    need = [(v, w, tmpdir) for v, words in sorted(wanted.items()) for w in sorted(words)
+            if w not in table.get(v, {})]
     if need:
         with multiprocessing.Pool(max(1, jobs)) as pool:
             for v, w, d in pool.imap_unordered(flite_len, need, chunksize=8):
@@ -473,7 +474,9 @@ def make_spec(rng, word, label, engine, n, voices, variants, lengths):
         v = rng.choice(voices['festival'])
         base = lengths.get(v, {}).get(word, 0.0)
         target = rng.uniform(0.30, 0.65)
-        stretch = min(3.5, max(0.85, target / base)) if base > 0.02 else rng.uniform(0.9, 1.4)
+        # no extra draw when the length is unknown: the stream must not depend on it
+        stretch = (min(3.5, max(0.85, target / base)) if base > 0.02
+                   else 0.9 + (target - 0.30) / 0.35 * 0.5)
         p = {'voice': v, 'stretch': stretch, 'f0': rng.uniform(80, 160),
              'f0std': rng.uniform(8, 25)}
         if rng.random() < 0.6:
@@ -577,12 +580,17 @@ def main():
     # Length of every word per flite/festival voice at stretch 1.0 (cached).
     lengths = {}
     tc = time.time()
-    words = [w for w, _, _ in plan_items(args)]
+    # The random draws do not depend on the lengths, so a plan made without
+    # them names exactly the (voice, word) pairs that need measuring.
+    wanted = {'flite': {}, 'festival': {}}
+    for s in make_plan(args, voices, variants, {}):
+        if s['engine'] in wanted:
+            wanted[s['engine']].setdefault(s['params']['voice'], set()).add(s['word'])
     if voices['festival']:
-        lengths.update(festival_calibrate(voices['festival'], words, tmpdir,
+        lengths.update(festival_calibrate(wanted['festival'], tmpdir,
                                           os.path.join(out, '.work', 'festival_lengths.json')))
     if voices['flite']:
-        lengths.update(flite_calibrate(voices['flite'], words, tmpdir,
+        lengths.update(flite_calibrate(wanted['flite'], tmpdir,
                                        os.path.join(out, '.work', 'flite_lengths.json'), args.jobs))
     print(f'[synth] length calibration {time.time() - tc:.1f} s', flush=True)
     plan = make_plan(args, voices, variants, lengths)
