@@ -56,7 +56,11 @@ enum input_kind { IN_DEVICE, IN_FILE, IN_STDIN };
 static const char *const kind_names[] = {"device", "file", "stdin"};
 
 struct app {
-	struct cfg cfg;
+	struct cfg cfg;            /* main thread only once threads run (SIGHUP replaces it) */
+	/* copies the other threads read, fixed at start */
+	int realtime;
+	char input[1024];
+	char log_path[1024];
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -94,8 +98,11 @@ struct app {
 	char state_err[S4K_ERR_LEN];
 	char in_name[1024];
 	uint64_t retries;
-	uint64_t in_frames;        /* frames read from the input */
+	uint64_t in_frames;        /* frames read from the input (device: by closed streams) */
 	int src_done;
+	int pub_rate;              /* input rate, for status */
+	uint64_t pub_frames;       /* device: in_frames + the open stream's frames */
+	uint64_t overflows, pub_overflows; /* device: paInputOverflow callbacks (closed, all) */
 	double t0;                 /* monotonic start */
 };
 
@@ -166,7 +173,7 @@ static int emit_frames(struct app *a, const float *x, size_t frames, double t_st
 		pthread_mutex_unlock(&a->mu);
 		x += n * C;
 		frames -= n;
-		if (a->cfg.realtime) {
+		if (a->realtime) {
 			double due = t_start + (double)*sent / a->in_rate;
 			double now = mono_s();
 			if (due > now) {
@@ -201,7 +208,7 @@ static void *file_thread(void *arg)
 	}
 	free(buf);
 	if (n < 0) {
-		log_msg(LOGL_ERROR, "input %s: %s", a->cfg.input, err);
+		log_msg(LOGL_ERROR, "input %s: %s", a->input, err);
 		set_state(a, "error", err);
 	}
 	pthread_mutex_lock(&a->mu);
@@ -294,6 +301,7 @@ static int device_open(struct app *a, char *err, size_t errlen)
 	a->cap = c;
 	pthread_mutex_lock(&a->mu);
 	snprintf(a->in_name, sizeof a->in_name, "%s", capture_name(c));
+	a->pub_rate = a->in_rate;
 	pthread_mutex_unlock(&a->mu);
 	set_state(a, "running", NULL);
 	if (a->in_rate != a->rate)
@@ -310,6 +318,8 @@ static void device_failed(struct app *a, const char *why)
 	if (a->cap) {
 		pthread_mutex_lock(&a->mu);
 		a->in_frames += capture_frames(a->cap);
+		a->overflows += capture_overflows(a->cap);
+		a->pub_frames = a->in_frames;
 		pthread_mutex_unlock(&a->mu);
 	}
 	capture_close(a->cap);
@@ -327,10 +337,16 @@ static void device_supervise(struct app *a)
 	char err[S4K_ERR_LEN];
 	if (a->cap) {
 		enum capture_state s = capture_poll(a->cap, err, sizeof err);
+		/* counters for status: the HTTP threads never touch the capture object */
+		pthread_mutex_lock(&a->mu);
+		a->pub_frames = a->in_frames + capture_frames(a->cap);
+		a->pub_overflows = a->overflows + capture_overflows(a->cap);
+		pthread_mutex_unlock(&a->mu);
 		if (s == CAPTURE_DONE && !a->src_done) {
 			pthread_mutex_lock(&a->mu);
 			a->src_done = 1;
 			a->in_frames += capture_frames(a->cap);
+			a->overflows += capture_overflows(a->cap);
 			pthread_mutex_unlock(&a->mu);
 			capture_close(a->cap);
 			a->cap = NULL;
@@ -374,8 +390,12 @@ static json_t *hook_status(void *ud)
 	pthread_mutex_lock(&a->mu);
 	memcpy(serr, a->state_err, sizeof serr);
 	memcpy(name, a->in_name, sizeof name);
-	uint64_t retries = a->retries, in_frames = a->in_frames;
+	uint64_t retries = a->retries;
+	uint64_t in_frames = a->kind == IN_DEVICE ? a->pub_frames : a->in_frames;
+	uint64_t overflows = a->pub_overflows;
+	int in_rate = a->pub_rate;
 	pthread_mutex_unlock(&a->mu);
+	const char *logpath = a->log_path;
 	json_t *labels = json_array();
 	for (int k = 0; k < a->K; k++)
 		json_array_append_new(labels, json_string(a->labels[k]));
@@ -385,11 +405,11 @@ static json_t *hook_status(void *ud)
 				  (json_int_t)a->hop, "hop_ms", 1000.0 * (double)a->hop / a->rate, "window_s",
 				  (double)s4m_window(a->m) / a->rate, "params", (json_int_t)s4m_n_params(a->m));
 	json_t *input = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "kind", kind_names[a->kind], "name", name,
-				  "state", state, "rate", a->in_rate, "frames", (json_int_t)in_frames, "retries",
+				  "state", state, "rate", in_rate, "frames", (json_int_t)in_frames, "retries",
 				  (json_int_t)retries);
 	json_object_set_new(input, "error", serr[0] ? json_string(serr) : json_null());
-	if (a->cap && a->kind == IN_DEVICE)
-		json_object_set_new(input, "overflows", json_integer((json_int_t)capture_overflows(a->cap)));
+	if (a->kind == IN_DEVICE)
+		json_object_set_new(input, "overflows", json_integer((json_int_t)overflows));
 	/* detections of this run, from the events store (the detector's count is published later) */
 	struct ev_counts cnt[512];
 	size_t nc = events_counts(a->ev, cnt, 512);
@@ -405,8 +425,8 @@ static json_t *hook_status(void *ud)
 			      "last_id", (json_int_t)events_last_id(a->ev));
 	if (o)
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
-	if (o && a->cfg.log[0])
-		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", a->cfg.log, "errors",
+	if (o && logpath[0])
+		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(a->ev)));
 	return o;
 }
@@ -594,6 +614,7 @@ static void reload(struct app *a)
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
 		R("hop-ms", hop_ms), R("ring-ms", ring_ms), R("max-connections", max_connections),
+		R("realtime", realtime), R("duration", duration),
 #undef R
 	};
 	for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
@@ -603,17 +624,16 @@ static void reload(struct app *a)
 	memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
 	a->pc = pc;
 	a->pc.kw = a->kw;
-	/* keep what cannot change live; take the rest */
-	struct cfg old = a->cfg;
-	a->cfg = *nc;
-	memcpy(a->cfg.model, old.model, sizeof old.model);
-	memcpy(a->cfg.device, old.device, sizeof old.device);
-	memcpy(a->cfg.input, old.input, sizeof old.input);
-	memcpy(a->cfg.log, old.log, sizeof old.log);
-	a->cfg.channels = old.channels;
-	a->cfg.hop_ms = old.hop_ms;
-	a->cfg.duration = old.duration;
 	pthread_mutex_unlock(&a->mu);
+	/* keep what cannot change live; take the rest (a->cfg is the main thread's) */
+	memcpy(nc->model, a->cfg.model, sizeof nc->model);
+	memcpy(nc->device, a->cfg.device, sizeof nc->device);
+	memcpy(nc->input, a->cfg.input, sizeof nc->input);
+	memcpy(nc->log, a->cfg.log, sizeof nc->log);
+	nc->channels = a->cfg.channels;
+	nc->hop_ms = a->cfg.hop_ms;
+	nc->duration = a->cfg.duration;
+	a->cfg = *nc;
 	log_msg(LOGL_INFO, "SIGHUP: detection settings reloaded%s%s", a->cfg.config[0] ? " from " : "",
 		a->cfg.config);
 	free(nc);
@@ -649,7 +669,7 @@ static int input_setup(struct app *a, char *err, size_t errlen)
 	if (!c->input[0]) {
 		a->kind = IN_DEVICE;
 		a->C = c->channels ? c->channels : 1;
-		a->in_rate = a->rate;
+		a->in_rate = a->pub_rate = a->rate;
 		return 0;
 	}
 	if (!strcmp(c->input, "-")) {
@@ -684,6 +704,7 @@ static int input_setup(struct app *a, char *err, size_t errlen)
 	}
 	if (c->duration > 0)
 		a->max_frames = (uint64_t)llround(c->duration * a->in_rate);
+	a->pub_rate = a->in_rate;
 	return 0;
 }
 
@@ -737,6 +758,9 @@ int cmd_listen(int argc, char **argv)
 	}
 	a->argc = argc;
 	a->argv = argv;
+	a->realtime = a->cfg.realtime;
+	snprintf(a->input, sizeof a->input, "%s", a->cfg.input);
+	snprintf(a->log_path, sizeof a->log_path, "%s", a->cfg.log);
 	a->t0 = mono_s();
 	pthread_mutex_init(&a->mu, NULL);
 	sem_init(&a->wake, 0, 0);

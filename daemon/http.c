@@ -323,7 +323,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 		if (rc < 0)
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (rc == 0 && client_gone(s->fd))
-			return MHD_CONTENT_READER_END_WITH_ERROR;
+			return MHD_CONTENT_READER_END_OF_STREAM; /* a normal end, not an error to log */
 	}
 }
 
