@@ -14,6 +14,7 @@
 #include "check.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
+#include "daemon/postproc.h"
 
 static char tmpdir[] = "/tmp/s4kws-test-config-XXXXXX";
 
@@ -276,6 +277,23 @@ static void test_shipped(const char *conf)
 	CHECK(missing == 0 && n >= 30, "%d options documented, %d missing", n, missing);
 }
 
+/* postproc's own defaults (used by code that has no struct cfg) are the table's. */
+static void test_postproc_defaults(void)
+{
+	struct cfg c;
+	cfg_defaults(&c);
+	struct pp_kw kw;
+	pp_kw_default(&kw);
+	const char *labels[1] = {"yes"};
+	struct pp_config pc;
+	pp_config_default(&pc, 16000, 160, 1, labels, &kw);
+	CHECK(kw.threshold == (float)c.threshold.def && kw.smooth_ms == (float)c.smooth_ms.def &&
+		      kw.min_ms == (float)c.min_ms.def && kw.refractory_ms == (float)c.refractory_ms.def &&
+		      pc.warmup_ms == (float)c.warmup_ms && pc.latency_ms == (float)c.latency_ms &&
+		      pc.word_ms == (float)c.word_ms && pc.require_top == c.require_top,
+	      "pp_kw_default/pp_config_default match the option table");
+}
+
 int main(int argc, char **argv)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -288,6 +306,7 @@ int main(int argc, char **argv)
 	test_bad_flags();
 	test_help_table();
 	test_keywords_and_loopback();
+	test_postproc_defaults();
 	if (argc > 1)
 		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
