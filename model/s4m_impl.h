@@ -143,7 +143,7 @@ static inline float s4m__sigmoid(float x)
 #define S4M_HOT __attribute__((noinline))
 #endif
 
-/* Smallest FFT length >= need of the form 2^a 3^b 5^c 7^d, even (s4m_conv.c). */
+/* Smallest even FFT length >= need of the form 2^a 3^b (s4m_conv.c). */
 size_t s4m__fft_len(size_t need);
 
 #endif
