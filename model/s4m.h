@@ -116,7 +116,8 @@ long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int bl
 struct s4m_stream *s4m_stream_new(const struct s4m_model *m, char *err, size_t errlen);
 void s4m_stream_free(struct s4m_stream *st);
 void s4m_stream_reset(struct s4m_stream *st);            /* back to the zero state */
-/* Feed n samples. Returns the number of decoder steps completed (samples / hop). */
+/* Feed n samples. Returns the number of decoder steps completed (samples / hop). Non-finite
+ * samples are taken as 0 (a NaN would otherwise stay in the state until a reset). */
 size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n);
 /* Logits / softmax scores of the current window (running mean of the last Wf final steps; the
  * last final step for decoder 'last'). Before the first final step: the decoder bias. */

@@ -204,6 +204,8 @@ static int push1(struct s4m_stream *st, float x)
 {
 	const struct s4m_model *m = st->m;
 	float *restrict u = st->u;
+	if (!isfinite(x))
+		x = 0.f; /* one bad sample must not poison a state that lives for days */
 	for (int h = 0; h < m->b[0].H; h++)
 		u[h] = m->enc_w[h] * x + m->enc_b[h];
 	for (int i = 0; i < m->n_blocks; i++) {

@@ -503,6 +503,17 @@ static void test_contracts(void)
 	CHECK(isfinite(s4m_min_margin(m)) && s4m_min_margin(m) > 0 && s4m_min_margin(m) < 1, "margin %g",
 	      s4m_min_margin(m));
 	CHECK(s4m_flops_step(m) > 0 && s4m_flops_conv(m, 1600) > 0, "flops");
+	/* a NaN sample is taken as 0 in step mode */
+	struct s4m_stream *st = s4m_stream_new(m, err, sizeof err), *st0 = s4m_stream_new(m, err, sizeof err);
+	float xs[64] = {0.1f, 0.2f}, l1[8] = {0}, l2[8] = {0};
+	s4m_stream_push(st0, xs, 64);
+	xs[5] = NAN;
+	s4m_stream_push(st, xs, 64);
+	s4m_stream_logits(st, l1);
+	s4m_stream_logits(st0, l2);
+	CHECK(!memcmp(l1, l2, sizeof l1) && isfinite(l1[0]), "NaN sample not taken as 0");
+	s4m_stream_free(st);
+	s4m_stream_free(st0);
 	float *x = calloc(1600, sizeof *x), *o2 = malloc(1600 * 12 * sizeof *o2);
 	long L = s4m_conv_block_output(cv, x, 1600, 0, o2, 1600 * 12);
 	CHECK(L == 400, "block 0 output steps %ld", L);
