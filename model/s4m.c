@@ -230,7 +230,7 @@ out:
 
 static int parse_cfg(const struct st_file *f, struct cfg *c, char *err, size_t errlen)
 {
-	static const char *const w_format[] = {"s4kws"}, *const w_kernel[] = {"s4d", "dplr"},
+	static const char *const w_kernel[] = {"s4d", "dplr"},
 				 *const w_disc[] = {"zoh", "bilinear"},
 				 *const w_dt[] = {"exp", "softplus"},
 				 *const w_real[] = {"exp", "relu", "none"},
@@ -261,7 +261,6 @@ static int parse_cfg(const struct st_file *f, struct cfg *c, char *err, size_t e
 			   ver);
 		return -ENOTSUP;
 	}
-	(void)w_format;
 
 	if ((rc = meta_long(f, "sample_rate", 1, 1000000, &v, err, errlen)))
 		return rc;
