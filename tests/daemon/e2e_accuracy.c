@@ -7,7 +7,7 @@
  * 1. Builds a stream from the validation clips (never the training ones): keyword clips (the
  *    ten keyword folders of val/) and non-keyword speech (val/_unknown_), in a seeded random
  *    order, separated by 1.2 to 2.5 s of background noise (random stretches of
- *    _background_noise_/, at random quiet-to-moderate levels). The true end of each keyword is
+ *    _background_noise_/, scaled to -50 to -30 dBFS RMS). The true end of each keyword is
  *    where the clip's 10 ms energy last exceeds a tenth of its peak (the clip's trailing
  *    silence does not count). The stream goes to stream.wav, the truth to truth.csv (keyword,
  *    start_s, end_s, clip; filler lines have keyword "-").
@@ -182,10 +182,16 @@ static int build(const char *data, const char *dir, double minutes, struct truth
 	}
 	float *nz[16];
 	size_t nn[16];
+	double nrms[16];
 	size_t n_noise = noise.n < 16 ? noise.n : 16;
-	for (size_t i = 0; i < n_noise; i++)
+	for (size_t i = 0; i < n_noise; i++) {
 		if (!(nz[i] = load(noise.p[i], &nn[i])))
 			return -1;
+		double a = 0;
+		for (size_t j = 0; j < nn[i]; j++)
+			a += (double)nz[i][j] * nz[i][j];
+		nrms[i] = sqrt(a / (double)(nn[i] ? nn[i] : 1)) + 1e-9;
+	}
 	size_t used_kw[N_KW] = {0}, used_unk = 0;
 	/* shuffle each list once; take clips in that order (no clip twice until a list is used up) */
 	struct list *all[N_KW + 1];
@@ -207,7 +213,8 @@ static int build(const char *data, const char *dir, double minutes, struct truth
 		size_t g = (size_t)((1.2 + 1.3 * rnd01()) * RATE);
 		size_t which = rnd() % n_noise;
 		size_t at = nn[which] > g ? rnd() % (nn[which] - g) : 0;
-		float level = (float)(0.05 + 0.45 * rnd01());
+		/* noise at -50 to -30 dBFS RMS (speech clips are around -20 dBFS) */
+		float level = (float)(pow(10, (-50 + 20 * rnd01()) / 20) / nrms[which]);
 		append(&b, nz[which] + at, g < nn[which] ? g : nn[which], level);
 		/* a keyword (60 %) or non-keyword speech */
 		int k = rnd01() < 0.6 ? (int)(rnd() % N_KW) : -1;
