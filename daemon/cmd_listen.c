@@ -666,6 +666,10 @@ static int write_port_file(const char *path, int port, char *err, size_t errlen)
 static int input_setup(struct app *a, char *err, size_t errlen)
 {
 	const struct cfg *c = &a->cfg;
+	if (c->input[0] && c->device[0]) {
+		s4k_seterr(err, errlen, "--device and --input exclude each other: capture from a device or read an input");
+		return -EINVAL;
+	}
 	if (!c->input[0]) {
 		a->kind = IN_DEVICE;
 		a->C = c->channels ? c->channels : 1;
