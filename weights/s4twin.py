@@ -37,9 +37,9 @@ DEFAULT_CONFIG = {
     "n_ssm": 0,           # 0: one parameter row per channel of each block (S = H)
     "widths": [16, 64, 64, 64, 96, 96],
     "pools": [4, 4, 1, 4, 1, 1],
-    "norm": "layer",
-    "prenorm": False,
-    "final_norm": False,
+    "norm": "batch",
+    "prenorm": True,
+    "final_norm": True,
     "activation": "gelu",
     "output": "glu",
     "bidirectional": False,
