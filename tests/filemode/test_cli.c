@@ -34,6 +34,7 @@
 
 static const char *exe, *fixtures;
 static char model[1024], dir[512];
+static int trained;   /* a trained model: labels and detections mean something */
 
 #define MAX_CLIPS 64
 static char *clips[MAX_CLIPS];   /* base names without .flac */
@@ -170,7 +171,7 @@ static json_t *classify_set(const char *kind, const char *ext, const char *extra
 	return a;
 }
 
-static void test_formats(int trained)
+static void test_formats(void)
 {
 	static const struct { const char *kind, *ext, *sox; } sets[] = {
 		{"wav16", ".wav", "%s"},
@@ -435,6 +436,27 @@ static void test_long(int seconds)
 	CHECK(fields, "detection fields");
 	printf("long recordings: 60 s peak RSS %ld KiB, %d s peak RSS %ld KiB, %zu detections\n",
 	       rss60, seconds, rssN, json_array_size(json_object_get(o, "detections")));
+	/* with a trained model the three inserted keywords are found where they were put */
+	snprintf(p, sizeof p, "%s/long60.out", dir);
+	json_t *b = jlines(p);
+	json_t *dets = json_object_get(json_array_get(b, 0), "detections");
+	int found = 0;
+	for (int k = 0; k < 3; k++) {
+		const char *c = clips[n_clips - 2 - 2 * k];
+		char kw[64];
+		snprintf(kw, sizeof kw, "%.*s", (int)(strchr(c, '+') - c), c);
+		double at = k == 0 ? 12 : k == 1 ? 30 : 48;   /* make_long: 20 %, 50 %, 80 % of 60 s */
+		int hit = 0;
+		json_array_foreach(dets, i, d)
+			hit |= !strcmp(js(d, "keyword"), kw) &&
+			       json_real_value(json_object_get(d, "end")) > at - 0.5 &&
+			       json_real_value(json_object_get(d, "start")) < at + 1.5;
+		printf("  '%s' inserted at %.0f s: %s\n", kw, at, hit ? "detected" : "not detected");
+		found += hit;
+	}
+	if (trained)
+		CHECK(found >= 2, "only %d of the 3 inserted keywords detected", found);
+	json_decref(b);
 	CHECK(rssN < rss60 + rss60 / 10 + 8192, "memory grows with the length: %ld vs %ld KiB", rssN,
 	      rss60);
 	json_decref(a);
@@ -478,11 +500,13 @@ static void test_eval(void)
 	snprintf(p, sizeof p, "%s/cm.png", dir);
 	CHECK(stat(p, &sb) == 0 && sb.st_size > 2000, "no confusion PNG");
 
-	/* stream mode after 1 s of other clips == conv mode on the same samples */
+	/* stream mode after 0.5 s of other clips == conv mode on the same samples (0.5 s + the 1 s
+	 * window fit the conv kernels' 1.5 s; beyond that conv mode forgets what stream mode
+	 * remembers, so only stream mode is meaningful there) */
 	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' "
-		    "--stream-context 1 > '%s/evc.json'", exe, model, dir, dir), 0);
+		    "--stream-context 0.5 > '%s/evc.json'", exe, model, dir, dir), 0);
 	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' --mode stream "
-		    "--stream-context 1 > '%s/evs.json'", exe, model, dir, dir), 0);
+		    "--stream-context 0.5 > '%s/evs.json'", exe, model, dir, dir), 0);
 	char q[600];
 	snprintf(p, sizeof p, "%s/evc.json", dir);
 	snprintf(q, sizeof q, "%s/evs.json", dir);
@@ -490,8 +514,17 @@ static void test_eval(void)
 	json_t *cc = json_object_get(json_array_get(c, 0), "confusion");
 	json_t *sc = json_object_get(json_array_get(s, 0), "confusion");
 	CHECK(cc && sc && json_equal(cc, sc), "stream and conv eval with context disagree");
-	CHECK(json_real_value(json_object_get(json_array_get(s, 0), "context_s")) == 1.0, "context_s");
+	CHECK(json_real_value(json_object_get(json_array_get(s, 0), "context_s")) == 0.5, "context_s");
 	json_decref(c);
+	json_decref(s);
+	/* stream mode after 2 s of a noise file: runs over every clip */
+	CHECK_EQ(sh(NULL, "sox -n -r 16000 -b 16 -c 1 '%s/ctx.wav' synth 5 pinknoise vol 0.1 && "
+		    "exec '%s' classify --model '%s' --format json --eval '%s/ev' --mode stream "
+		    "--stream-context 2 --context-file '%s/ctx.wav' > '%s/evfs.json'", dir, exe, model,
+		    dir, dir, dir), 0);
+	snprintf(p, sizeof p, "%s/evfs.json", dir);
+	s = jlines(p);
+	CHECK_EQ(json_integer_value(json_object_get(json_array_get(s, 0), "n")), n_clips);
 	json_decref(s);
 	/* a folder that is not a label is refused */
 	CHECK_EQ(sh(NULL, "mkdir -p '%s/ev/notalabel' && exec '%s' classify --model '%s' --eval "
@@ -525,7 +558,7 @@ int main(int argc, char **argv)
 	char *abs = realpath(dir, NULL);
 	snprintf(dir, sizeof dir, "%s", abs);
 	free(abs);
-	int trained = access(argv[3], R_OK) == 0;
+	trained = access(argv[3], R_OK) == 0;
 	if (trained) {
 		snprintf(model, sizeof model, "%s", argv[3]);
 	} else {
@@ -556,7 +589,7 @@ int main(int argc, char **argv)
 	list_fixtures();
 	CHECK(n_clips >= 12, "only %d fixture clips", n_clips);
 	if (n_clips >= 12) {
-		test_formats(trained);
+		test_formats();
 		test_order_lists();
 		test_bad();
 		test_eval();
