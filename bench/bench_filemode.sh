@@ -2,9 +2,9 @@
 # bench_filemode.sh - file-mode throughput in one run, same model, clips and thread count:
 # s4kws conv mode, s4kws stream mode, and the PyTorch twin's conv mode.
 #
-# usage: bench/bench_filemode.sh [S4KWS] [MODEL] [CLIPS_DIR] [THREADS] [LONG_SECONDS]
+# usage: bench/bench_filemode.sh [S4KWS] [MODEL] [CLIPS_DIR] [THREADS] [LONG_SECONDS] [N]
 #   defaults: build/s4kws, weights/s4kws-sc12.safetensors, ../shared/data/speech_commands/val,
-#   all cores, 600
+#   all cores, 600, 240 clips (every k-th of the sorted list, so every label is in; 0 = all)
 #
 # s4kws is timed end to end (process start, model load, decoding, padding, the engine, output)
 # with `classify -j THREADS --format csv` over the clips; the twin (bench/bench_twin.py, needs
@@ -19,12 +19,19 @@ MODEL=${2:-weights/s4kws-sc12.safetensors}
 CLIPS=${3:-../shared/data/speech_commands/val}
 T=${4:-$(nproc)}
 LONG=${5:-600}
+NCLIPS=${6:-240}
 HERE=$(dirname "$0")
 PY=/usr/bin/python3
 W=$(mktemp -d "${TMPDIR:-/tmp}/s4kws-bench.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
-find "$CLIPS" -name '*.flac' -o -name '*.wav' | sort > "$W/list"
+find "$CLIPS" -name '*.flac' -o -name '*.wav' | sort > "$W/all"
+ALL=$(wc -l < "$W/all")
+if [ "$NCLIPS" -gt 0 ] && [ "$ALL" -gt "$NCLIPS" ]; then
+	awk -v n="$NCLIPS" -v all="$ALL" 'int((NR - 1) * n / all) != int(NR * n / all)' "$W/all" > "$W/list"
+else
+	cp "$W/all" "$W/list"
+fi
 N=$(wc -l < "$W/list")
 AUDIO=$(xargs soxi -D < "$W/list" | awk '{ s += $1 } END { printf "%.3f", s }')
 now() { date +%s.%N; }
