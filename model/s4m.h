@@ -15,8 +15,9 @@
  *   s4m_stream_scores(st, probs);                      // softmax over the last window
  *
  * The model is immutable after s4m_load() and may be shared by any number of threads. A
- * conv workspace or a stream belongs to one thread at a time. Plans (FFTW) are made under an
- * internal mutex in s4m_load()/s4m_conv_new(); the compute calls never allocate, lock or plan.
+ * conv workspace or a stream belongs to one thread at a time. Plans (FFTW) are made under the
+ * engine's FFTW planner lock (s4k_fftw_lock) in s4m_load()/s4m_conv_new(), which may be called
+ * from any thread; the compute calls never allocate, lock or plan.
  */
 #ifndef S4KWS_MODEL_S4M_H
 #define S4KWS_MODEL_S4M_H
@@ -34,7 +35,7 @@ struct s4m_stream;
  * at the model's sample rate; sample_rate/input_rate for --native-rate. Returns NULL and one
  * sentence in err on any problem (the sentence names the tensor or key). */
 struct s4m_model *s4m_load(const char *path, double rate, char *err, size_t errlen);
-/* The same from a buffer the caller keeps alive for the model's lifetime (embedded model). */
+/* The same from a buffer (embedded model). Nothing of the buffer is kept after the call. */
 struct s4m_model *s4m_load_buffer(const void *buf, size_t len, double rate, char *err, size_t errlen);
 void s4m_free(struct s4m_model *m);
 
@@ -47,8 +48,10 @@ size_t s4m_preroll(const struct s4m_model *m);           /* zeros put before a l
 size_t s4m_hop(const struct s4m_model *m);               /* total pool: samples per decoder step */
 int s4m_streamable(const struct s4m_model *m);           /* 0 for bidirectional models */
 size_t s4m_n_params(const struct s4m_model *m);
-double s4m_flops_step(const struct s4m_model *m);        /* per input sample, step mode */
-double s4m_flops_conv(const struct s4m_model *m, size_t len); /* per input sample, conv mode */
+/* FLOP estimates (multiply-add = 2, exp/erf = 1): per input sample in step mode, and per input
+ * sample of one conv-mode call on len samples. */
+double s4m_flops_step(const struct s4m_model *m);
+double s4m_flops_conv(const struct s4m_model *m, size_t len);
 double s4m_min_margin(const struct s4m_model *m);        /* min 1-|dA| over all modes (drift check) */
 
 /* Convolution mode. max_len: longest input this workspace accepts. */
