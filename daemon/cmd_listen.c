@@ -816,7 +816,10 @@ int cmd_listen(int argc, char **argv)
 	/* ring: ring-ms of audio at the input rate (48 kHz at least for a device, which may reopen
 	 * at another rate) */
 	int ring_rate = a->kind == IN_DEVICE ? (a->rate > 48000 ? a->rate : 48000) : a->in_rate;
-	size_t cap = pow2_at_least((size_t)((double)a->cfg.ring_ms / 1000.0 * ring_rate) * (size_t)a->C);
+	size_t want = (size_t)((double)a->cfg.ring_ms / 1000.0 * ring_rate) * (size_t)a->C;
+	if (want < 4 * (size_t)SRC_BLOCK * (size_t)a->C)
+		want = 4 * (size_t)SRC_BLOCK * (size_t)a->C; /* the file/stdin source writes SRC_BLOCK frames */
+	size_t cap = pow2_at_least(want);
 	a->ring_store = malloc(cap * sizeof *a->ring_store);
 	if (!a->ring_store || ring_init(&a->ring, a->ring_store, cap) < 0) {
 		fprintf(stderr, "s4kws listen: out of memory for a %zu-sample ring\n", cap);
