@@ -503,7 +503,7 @@ int main(int argc, char **argv)
 		nfalse++;
 		const char *what = "noise";
 		for (int t = 0; t < nt; t++)
-			if (dh[j].end >= tr[t].start - 0.3 && dh[j].end <= tr[t].end + 0.5) {
+			if (dh[j].end >= tr[t].start - 0.3 && dh[j].end <= tr[t].end + 1.0) {
 				what = tr[t].kw < 0 ? "non-keyword speech" : keywords[tr[t].kw];
 				on_filler += tr[t].kw < 0;
 				break;
