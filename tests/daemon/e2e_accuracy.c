@@ -97,6 +97,14 @@ static void list_dir(const char *dir, struct list *l)
 		}
 }
 
+static void list_free(struct list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->p[i]);
+	free(l->p);
+	memset(l, 0, sizeof *l);
+}
+
 static float *load(const char *path, size_t *n)
 {
 	char err[256];
@@ -259,6 +267,9 @@ static int build(const char *data, const char *dir, double minutes, struct truth
 	free(b.x);
 	for (size_t i = 0; i < n_noise; i++)
 		free(nz[i]);
+	for (int k = 0; k <= N_KW; k++)
+		list_free(all[k]);
+	list_free(&noise);
 	return nt;
 }
 
