@@ -215,9 +215,10 @@ static void test_formats(void)
 		/* lossless at the same rate: the very same samples, so the very same logits */
 		if (!strcmp(sets[s].kind, "flac"))
 			CHECK(worst == 0.0, "flac logits differ from wav by %g", worst);
-		/* the rest: at most one clip of the fixtures may flip (the 99 % figure is measured on
-		 * all val clips outside CI) */
-		CHECK(agree >= n_clips - 1, "%s: labels agree on only %d/%d", sets[s].kind, agree,
+		/* the rest: at least 90 % of the fixtures (a broken reader or resampler flips most
+		 * labels of a trained model; a codec or the 8 kHz band limit flips the odd clip near a
+		 * decision boundary: 1-2 % of val, measured by bench/filemode_agreement.sh) */
+		CHECK(agree * 10 >= n_clips * 9, "%s: labels agree on only %d/%d", sets[s].kind, agree,
 		      n_clips);
 		json_decref(a);
 	}
