@@ -214,6 +214,18 @@ static int run_chunk(struct scan *sc)
 	return 0;
 }
 
+/* Run the buffered chunk, then keep its last `pre` samples as the next chunk's context. */
+static int flush_chunk(struct scan *sc)
+{
+	if (run_chunk(sc) < 0)
+		return -EINVAL;
+	size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
+	memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
+	sc->buf_start += sc->len - keep;
+	sc->len = keep;
+	return 0;
+}
+
 static int push_conv(struct scan *sc, const float *x, size_t n)
 {
 	while (n) {
@@ -229,13 +241,8 @@ static int push_conv(struct scan *sc, const float *x, size_t n)
 		x += take;
 		n -= take;
 		if (sc->len == cap) {
-			if (run_chunk(sc) < 0)
+			if (flush_chunk(sc) < 0)
 				return -EINVAL;
-			/* keep the last `pre` samples as the next chunk's context */
-			size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
-			memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
-			sc->buf_start += sc->len - keep;
-			sc->len = keep;
 		}
 	}
 	return 0;
@@ -272,11 +279,5 @@ int scan_finish(struct scan *sc)
 	uint64_t end = sc->buf_start + sc->len;
 	if (end - end % sc->mhop <= sc->done || sc->len < sc->mhop)
 		return 0;
-	if (run_chunk(sc) < 0)
-		return -EINVAL;
-	size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
-	memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
-	sc->buf_start += sc->len - keep;
-	sc->len = keep;
-	return 0;
+	return flush_chunk(sc);
 }
