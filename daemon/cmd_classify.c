@@ -1021,7 +1021,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 	int c;
 	char err[S4K_ERR_LEN];
 	double d;
-	while ((c = getopt_long(argc, argv, "+j:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:h", lo, NULL)) != -1) {
 		switch (c) {
 		case O_MODEL:
 			o->model_path = optarg;

@@ -277,9 +277,15 @@ def main():
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--val-every", type=int, default=1000)
     ap.add_argument("--name", default="s4kws-sc12")
+    ap.add_argument("--init", default=None,
+                    help="start a new run (fresh schedule and optimizer) from the model weights "
+                         "of another run's ckpt.pt; ignored when --run already has a checkpoint")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
+    # Silent prerolls and decaying kernels produce subnormal floats; flushing them to zero
+    # made a training step 15 % faster here (0.85 -> 0.71 s) with no visible change in loss.
+    torch.set_flush_denormal(True)
     os.makedirs(a.run, exist_ok=True)
     cache = a.cache or os.path.join(os.path.dirname(os.path.abspath(a.run)), "cache")
     cfg = dict(s4twin.DEFAULT_CONFIG)
@@ -327,6 +333,15 @@ def main():
         rng.bit_generator.state = z["rng"]
         torch.set_rng_state(z["torch_rng"])
         log(a.run, f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
+    elif a.init:
+        z = torch.load(a.init)
+        if z["cfg"]["widths"] != cfg["widths"] or z["cfg"]["pools"] != cfg["pools"]:
+            sys.exit(f"--init {a.init}: its widths/pools differ from this run's config")
+        model.load_state_dict(z["model"])
+        state["init"] = {"from": os.path.abspath(a.init), "steps": z["state"]["step"],
+                         "seconds": round(z["state"]["elapsed"])}
+        log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
+                   f"{z['state']['elapsed'] / 60:.1f} min of training)")
     maker = Maker(labels, real, synth, noises, cfg["preroll"], rng)
     cw = class_weights(labels)
     log(a.run, f"model {n_params} parameters, config {json.dumps(cfg)}")
@@ -378,7 +393,7 @@ def main():
         state["elapsed"] += time.time() - ts
     save()
     cfg["training"] = {"steps": state["step"], "batch": a.batch, "seconds": round(state["elapsed"]),
-                       "seed": a.seed, "real": {l: counts[l][0] for l in labels},
+                       "seed": a.seed, "init": state.get("init"), "real": {l: counts[l][0] for l in labels},
                        "synthetic": {l: counts[l][1] for l in labels}}
     model.cfg = cfg
     model.eval()

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The command that trains the shipped default model (weights/s4kws-sc12.safetensors).
-# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES]
+# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2]]
 #   SPEECH_COMMANDS_DIR  folder with train/ val/ _background_noise_/ (Speech Commands layout)
 #   CACHE_DIR            outside the work tree: synthetic clips, clip cache, checkpoints, log
-# Re-running the same command resumes from CACHE_DIR/run/ckpt.pt.
+# Two stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
+#   stage 1  CACHE_DIR/run   MINUTES1 (default 65) from scratch
+#   stage 2  CACHE_DIR/run2  MINUTES2 (default 135) from stage 1's weights, fresh schedule
+# Re-running the same command resumes whichever stage was interrupted (a finished stage only
+# re-exports). MINUTES2=0 stops after stage 1.
 set -euo pipefail
-sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes=${3:-90}
+sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 [ -d "$cache/synth" ] || /usr/bin/python3 "$here/synth.py" --out "$cache/synth" --seed 1
@@ -14,6 +18,9 @@ mkdir -p "$cache"
 jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 [ -f "$jemalloc" ] && export LD_PRELOAD=$jemalloc MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true"
 export OPENBLAS_NUM_THREADS=1
-exec /usr/bin/python3 "$here/train.py" --data "$sc/train" --noise "$sc/_background_noise_" \
-	--synth "$cache/synth" --val "$sc/val" --run "$cache/run" --cache "$cache/clips" \
-	--out "$here/s4kws-sc12.safetensors" --minutes "$minutes" --seed 1
+common=(--data "$sc/train" --noise "$sc/_background_noise_" --synth "$cache/synth"
+	--val "$sc/val" --cache "$cache/clips" --out "$here/s4kws-sc12.safetensors")
+/usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run" --minutes "$minutes1" --seed 1
+[ "$minutes2" = 0 ] && exit 0
+exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run2" --init "$cache/run/ckpt.pt" \
+	--minutes "$minutes2" --seed 2

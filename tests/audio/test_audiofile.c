@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "audio/audiofile.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 
 static char dir[256];
 

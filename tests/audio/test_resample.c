@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "audio/resample.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 
 static float *sine(size_t n, double f, int rate, double amp)
 {

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "audio/walk.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 
 static char dir[256];
 

@@ -20,7 +20,7 @@
 
 #include "audio/capture.h"
 #include "audio/ring.h"
-#include "check.h"
+#include "tests/check.h"
 
 static char dir[] = "/tmp/s4kws-test-capture-XXXXXX";
 static char conf[600], raw[600];

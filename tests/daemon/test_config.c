@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "tests/check.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/postproc.h"

@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "tests/check.h"
 #include "daemon/events.h"
 
 static char dir[] = "/tmp/s4kws-test-events-XXXXXX";

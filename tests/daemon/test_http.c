@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "check.h"
+#include "tests/check.h"
 #include "client.h"
 #include "daemon/events.h"
 #include "daemon/http.h"

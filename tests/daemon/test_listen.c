@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "check.h"
+#include "tests/check.h"
 #include "client.h"
 
 static const char *bin, *model;

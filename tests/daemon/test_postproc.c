@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check.h"
+#include "tests/check.h"
 #include "daemon/postproc.h"
 
 /* Count allocations made by anyone, to prove pp_push() makes none (not under ASan, which

@@ -29,7 +29,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 #include "tests/model/modelgen.h"
 
 static const char *exe, *fixtures;
@@ -288,12 +288,19 @@ static void test_order_lists(void)
 		    dir, dir), 0);
 	CHECK_EQ(sh(NULL, "ls '%s'/wav16/*.wav | '%s' classify --model '%s' -j 2 - > '%s/stdin.txt'",
 		    dir, exe, model, dir), 0);
+	/* options may follow the inputs (GNU argument order) */
+	CHECK_EQ(sh(NULL, "exec '%s' classify '%s/wav16' --model '%s' -j 2 > '%s/after.txt'", exe,
+		    dir, model, dir), 0);
 	snprintf(a, sizeof a, "%s/j1.txt", dir);
 	snprintf(b, sizeof b, "%s/j3.txt", dir);
 	snprintf(c, sizeof c, "%s/stdin.txt", dir);
 	char *x = slurp(a), *y = slurp(b), *z = slurp(c);
 	CHECK(strlen(x) > 0 && !strcmp(x, y), "-j 1 and -j 3 print different output");
 	CHECK(!strcmp(x, z), "a list on stdin prints differently from the directory");
+	snprintf(c, sizeof c, "%s/after.txt", dir);
+	char *w = slurp(c);
+	CHECK(!strcmp(x, w), "options after the inputs change the output");
+	free(w);
 	int lines = 0;
 	for (char *p = x; *p; p++)
 		lines += *p == '\n';

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "daemon/clip.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 #include "tests/model/modelgen.h"
 
 static struct s4m_model *random_model(uint64_t seed, int dplr, unsigned char **buf)

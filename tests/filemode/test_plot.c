@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "daemon/plot.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 
 int main(void)
 {

@@ -10,7 +10,7 @@
 
 #include "daemon/postproc.h"
 #include "daemon/scan.h"
-#include "tests/daemon/check.h"
+#include "tests/check.h"
 #include "tests/model/modelgen.h"
 
 struct rec {

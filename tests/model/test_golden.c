@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mcheck.h"
+#include "tests/check.h"
 #include "model/s4m.h"
 #include "model/st.h"
 

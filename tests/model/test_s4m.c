@@ -18,7 +18,7 @@
 #include <pthread.h>
 #include <time.h>
 
-#include "mcheck.h"
+#include "tests/check.h"
 #include "model/s4m.h"
 #include "modelgen.h"
 

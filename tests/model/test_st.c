@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "mcheck.h"
+#include "tests/check.h"
 #include "model/s4m.h"
 #include "model/st.h"
 #include "modelgen.h"
