@@ -15,18 +15,7 @@
 #include <string.h>
 
 #include "audio/ring.h"
-
-static int failed, total;
-#define CHECK(c, ...)                                                                  \
-	do {                                                                           \
-		total++;                                                               \
-		if (!(c)) {                                                            \
-			failed++;                                                      \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #c);            \
-			printf(__VA_ARGS__);                                           \
-			printf("\n");                                                  \
-		}                                                                      \
-	} while (0)
+#include "tests/check.h"
 
 static void test_init(void)
 {
@@ -200,6 +189,5 @@ int main(void)
 	test_counter_wrap();
 	stress(0, 4096);
 	stress(1, 2048);
-	printf("%d/%d checks passed\n", total - failed, total);
-	return failed ? 1 : 0;
+	return CHECK_DONE();
 }
