@@ -149,7 +149,7 @@ class SSM(nn.Module):
         Q = P.conj()
         rdt = dt.real if dt.is_complex() else dt
         cdt = A.dtype
-        k = torch.arange(Lk // 2 + 1, dtype=rdt.dtype)
+        k = torch.arange(Lk // 2 + 1, dtype=rdt.dtype, device=rdt.device)
         omega = torch.exp(-2j * math.pi * k / Lk).to(cdt)                      # (L/2+1)
         # 1/(z - Lam~) with z = 2(1-w)/(1+w)  ==  (1+w) / (2(1-w) - Lam~(1+w)) = (1+w) / den
         Lt = (dt * A).unsqueeze(-1)                                            # (H, N2, 1)
@@ -176,8 +176,8 @@ def _vandermonde(Cp, logdA, L, chunk):
     R = chunk
     Q = -(-L // R)
     rdt = torch.float64 if Cp.dtype == torch.complex128 else torch.float32
-    Pr = torch.exp(logdA.unsqueeze(-1) * torch.arange(R, dtype=rdt))                 # (H, N2, R)
-    Pq = torch.exp(logdA.unsqueeze(-1) * (R * torch.arange(Q, dtype=rdt)))           # (H, N2, Q)
+    Pr = torch.exp(logdA.unsqueeze(-1) * torch.arange(R, dtype=rdt, device=Cp.device))  # (H, N2, R)
+    Pq = torch.exp(logdA.unsqueeze(-1) * (R * torch.arange(Q, dtype=rdt, device=Cp.device)))  # (H, N2, Q)
     K = torch.bmm((Cp.unsqueeze(-1) * Pq).transpose(1, 2), Pr)                       # (H, Q, R)
     return 2 * K.real.reshape(K.size(0), Q * R)[:, :L]
 

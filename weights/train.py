@@ -246,8 +246,9 @@ def evaluate(model, val, labels, preroll):
     model.eval()
     K = len(labels)
     conf = np.zeros((K, K), np.int64)
+    dev = next(model.parameters()).device
     for x, y in val_batches(val, labels, preroll):
-        p = model(x).argmax(-1)
+        p = model(x.to(dev)).argmax(-1).cpu()
         for a, b in zip(y.numpy(), p.numpy()):
             conf[a, b] += 1
     model.train()
@@ -279,6 +280,8 @@ def main():
     ap.add_argument("--smoothing", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda); batches are "
+                    "still built on the CPU")
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--val-every", type=int, default=1000)
     ap.add_argument("--name", default="s4kws-sc12")
@@ -314,7 +317,7 @@ def main():
                f"{len(noises)} noise files; val {sum(len(v) for v in val.values()) if val else 0}")
 
     torch.manual_seed(a.seed)
-    model = s4twin.S4KWS(cfg, seed=a.seed)
+    model = s4twin.S4KWS(cfg, seed=a.seed).to(a.device)
     ssm_names = ("A_real", "A_imag", "inv_dt", ".B", ".P")
     ssm_p = [p for n, p in model.named_parameters() if n.endswith(ssm_names)]
     nd_p = [p for n, p in model.named_parameters()
@@ -331,7 +334,7 @@ def main():
     state = {"step": 0, "total": a.steps, "elapsed": 0.0, "history": []}
     rng = np.random.default_rng(a.seed)
     if os.path.exists(ck):
-        z = torch.load(ck)
+        z = torch.load(ck, map_location="cpu")
         model.load_state_dict(z["model"])
         opt.load_state_dict(z["opt"])
         state = z["state"]
@@ -339,7 +342,7 @@ def main():
         torch.set_rng_state(z["torch_rng"])
         log(a.run, f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
     elif a.init:
-        z = torch.load(a.init)
+        z = torch.load(a.init, map_location="cpu")
         if z["cfg"]["widths"] != cfg["widths"] or z["cfg"]["pools"] != cfg["pools"]:
             sys.exit(f"--init {a.init}: its widths/pools differ from this run's config")
         model.load_state_dict(z["model"])
@@ -374,6 +377,7 @@ def main():
         for g in opt.param_groups:
             g["lr"] = g["base"] * max(f, 0.02)
         x, y = maker.batch(a.batch, cw)
+        x, y = x.to(a.device, non_blocking=True), y.to(a.device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=a.smoothing)
         opt.zero_grad(set_to_none=True)
