@@ -12,12 +12,25 @@
  * Pa_IsStreamActive(), a stream that stopped without reaching max_frames, or no callback for
  * stall_s seconds (an unplugged USB device may simply go quiet). The caller then closes, calls
  * capture_fini()/capture_init() to rescan, and reopens with back-off.
+ *
+ * Closing must not hang the caller. PortAudio's ALSA thread runs with cancellation disabled
+ * except at its own test points, so when a driver blocks inside a read (a quiet device behind a
+ * blocking plugin: the `type file` PCM on a FIFO whose writer stopped) Pa_AbortStream() joins
+ * that thread until the driver lets go, possibly forever. capture_close() therefore sets
+ * `closing` (from then on the callback returns paAbort without touching the ring or the
+ * semaphore) and runs Pa_CloseStream() on a detached thread, waiting for it at most CLOSE_WAIT_S.
+ * A close that takes longer is left to finish on its own: that thread frees the capture when
+ * the driver lets go (a one-word atomic exchange decides who frees), and until then `stuck` is
+ * non-zero, capture_open() refuses with a sentence and capture_init()/capture_fini() defer
+ * Pa_Terminate(), so no PortAudio function is ever called concurrently with the stuck close
+ * (PortAudio is not thread-safe) and no second stream can write the same ring.
  */
 #include "capture.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <portaudio.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +39,9 @@
 #include "../common/err.h"
 
 #define CHUNK 1024 /* frames converted per ring_write */
+#define CLOSE_WAIT_S 1.0 /* longest capture_close() waits for PortAudio to close a stream */
+
+enum { CLOSE_PENDING, CLOSE_DONE, CLOSE_ABANDONED }; /* struct capture.close_state */
 
 struct capture {
 	PaStream *s;
@@ -40,12 +56,17 @@ struct capture {
 	_Atomic uint64_t callbacks;
 	_Atomic uint64_t overflows;
 	_Atomic int done;
+	_Atomic int closing;            /* set by capture_close: the callback returns paAbort at once */
+	_Atomic int close_state;        /* CLOSE_*: the closer thread and capture_close agree who frees */
 	/* control thread only */
 	uint64_t seen_callbacks;
 	double seen_at;
 };
 
 static int pa_refs;
+static int pa_live;                 /* Pa_Initialize'd and not yet terminated (control thread) */
+static _Atomic int stuck;           /* closes still waiting for the driver (see DESIGN) */
+static char stuck_name[256];        /* the device of the last one (control thread) */
 
 static double mono_s(void)
 {
@@ -58,19 +79,28 @@ int capture_init(char *err, size_t errlen)
 {
 	if (pa_refs++ > 0)
 		return 0;
+	if (pa_live) { /* a Pa_Terminate deferred while a close was stuck */
+		if (atomic_load_explicit(&stuck, memory_order_acquire))
+			return 0; /* still stuck: no rescan; capture_open() says why */
+		Pa_Terminate();
+		pa_live = 0;
+	}
 	PaError e = Pa_Initialize();
 	if (e != paNoError) {
 		pa_refs = 0;
 		s4k_seterr(err, errlen, "cannot initialise PortAudio: %s", Pa_GetErrorText(e));
 		return -EIO;
 	}
+	pa_live = 1;
 	return 0;
 }
 
 void capture_fini(void)
 {
-	if (pa_refs > 0 && --pa_refs == 0)
+	if (pa_refs > 0 && --pa_refs == 0 && !atomic_load_explicit(&stuck, memory_order_acquire)) {
 		Pa_Terminate();
+		pa_live = 0;
+	}
 }
 
 static const int common_rates[] = {8000, 11025, 16000, 22050, 32000, 44100, 48000, 96000};
@@ -152,6 +182,8 @@ static int callback(const void *in, void *out, unsigned long n, const PaStreamCa
 	struct capture *c = user;
 	(void)out;
 	(void)ti;
+	if (atomic_load_explicit(&c->closing, memory_order_acquire))
+		return paAbort; /* being closed: the ring may belong to the next stream soon */
 	if (flags & paInputOverflow)
 		atomic_fetch_add_explicit(&c->overflows, 1, memory_order_relaxed);
 	uint64_t have = atomic_load_explicit(&c->frames, memory_order_relaxed);
@@ -184,6 +216,11 @@ struct capture *capture_open(const struct capture_params *p, struct ring *ring, 
 {
 	if (p->channels < 1 || p->rate < 1 || p->frames_per_buffer < 1) {
 		s4k_seterr(err, errlen, "capture needs at least one channel, a rate and a period");
+		return NULL;
+	}
+	if (atomic_load_explicit(&stuck, memory_order_acquire)) {
+		s4k_seterr(err, errlen, "the last stream on '%s' is still stuck in the audio driver; no device can "
+			   "be opened until the driver lets go of it", stuck_name);
 		return NULL;
 	}
 	int dev = find_device(p->device, err, errlen);
@@ -283,7 +320,7 @@ enum capture_state capture_poll(struct capture *c, char *err, size_t errlen)
 		c->seen_callbacks = cb;
 		c->seen_at = now;
 	} else if (now - c->seen_at > c->stall_s) {
-		s4k_seterr(err, errlen, "no audio from '%s' for %.0f s", c->name, now - c->seen_at);
+		s4k_seterr(err, errlen, "no audio from '%s' for %.1f s", c->name, now - c->seen_at);
 		return CAPTURE_ERROR;
 	}
 	return CAPTURE_RUNNING;
@@ -299,14 +336,62 @@ uint64_t capture_overflows(const struct capture *c)
 	return atomic_load_explicit(&c->overflows, memory_order_relaxed);
 }
 
+static void capture_free(struct capture *c)
+{
+	free(c->scratch);
+	free(c);
+}
+
+/* Detached: close the stream, then free the capture if capture_close stopped waiting. */
+static void *closer_main(void *arg)
+{
+	struct capture *c = arg;
+	Pa_CloseStream(c->s);
+	if (atomic_exchange_explicit(&c->close_state, CLOSE_DONE, memory_order_acq_rel) == CLOSE_ABANDONED) {
+		capture_free(c);
+		atomic_fetch_sub_explicit(&stuck, 1, memory_order_release);
+	}
+	return NULL;
+}
+
 void capture_close(struct capture *c)
 {
 	if (!c)
 		return;
-	if (c->s) {
-		Pa_AbortStream(c->s);
-		Pa_CloseStream(c->s);
+	atomic_store_explicit(&c->closing, 1, memory_order_release);
+	if (!c->s) {
+		capture_free(c);
+		return;
 	}
-	free(c->scratch);
-	free(c);
+	pthread_attr_t attr;
+	pthread_t t;
+	int started = pthread_attr_init(&attr) == 0;
+	if (started) {
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		started = pthread_create(&t, &attr, closer_main, c) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!started) { /* no thread to spare: close here, however long it takes */
+		Pa_CloseStream(c->s);
+		capture_free(c);
+		return;
+	}
+	double until = mono_s() + CLOSE_WAIT_S;
+	while (atomic_load_explicit(&c->close_state, memory_order_acquire) != CLOSE_DONE && mono_s() < until) {
+		struct timespec ts = {0, 2000000};
+		nanosleep(&ts, NULL);
+	}
+	/* named and counted before c is handed over (the closer may free it at once after the
+	 * exchange), so that `stuck` never reads 0 while the closer may still be in PortAudio */
+	snprintf(stuck_name, sizeof stuck_name, "%s", c->name);
+	atomic_fetch_add_explicit(&stuck, 1, memory_order_acq_rel);
+	if (atomic_exchange_explicit(&c->close_state, CLOSE_ABANDONED, memory_order_acq_rel) == CLOSE_DONE) {
+		atomic_fetch_sub_explicit(&stuck, 1, memory_order_release); /* closed in time */
+		capture_free(c);
+	}
+}
+
+int capture_closing(void)
+{
+	return atomic_load_explicit(&stuck, memory_order_acquire);
 }

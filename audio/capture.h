@@ -18,7 +18,8 @@
  * ring as interleaved frames. The callback only converts, writes to the ring, bumps atomic
  * counters and posts the wake semaphore: it never allocates, locks, blocks or logs. When the
  * ring is full the new frames are dropped (counted by the ring as overruns).
- * Threads: everything but the callback runs on one control thread (the main thread).
+ * Threads: everything but the callback runs on one control thread (the main thread);
+ * capture_close() may leave a stuck close to a thread of its own (see below).
  */
 #ifndef S4KWS_AUDIO_CAPTURE_H
 #define S4KWS_AUDIO_CAPTURE_H
@@ -79,7 +80,14 @@ int capture_start(struct capture *c, char *err, size_t errlen);
 enum capture_state capture_poll(struct capture *c, char *err, size_t errlen);
 uint64_t capture_frames(const struct capture *c);     /* frames delivered to the ring or dropped */
 uint64_t capture_overflows(const struct capture *c);  /* callbacks flagged paInputOverflow */
-/* Stop and close (NULL is fine). */
+/* Stop and close (NULL is fine). Returns within about a second even when the driver holds the
+ * stream's thread in a blocking read (a quiet device behind a blocking plugin): the close then
+ * finishes on its own thread once the driver lets go, and until it has, capture_open() refuses
+ * with a sentence naming the device and capture_init()/capture_fini() do not rescan (no other
+ * PortAudio call may run beside the stuck one). The callback stops writing to the ring as soon
+ * as capture_close() is called. */
 void capture_close(struct capture *c);
+/* Closes still waiting for a driver to let go (0 normally). */
+int capture_closing(void);
 
 #endif

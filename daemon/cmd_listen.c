@@ -4,8 +4,11 @@
  *   - main thread: parses the configuration, loads the model, builds everything, then loops on
  *     sigtimedwait() (SIGINT/SIGTERM/SIGHUP are blocked in every thread, so signals are only
  *     ever seen here, as plain events) every 200 ms, supervising the input: it polls the
- *     capture stream, and on an error closes it, rescans the devices and reopens with doubling
- *     back-off, while HTTP keeps serving;
+ *     capture stream, and on an error (stream error, stopped, or no audio for device-stall
+ *     seconds) publishes the error, closes the stream (a close stuck in the driver is left to
+ *     finish on its own thread after about a second, audio/capture.h), rescans the devices and
+ *     reopens with doubling back-off, while HTTP keeps serving; the input state is "running"
+ *     only once the (re)opened stream has delivered audio;
  *   - input: either PortAudio's callback thread (audio/capture.c) or a source thread here that
  *     reads a file (audio/audiofile.h, any libsndfile format) or raw S16_LE stdin, optionally
  *     paced at real speed, and waits for room in the ring rather than dropping;
@@ -91,10 +94,12 @@ struct app {
 	int src_started;
 	_Atomic int src_stop;
 	struct capture *cap;
+	int cap_up;                /* the open stream has delivered audio */
 	double backoff, retry_at;
 	/* published input state (mu) */
 	pthread_mutex_t mu;
-	char state[16];            /* "starting", "running", "eof", "error" */
+	char state[16];            /* "starting", "running", "eof", "error"; a device is "running"
+	                              only once its stream delivers audio */
 	char state_err[S4K_ERR_LEN];
 	char in_name[1024];
 	uint64_t retries;
@@ -288,7 +293,7 @@ static int device_open(struct app *a, char *err, size_t errlen)
 	double left = a->cfg.duration > 0 ? a->cfg.duration - (double)a->in_frames / a->in_rate : 0;
 	struct capture_params p = {.device = a->cfg.device, .channels = a->C, .rate = a->rate,
 				   .frames_per_buffer = (unsigned)a->cfg.frames_per_buffer,
-				   .max_s = left > 0 ? left : 0, .stall_s = 5};
+				   .max_s = left > 0 ? left : 0, .stall_s = a->cfg.device_stall};
 	struct capture *c = capture_open(&p, &a->ring, &a->wake, err, errlen);
 	if (!c)
 		return -ENODEV;
@@ -299,11 +304,11 @@ static int device_open(struct app *a, char *err, size_t errlen)
 		return -EIO;
 	}
 	a->cap = c;
+	a->cap_up = 0; /* the state says "running" once audio arrives (device_supervise) */
 	pthread_mutex_lock(&a->mu);
 	snprintf(a->in_name, sizeof a->in_name, "%s", capture_name(c));
 	a->pub_rate = a->in_rate;
 	pthread_mutex_unlock(&a->mu);
-	set_state(a, "running", NULL);
 	if (a->in_rate != a->rate)
 		log_msg(LOGL_INFO, "capturing from '%s' at %d Hz, resampled to %d Hz", capture_name(c), a->in_rate,
 			a->rate);
@@ -315,6 +320,12 @@ static int device_open(struct app *a, char *err, size_t errlen)
 
 static void device_failed(struct app *a, const char *why)
 {
+	a->backoff = a->backoff > 0 ? a->backoff * 2 : 0.5;
+	if (a->backoff > a->cfg.retry_max)
+		a->backoff = a->cfg.retry_max;
+	/* reported before the close, which can take a while with a driver that hangs */
+	set_state(a, "error", why);
+	log_msg(LOGL_ERROR, "%s; retrying in %.1f s", why, a->backoff);
 	if (a->cap) {
 		pthread_mutex_lock(&a->mu);
 		a->in_frames += capture_frames(a->cap);
@@ -322,14 +333,9 @@ static void device_failed(struct app *a, const char *why)
 		a->pub_frames = a->in_frames;
 		pthread_mutex_unlock(&a->mu);
 	}
-	capture_close(a->cap);
+	capture_close(a->cap); /* at most about a second, see audio/capture.h */
 	a->cap = NULL;
-	a->backoff = a->backoff > 0 ? a->backoff * 2 : 0.5;
-	if (a->backoff > a->cfg.retry_max)
-		a->backoff = a->cfg.retry_max;
 	a->retry_at = mono_s() + a->backoff;
-	set_state(a, "error", why);
-	log_msg(LOGL_ERROR, "%s; retrying in %.1f s", why, a->backoff);
 }
 
 static void device_supervise(struct app *a)
@@ -354,8 +360,16 @@ static void device_supervise(struct app *a)
 			log_msg(LOGL_INFO, "capture reached --duration %.3f s", a->cfg.duration);
 		} else if (s == CAPTURE_ERROR) {
 			device_failed(a, err);
-		} else if (s == CAPTURE_RUNNING && a->backoff > 0 && capture_frames(a->cap) > (uint64_t)a->in_rate) {
-			a->backoff = 0; /* a second of audio since the reopen: the device works again */
+		} else if (s == CAPTURE_RUNNING) {
+			uint64_t f = capture_frames(a->cap);
+			if (!a->cap_up && f > 0) {
+				a->cap_up = 1;
+				set_state(a, "running", NULL);
+				if (a->backoff > 0)
+					log_msg(LOGL_INFO, "'%s' delivers audio again", capture_name(a->cap));
+			}
+			if (a->backoff > 0 && f > (uint64_t)a->in_rate)
+				a->backoff = 0; /* a second of audio since the reopen: the device works again */
 		}
 		return;
 	}

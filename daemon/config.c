@@ -63,6 +63,8 @@ static const struct opt opts[] = {
 	 "audio buffered between capture and inference before new audio is dropped (counted as overruns)", 0},
 	{"retry-max", T_DBL, 0.1, 3600, "30", F(retry_max), "SECONDS",
 	 "longest wait between attempts to reopen a failed capture device (back-off doubles from 0.5 s)", 0},
+	{"device-stall", T_DBL, 0.1, 3600, "5", F(device_stall), "SECONDS",
+	 "a capture device that delivers no audio for this long has failed: it is closed and reopened", 0},
 	/* HTTP */
 	{"bind", T_STR, 0, 0, "127.0.0.1", F(bind), "ADDR",
 	 "HTTP listen address (IPv4 or IPv6); anything but loopback requires --token", 0},

@@ -50,6 +50,7 @@ struct cfg {
 	int frames_per_buffer;   /* PortAudio period, frames */
 	int ring_ms;             /* capture ring length, ms of audio */
 	double retry_max;        /* longest back-off between device reopen attempts, s */
+	double device_stall;     /* a device silent this long (no callback) has failed, s */
 	/* HTTP */
 	char bind[64];           /* listen address */
 	int port;                /* 0 = any free port */

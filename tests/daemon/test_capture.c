@@ -8,13 +8,22 @@
  * reaches the ring bit-exactly for 1 and 2 channels, that a full ring drops new frames and
  * counts overruns, that the device list shows the PCM and its rates, and that an unknown device
  * is refused with a sentence.
+ *
+ * A device that goes quiet mid-stream: the same PCM reads a FIFO (mkfifo) that this test keeps
+ * open for writing (O_RDWR, so opening the PCM, which PortAudio does while probing, never
+ * blocks) and stops feeding. PortAudio's thread then blocks in the plugin's read(): capture_poll
+ * must report the stall, capture_close must return anyway (PortAudio alone would join that
+ * thread until data comes), capture_open must refuse while the old stream is stuck, and once
+ * data flows again the stuck close finishes and the device reopens and delivers audio.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +32,7 @@
 #include "tests/check.h"
 
 static char dir[] = "/tmp/s4kws-test-capture-XXXXXX";
-static char conf[600], raw[600];
+static char conf[600], raw[600], fifo[600];
 
 static const char asound[] =
 	"pcm.kwsfile {\n"
@@ -56,6 +65,13 @@ static int16_t *write_raw(size_t frames, int ch, size_t pad_frames)
 	free(z);
 	fclose(f);
 	return x;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static size_t pow2_at_least(size_t n)
@@ -99,7 +115,10 @@ static size_t capture_run(int ch, size_t frames, size_t cap, float **out, struct
 	while (sem_trywait(&wake) == 0)
 		posts++;
 	CHECK(posts > 0, "the callback posts the wake semaphore");
+	double t0 = now_s();
 	capture_close(c);
+	CHECK(now_s() - t0 < 0.9, "closing a finished stream took %.2f s", now_s() - t0);
+	CHECK_EQ(capture_closing(), 0);
 	sem_destroy(&wake);
 	size_t n = ring_readable(r);
 	*out = malloc((n ? n : 1) * sizeof **out);
@@ -196,12 +215,123 @@ static void test_list_and_errors(void)
 	capture_fini();
 }
 
+/* Write up to `frames` frames of 16-bit noise to the non-blocking FIFO, one period (640 bytes,
+ * an atomic pipe write) at a time; returns the frames written. */
+static size_t feed(int fd, size_t frames)
+{
+	static uint32_t s = 99;
+	int16_t period[320];
+	size_t done = 0;
+	while (done + 320 <= frames) {
+		for (int i = 0; i < 320; i++)
+			period[i] = lcg_sample(&s);
+		if (write(fd, period, sizeof period) != (ssize_t)sizeof period)
+			break; /* full */
+		done += 320;
+	}
+	return done;
+}
+
+static void test_stall(void)
+{
+	char err[256];
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo %s", fifo);
+	int fd = open(fifo, O_RDWR | O_NONBLOCK);
+	CHECK(fd >= 0, "open %s", fifo);
+	setenv("KWS_CAPTURE_FILE", fifo, 1);
+	CHECK_EQ(capture_init(err, sizeof err), 0);
+	struct ring r;
+	static float store[1 << 16];
+	ring_init(&r, store, 1 << 16);
+	struct capture_params p = {.device = "kwsfile", .channels = 1, .rate = 16000, .frames_per_buffer = 320,
+				   .stall_s = 0.5};
+	struct capture *c = capture_open(&p, &r, NULL, err, sizeof err);
+	CHECK(c != NULL, "open on the FIFO: %s", err);
+	if (!c) {
+		close(fd);
+		capture_fini();
+		return;
+	}
+	CHECK_EQ(capture_start(c, err, sizeof err), 0);
+	/* live: 0.4 s of audio in two bursts, read as it comes */
+	enum capture_state st = CAPTURE_RUNNING;
+	feed(fd, 3200);
+	for (int i = 0; i < 20 && st == CAPTURE_RUNNING; i++) {
+		usleep(10000);
+		st = capture_poll(c, err, sizeof err);
+	}
+	feed(fd, 3200);
+	for (int i = 0; i < 200 && st == CAPTURE_RUNNING && capture_frames(c) < 6400 - 320; i++) {
+		usleep(10000);
+		st = capture_poll(c, err, sizeof err);
+	}
+	CHECK(st == CAPTURE_RUNNING && capture_frames(c) >= 6400 - 320, "live: state %d, %llu frames: %s", st,
+	      (unsigned long long)capture_frames(c), err);
+	/* quiet: the FIFO stays open, nothing comes; the stall is reported after stall_s */
+	double t0 = now_s();
+	while (st == CAPTURE_RUNNING && now_s() - t0 < 5) {
+		usleep(10000);
+		st = capture_poll(c, err, sizeof err);
+	}
+	double dt = now_s() - t0;
+	CHECK(st == CAPTURE_ERROR && strstr(err, "no audio from 'kwsfile'"), "stall: state %d: %s", st, err);
+	CHECK(dt >= 0.4 && dt < 2.5, "stall reported after %.2f s (stall_s 0.5)", dt);
+	/* the close returns although PortAudio's thread is blocked in read() */
+	t0 = now_s();
+	capture_close(c);
+	dt = now_s() - t0;
+	CHECK(dt < 2.0, "capture_close returned after %.2f s", dt);
+	/* while the old stream is stuck, nothing opens (no PortAudio call beside the stuck close) */
+	capture_fini();
+	CHECK_EQ(capture_init(err, sizeof err), 0);
+	c = capture_open(&p, &r, NULL, err, sizeof err);
+	CHECK(c == NULL && strstr(err, "stuck") && strstr(err, "kwsfile"), "open while stuck: %s", err);
+	capture_close(c);
+	/* data again: the stuck close finishes (its callback writes nothing more), the device reopens */
+	size_t before = ring_readable(&r);
+	c = NULL;
+	t0 = now_s();
+	while (!c && now_s() - t0 < 5) {
+		feed(fd, 320);
+		usleep(20000);
+		capture_fini();
+		if (capture_init(err, sizeof err) == 0)
+			c = capture_open(&p, &r, NULL, err, sizeof err);
+	}
+	CHECK(c != NULL, "reopened after %.2f s: %s", now_s() - t0, err);
+	CHECK_EQ(ring_readable(&r), before);
+	if (c) {
+		CHECK_EQ(capture_start(c, err, sizeof err), 0);
+		st = CAPTURE_RUNNING;
+		t0 = now_s();
+		while (st == CAPTURE_RUNNING && capture_frames(c) < 3200 && now_s() - t0 < 5) {
+			feed(fd, 640);
+			usleep(20000);
+			st = capture_poll(c, err, sizeof err);
+		}
+		CHECK(st == CAPTURE_RUNNING && capture_frames(c) >= 3200, "audio again: state %d, %llu frames: %s", st,
+		      (unsigned long long)capture_frames(c), err);
+		capture_close(c); /* blocked in read() again once the FIFO is drained: left stuck */
+	}
+	t0 = now_s();
+	while (capture_closing() && now_s() - t0 < 5) {
+		feed(fd, 320);
+		usleep(20000);
+	}
+	CHECK_EQ(capture_closing(), 0);
+	capture_fini();
+	close(fd);
+	unlink(fifo);
+	setenv("KWS_CAPTURE_FILE", "/dev/zero", 1);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
 		return 1;
 	snprintf(conf, sizeof conf, "%s/asound.conf", dir);
 	snprintf(raw, sizeof raw, "%s/input.raw", dir);
+	snprintf(fifo, sizeof fifo, "%s/mic.fifo", dir);
 	FILE *f = fopen(conf, "w");
 	fputs(asound, f);
 	fclose(f);
@@ -211,6 +341,7 @@ int main(void)
 	test_exact(1);
 	test_exact(2);
 	test_overrun();
+	test_stall();
 	unlink(conf);
 	unlink(raw);
 	rmdir(dir);

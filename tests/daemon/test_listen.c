@@ -15,6 +15,10 @@
  *     same detections; a 48 kHz file is resampled;
  *   - the log survives a restart (ids continue); --realtime paces the input;
  *   - a missing device is reported in status with retries while HTTP keeps serving;
+ *   - a device that goes quiet mid-stream (the ALSA file PCM reading a FIFO whose writer, a
+ *     thread here, pauses with the FIFO still open) is reported in status as an error after
+ *     --device-stall, retried with back-off while HTTP keeps serving, and captures again once
+ *     audio flows; SIGTERM while the capture is blocked in the driver still exits promptly;
  *   - non-loopback binds need --token; POST /v1/classify matches `s4kws classify` for a clip
  *     and refuses damaged or foreign data; SIGHUP keeps the old settings when the new file is
  *     invalid and applies a valid one; --help and bad flags.
@@ -22,7 +26,9 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sndfile.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -507,6 +513,158 @@ static void test_alsa_device(void)
 	unsetenv("ALSA_CONFIG_PATH");
 }
 
+/* ---- a microphone that goes quiet: an ALSA file PCM reading a FIFO ---- */
+
+struct feeder {
+	int fd;                    /* the FIFO, O_RDWR | O_NONBLOCK */
+	const int16_t *x;          /* audio to loop over */
+	size_t n;
+	_Atomic int on, stop;
+	pthread_t t;
+};
+
+/* Write one 320-frame period (640 bytes: one atomic pipe write) every 20 ms while `on`: a
+ * device delivering audio at about real time. Paused, it writes nothing but keeps the FIFO
+ * open, so the capture blocks in read() as on a device that went quiet. */
+static void *feeder_main(void *arg)
+{
+	struct feeder *f = arg;
+	size_t pos = 0;
+	while (!atomic_load(&f->stop)) {
+		if (atomic_load(&f->on)) {
+			if (pos + 320 > f->n)
+				pos = 0;
+			if (write(f->fd, f->x + pos, 640) == 640)
+				pos += 320;
+		}
+		usleep(20000);
+	}
+	return NULL;
+}
+
+static double jnum(json_t *o, const char *k1, const char *k2)
+{
+	json_t *v = json_object_get(o, k1);
+	if (k2)
+		v = json_object_get(v, k2);
+	return json_number_value(v);
+}
+
+/* Poll /v1/status until audio_s >= want (timeout_s); returns the last audio_s. */
+static double wait_audio(int port, double want, double timeout_s)
+{
+	double a = -1;
+	int64_t t0 = client_ms();
+	while (client_ms() - t0 < (int64_t)(timeout_s * 1000)) {
+		json_t *o = get_json(port, "/v1/status", NULL, NULL);
+		a = jnum(o, "audio_s", NULL);
+		json_decref(o);
+		if (a >= want)
+			break;
+		usleep(50000);
+	}
+	return a;
+}
+
+static void test_device_stall(void)
+{
+	char fifo[600];
+	snprintf(fifo, sizeof fifo, "%s", path("mic.fifo"));
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+	/* O_RDWR: a writer always exists, so opening the PCM (PortAudio probes it at every rescan)
+	 * never blocks, and the capture never sees EOF (after which the plugin returns garbage) */
+	struct feeder f = {.fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)};
+	CHECK(f.fd >= 0, "open the FIFO");
+	FILE *rf = fopen(path("mono.raw"), "rb");
+	static int16_t audio[96000];
+	f.n = rf ? fread(audio, 2, 96000, rf) : 0;
+	f.x = audio;
+	if (rf)
+		fclose(rf);
+	const char *conf = path("asound.conf");
+	FILE *cf = fopen(conf, "w");
+	fprintf(cf, "pcm.kwsfile {\n type file\n slave.pcm { type null }\n file \"/dev/null\"\n"
+		    " infile \"%s\"\n format \"raw\"\n}\npcm.!default \"kwsfile\"\n", fifo);
+	fclose(cf);
+	setenv("ALSA_CONFIG_PATH", conf, 1);
+	atomic_store(&f.on, 1);
+	pthread_create(&f.t, NULL, feeder_main, &f);
+	struct proc p;
+	const char *a[] = {"--device", "kwsfile", "--device-stall", "1", "--retry-max", "0.5", NULL};
+	CHECK(start(&p, NULL, a, NULL) == 0, "start on the FIFO device: see %s", p.err);
+
+	/* 1. live */
+	json_t *st = wait_state(p.port, "running", NULL);
+	CHECK(st && !strcmp(jstr(st, "input", "state"), "running") && !strcmp(jstr(st, "input", "name"), "kwsfile"),
+	      "running on the FIFO device");
+	json_decref(st);
+	double a1 = wait_audio(p.port, 1.0, 10);
+	CHECK(a1 >= 1.0, "audio flows: %g s", a1);
+
+	/* 2. quiet: error after --device-stall, retried, HTTP keeps serving */
+	atomic_store(&f.on, 0);
+	int64_t t0 = client_ms();
+	st = wait_state(p.port, "error", NULL);
+	int64_t dt = client_ms() - t0;
+	const char *e = jstr(st, "input", "error");
+	CHECK(st && !strcmp(jstr(st, "input", "state"), "error") && e && strstr(e, "no audio from 'kwsfile'"),
+	      "stall reported: %s", e ? e : "(no error)");
+	CHECK(dt >= 900 && dt < 6000, "stall reported after %lld ms (--device-stall 1)", (long long)dt);
+	double a_quiet = jnum(st, "audio_s", NULL);
+	json_decref(st);
+	json_int_t retries = 0;
+	int code = 0, all_error = 1;
+	t0 = client_ms();
+	while (retries < 3 && client_ms() - t0 < 10000) {
+		st = get_json(p.port, "/v1/status", NULL, &code);
+		retries = json_integer_value(json_object_get(json_object_get(st, "input"), "retries"));
+		all_error &= code == 200 && !strcmp(jstr(st, "input", "state"), "error");
+		json_decref(st);
+		usleep(100000);
+	}
+	CHECK(retries >= 3 && all_error, "retried %lld times while quiet, status 200 and 'error' throughout",
+	      (long long)retries);
+	struct resp r;
+	http_req(p.port, "GET", "/healthz", NULL, NULL, 0, &r);
+	CHECK_EQ(r.status, 200);
+	free(r.body);
+	http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && strstr(r.body, "s4kws_input_up 0\n") &&
+		      !strstr(r.body, "s4kws_input_retries_total 0\n"),
+	      "metrics while quiet: %s", r.body);
+	free(r.body);
+	st = get_json(p.port, "/v1/status", NULL, NULL);
+	CHECK(jnum(st, "audio_s", NULL) < a_quiet + 0.1, "no audio while quiet: %g then %g", a_quiet,
+	      jnum(st, "audio_s", NULL));
+	json_decref(st);
+
+	/* 3. back: reopened, running, audio counts on */
+	atomic_store(&f.on, 1);
+	st = wait_state(p.port, "running", NULL);
+	CHECK(st && !strcmp(jstr(st, "input", "state"), "running") &&
+		      json_is_null(json_object_get(json_object_get(st, "input"), "error")),
+	      "running again, error cleared");
+	json_decref(st);
+	double a2 = wait_audio(p.port, a_quiet + 1.0, 10);
+	CHECK(a2 >= a_quiet + 1.0, "audio flows again: %g s after %g s", a2, a_quiet);
+	CHECK(file_has(p.err, "no audio from 'kwsfile'") && file_has(p.err, "retrying in") &&
+		      file_has(p.err, "'kwsfile' delivers audio again"),
+	      "stall, retries and recovery logged (%s)", p.err);
+
+	/* 4. SIGTERM while the capture thread is blocked in the driver: prompt, clean exit */
+	atomic_store(&f.on, 0);
+	usleep(300000);
+	t0 = client_ms();
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	CHECK(client_ms() - t0 < 4000, "shutdown took %lld ms", (long long)(client_ms() - t0));
+
+	atomic_store(&f.stop, 1);
+	pthread_join(f.t, NULL);
+	close(f.fd);
+	unlink(fifo);
+	unsetenv("ALSA_CONFIG_PATH");
+}
+
 static void test_auth_classify_reload(void)
 {
 	struct proc p;
@@ -630,6 +788,7 @@ int main(int argc, char **argv)
 	test_file_input();
 	test_stdin_and_channels();
 	test_alsa_device();
+	test_device_stall();
 	test_auth_classify_reload();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
