@@ -190,6 +190,20 @@ static int emit_frames(struct app *a, const float *x, size_t frames, double t_st
 	return 0;
 }
 
+/* The end of a file or stdin source: report a failure (err, or NULL at a clean end), mark the
+ * source done and let the detector drain what is left in the ring. */
+static void source_done(struct app *a, const char *err)
+{
+	if (err) {
+		log_msg(LOGL_ERROR, "input %s: %s", a->input, err);
+		set_state(a, "error", err);
+	}
+	pthread_mutex_lock(&a->mu);
+	a->src_done = 1;
+	pthread_mutex_unlock(&a->mu);
+	detector_input_done(a->det);
+}
+
 static void *file_thread(void *arg)
 {
 	struct app *a = arg;
@@ -212,14 +226,7 @@ static void *file_thread(void *arg)
 			break;
 	}
 	free(buf);
-	if (n < 0) {
-		log_msg(LOGL_ERROR, "input %s: %s", a->input, err);
-		set_state(a, "error", err);
-	}
-	pthread_mutex_lock(&a->mu);
-	a->src_done = 1;
-	pthread_mutex_unlock(&a->mu);
-	detector_input_done(a->det);
+	source_done(a, n < 0 ? err : NULL);
 	return NULL;
 }
 
@@ -274,14 +281,7 @@ static void *stdin_thread(void *arg)
 	}
 	free(raw);
 	free(buf);
-	if (failed) {
-		log_msg(LOGL_ERROR, "input: %s", err);
-		set_state(a, "error", err);
-	}
-	pthread_mutex_lock(&a->mu);
-	a->src_done = 1;
-	pthread_mutex_unlock(&a->mu);
-	detector_input_done(a->det);
+	source_done(a, failed ? err : NULL);
 	return NULL;
 }
 
