@@ -26,10 +26,11 @@ find "$VAL" -name '*.flac' | sort | while read -r f; do
 	d=$(dirname "$rel")
 	b=$(basename "$rel" .flac)
 	for set in wav16 ogg st44 w8; do mkdir -p "$WORK/$set/$d"; done
-	sox "$f" "$WORK/wav16/$d/$b.wav"
-	sox "$f" -C 5 "$WORK/ogg/$d/$b.ogg"
-	sox "$f" -r 44100 -c 2 "$WORK/st44/$d/$b.wav"
-	sox "$f" -r 8000 "$WORK/w8/$d/$b.wav"
+	# a kept WORK_DIR is reused: conversions already there are not redone
+	[ -s "$WORK/wav16/$d/$b.wav" ] || sox "$f" "$WORK/wav16/$d/$b.wav"
+	[ -s "$WORK/ogg/$d/$b.ogg" ] || sox "$f" -C 5 "$WORK/ogg/$d/$b.ogg"
+	[ -s "$WORK/st44/$d/$b.wav" ] || sox "$f" -r 44100 -c 2 "$WORK/st44/$d/$b.wav"
+	[ -s "$WORK/w8/$d/$b.wav" ] || sox "$f" -r 8000 "$WORK/w8/$d/$b.wav"
 done
 
 # label per clip, keyed by the path relative to its set, sorted
