@@ -57,9 +57,9 @@ struct pp {
 
 void pp_kw_default(struct pp_kw *kw)
 {
-	kw->threshold = 0.6f;
-	kw->smooth_ms = 30.0f;
-	kw->min_ms = 30.0f;
+	kw->threshold = 0.8f;
+	kw->smooth_ms = 100.0f;
+	kw->min_ms = 100.0f;
 	kw->refractory_ms = 1000.0f;
 }
 

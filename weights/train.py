@@ -204,6 +204,12 @@ class Maker:
             c = self.all_clips[rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
             c = c[-self.pre:] * 10 ** (rng.uniform(-15, 6) / 20)
             x[self.pre - len(c):self.pre] = c
+            # a longer context (--context) also holds whole other clips, keywords included,
+            # anywhere before that tail: what a live stepper has heard before the window
+            for _ in range(int(rng.integers(0, self.pre // W + 1)) if self.pre > W else 0):
+                c = self.all_clips[rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
+                a = int(rng.integers(0, max(1, self.pre - len(c) - W // 4)))
+                x[a:a + len(c)] += c[:self.pre - a] * 10 ** (rng.uniform(-15, 6) / 20)
         if label != "_silence_" and rng.random() < 0.75:  # background noise at 0-25 dB SNR
             lvl = max(rms(w[w != 0]) if np.any(w) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
             span = slice(self.pre, None) if kind < 0.3 else slice(0, None)
@@ -285,6 +291,11 @@ def main():
     ap.add_argument("--ckpt-every", type=int, default=200)
     ap.add_argument("--val-every", type=int, default=1000)
     ap.add_argument("--name", default="s4kws-sc12")
+    ap.add_argument("--context", type=int, default=0,
+                    help="samples of preceding audio in training examples (default: the model's "
+                         "preroll); longer contexts train robustness to what a live stream heard "
+                         "before the word. l_max grows to context + 1 s; the exported preroll "
+                         "(what classify pads a lone clip with) stays the model's")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
                          "of another run's ckpt.pt; ignored when --run already has a checkpoint")
@@ -303,6 +314,8 @@ def main():
         cfg["labels"] = a.labels.split(",")
     cfg["name"] = a.name
     labels = cfg["labels"]
+    context = a.context or cfg["preroll"]
+    cfg["l_max"] = max(cfg["l_max"], context + W)
 
     t0 = time.time()
     real = load_folder(a.data, labels, cache)
@@ -350,7 +363,7 @@ def main():
                          "seconds": round(z["state"]["elapsed"])}
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
-    maker = Maker(labels, real, synth, noises, cfg["preroll"], rng)
+    maker = Maker(labels, real, synth, noises, context, rng)
     cw = class_weights(labels)
     log(a.run, f"model {n_params} parameters, config {json.dumps(cfg)}")
 

@@ -49,7 +49,7 @@ static void test_defaults(void)
 	CHECK_EQ(c.realtime, 0);
 	CHECK_EQ(c.require_top, 1);
 	CHECK_EQ(c.log_level, LOGL_INFO);
-	CHECK_NEAR(c.threshold.def, 0.6, 1e-12);
+	CHECK_NEAR(c.threshold.def, 0.8, 1e-12);
 	CHECK_EQ(c.threshold.n, 0);
 	CHECK_NEAR(c.refractory_ms.def, 1000, 0);
 	CHECK_NEAR(c.hop_ms, 10, 0);
