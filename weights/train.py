@@ -142,6 +142,10 @@ class Maker:
         c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
         return c, pool is r
 
+    def other_clip(self):
+        """Any training clip (keywords included), as float: context before the window."""
+        return self.all_clips[self.rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
+
     def perturb(self, c):
         rng = self.rng
         if rng.random() < 0.5:                            # speed (tempo and pitch) +-12 %
@@ -201,13 +205,13 @@ class Maker:
         elif kind < 0.5:
             x[:self.pre] = self.noise(self.pre) * 10 ** (rng.uniform(-60, -15) / 20)
         else:                                             # the tail of another clip (speech)
-            c = self.all_clips[rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
+            c = self.other_clip()
             c = c[-self.pre:] * 10 ** (rng.uniform(-15, 6) / 20)
             x[self.pre - len(c):self.pre] = c
             # a longer context (--context) also holds whole other clips, keywords included,
             # anywhere before that tail: what a live stepper has heard before the window
             for _ in range(int(rng.integers(0, self.pre // W + 1)) if self.pre > W else 0):
-                c = self.all_clips[rng.integers(len(self.all_clips))].astype(np.float32) / 32768.0
+                c = self.other_clip()
                 a = int(rng.integers(0, max(1, self.pre - len(c) - W // 4)))
                 x[a:a + len(c)] += c[:self.pre - a] * 10 ** (rng.uniform(-15, 6) / 20)
         if label != "_silence_" and rng.random() < 0.75:  # background noise at 0-25 dB SNR
