@@ -299,6 +299,7 @@ static int pp_setup(const struct run *r, const struct s4m_model *m, struct pp_co
 	pc->warmup_ms = (float)c->warmup_ms;
 	pc->latency_ms = (float)c->latency_ms;
 	pc->word_ms = (float)c->word_ms;
+	pc->onset = (float)c->onset;
 	pc->require_top = c->require_top;
 	int rc = pp_validate(pc, err, errlen);
 	pc->labels = NULL;
@@ -940,7 +941,7 @@ static void usage(FILE *f)
 "whole-file run) or, with --mode stream, by the steppers; json keys file, duration,\n"
 "detections (start, end in seconds, keyword, score, channel). Detection settings are those\n"
 "of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"
-"--refractory-ms, --warmup-ms, --latency-ms, --word-ms, --require-top, --hop-ms;\n"
+"--refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms, --require-top, --hop-ms;\n"
 "  --chunk S            conv-mode scan chunk in seconds (default: automatic)\n"
 "\n"
 "Exit status: 0 all inputs classified, 1 some input failed (each failure is one line on\n"
@@ -949,7 +950,7 @@ static void usage(FILE *f)
 
 static const char *const det_opts[] = {
 	"threshold", "smooth-ms", "min-ms", "refractory-ms", "warmup-ms", "latency-ms",
-	"word-ms", "require-top", "hop-ms",
+	"onset", "word-ms", "require-top", "hop-ms",
 };
 #define N_DET (sizeof det_opts / sizeof det_opts[0])
 

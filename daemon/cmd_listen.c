@@ -144,6 +144,7 @@ static int build_pp(const struct cfg *c, const struct app *a, struct pp_kw *kw, 
 	pc->warmup_ms = (float)c->warmup_ms;
 	pc->latency_ms = (float)c->latency_ms;
 	pc->word_ms = (float)c->word_ms;
+	pc->onset = (float)c->onset;
 	pc->require_top = c->require_top;
 	return pp_validate(pc, err, errlen);
 }

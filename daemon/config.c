@@ -22,6 +22,7 @@
 
 #include "../common/err.h"
 #include "log.h"
+#include "postproc.h" /* PP_DEF_*: the detection defaults */
 
 enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_KW, T_LEVEL };
 
@@ -94,19 +95,21 @@ static const struct opt opts[] = {
 	 "daemon messages on stderr: error, warn, info or debug", 0},
 	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
 	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
-	{"threshold", T_KW, 0.001, 1, "0.8", F(threshold), "[KW=]P",
+	{"threshold", T_KW, 0.001, 1, PP_STR(PP_DEF_THRESHOLD), F(threshold), "[KW=]P",
 	 "smoothed posterior a keyword needs; KW=P sets one keyword (repeatable)", 0},
-	{"smooth-ms", T_KW, 0, 1000, "100", F(smooth_ms), "[KW=]MS",
+	{"smooth-ms", T_KW, 0, 1000, PP_STR(PP_DEF_SMOOTH_MS), F(smooth_ms), "[KW=]MS",
 	 "moving-average window of the posterior", 0},
-	{"min-ms", T_KW, 0, 5000, "100", F(min_ms), "[KW=]MS",
+	{"min-ms", T_KW, 0, 5000, PP_STR(PP_DEF_MIN_MS), F(min_ms), "[KW=]MS",
 	 "time the smoothed posterior must stay above threshold before a detection", 0},
-	{"refractory-ms", T_KW, 0, 3600000, "1000", F(refractory_ms), "[KW=]MS",
+	{"refractory-ms", T_KW, 0, 3600000, PP_STR(PP_DEF_REFRACTORY_MS), F(refractory_ms), "[KW=]MS",
 	 "no second detection of the same keyword on the same channel within this time", 0},
-	{"warmup-ms", T_DBL, 0, 3600000, "500", F(warmup_ms), "MS",
+	{"warmup-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_WARMUP_MS), F(warmup_ms), "MS",
 	 "no detection in the first MS of audio after start or a device reopen", 0},
-	{"latency-ms", T_DBL, -5000, 5000, "0", F(latency_ms), "MS",
+	{"latency-ms", T_DBL, -5000, 5000, PP_STR(PP_DEF_LATENCY_MS), F(latency_ms), "MS",
 	 "how long after a keyword ends the model's score rises; moves the reported end earlier", 0},
-	{"word-ms", T_DBL, 0, 5000, "600", F(word_ms), "MS",
+	{"onset", T_DBL, 0.01, 1, PP_STR(PP_DEF_ONSET), F(onset), "F",
+	 "a keyword's end is estimated from where its score rose above F x threshold", 0},
+	{"word-ms", T_DBL, 0, 5000, PP_STR(PP_DEF_WORD_MS), F(word_ms), "MS",
 	 "typical keyword length, for the reported start (= end - word-ms)", 0},
 	{"require-top", T_BOOL, 0, 1, "true", F(require_top), "BOOL",
 	 "a keyword counts as above threshold only while it is the most probable label", 0},

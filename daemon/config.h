@@ -74,6 +74,7 @@ struct cfg {
 	double warmup_ms;
 	double latency_ms;
 	double word_ms;
+	double onset;            /* fraction of the threshold where a rise starts, for `end` */
 	int require_top;
 };
 

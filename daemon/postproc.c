@@ -13,8 +13,11 @@
  * kept as a running sum, so there is no drift over days and a reconfigured window takes effect
  * at once. Everything lives in one allocation made by pp_new(); pp_push() only reads and writes it.
  *
- * Estimates: the keyword's end is the position of the first hop of the run, less the moving
- * average's group delay ((M-1)/2 hops) and the model's latency; its start is end - word_ms.
+ * Estimates: the keyword's end is where the smoothed score began its final rise - the hop after
+ * the last one below onset x threshold - less the moving average's group delay ((M-1)/2 hops)
+ * and the model's latency; its start is end - word_ms. Taking the start of the rise rather than
+ * the threshold crossing matters for slow rises: a score that needs 400 ms to climb from 0.4
+ * to 0.8 would otherwise report an end 400 ms late.
  */
 #include "postproc.h"
 
@@ -28,6 +31,7 @@
 /* Per-label state and parameters in hops. */
 struct pp_label {
 	float threshold;
+	float onset_level;     /* onset x threshold */
 	unsigned smooth;       /* M, hops, 1..PP_MAX_SMOOTH */
 	unsigned min_hops;     /* N, hops, >= 1 */
 	unsigned refractory;   /* hops */
@@ -35,6 +39,7 @@ struct pp_label {
 	/* state */
 	unsigned run;          /* consecutive hops above, counted after warm-up */
 	uint64_t run_start;    /* hop index of the first hop of the current run */
+	uint64_t rise;         /* hop index of the first hop since the score was last below onset_level */
 	float run_max;         /* highest smoothed score in the current run */
 	int armed;             /* 0 after firing, until one hop not above */
 	int fired;             /* fired at least once since reset */
@@ -46,7 +51,7 @@ struct pp {
 	size_t hop;
 	int K;
 	unsigned warmup;       /* hops */
-	float latency_ms, word_ms;
+	float latency_ms, word_ms, onset;
 	int require_top;
 	uint64_t hops;         /* pushed since reset */
 	unsigned head;         /* ring slot the next vector goes to */
@@ -57,10 +62,10 @@ struct pp {
 
 void pp_kw_default(struct pp_kw *kw)
 {
-	kw->threshold = 0.8f;
-	kw->smooth_ms = 100.0f;
-	kw->min_ms = 100.0f;
-	kw->refractory_ms = 1000.0f;
+	kw->threshold = (float)PP_DEF_THRESHOLD;
+	kw->smooth_ms = (float)PP_DEF_SMOOTH_MS;
+	kw->min_ms = (float)PP_DEF_MIN_MS;
+	kw->refractory_ms = (float)PP_DEF_REFRACTORY_MS;
 }
 
 void pp_config_default(struct pp_config *c, int rate, size_t hop, int n_labels,
@@ -72,9 +77,10 @@ void pp_config_default(struct pp_config *c, int rate, size_t hop, int n_labels,
 	c->n_labels = n_labels;
 	c->labels = labels;
 	c->kw = kw;
-	c->warmup_ms = 500.0f;
-	c->latency_ms = 0.0f;
-	c->word_ms = 600.0f;
+	c->warmup_ms = (float)PP_DEF_WARMUP_MS;
+	c->latency_ms = (float)PP_DEF_LATENCY_MS;
+	c->word_ms = (float)PP_DEF_WORD_MS;
+	c->onset = (float)PP_DEF_ONSET;
 	c->require_top = 1;
 }
 
@@ -109,8 +115,8 @@ int pp_validate(const struct pp_config *c, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	if (!finite_range(c->warmup_ms, 0, 3.6e6f) || !finite_range(c->latency_ms, -10000, 10000) ||
-	    !finite_range(c->word_ms, 0, 10000)) {
-		s4k_seterr(err, errlen, "post-processing warm-up, latency or word length is out of range");
+	    !finite_range(c->word_ms, 0, 10000) || !(c->onset > 0 && c->onset <= 1)) {
+		s4k_seterr(err, errlen, "post-processing warm-up, latency, word length or onset is out of range");
 		return -EINVAL;
 	}
 	for (int k = 0; k < c->n_labels; k++) {
@@ -151,6 +157,7 @@ static void apply(struct pp *pp, const struct pp_config *c)
 		unsigned m = ms_to_hops(c->rate, c->hop, c->kw[k].smooth_ms);
 		unsigned n = ms_to_hops(c->rate, c->hop, c->kw[k].min_ms);
 		l->threshold = c->kw[k].threshold;
+		l->onset_level = c->onset * c->kw[k].threshold;
 		l->smooth = m < 1 ? 1 : m;
 		l->min_hops = n < 1 ? 1 : n;
 		l->refractory = ms_to_hops(c->rate, c->hop, c->kw[k].refractory_ms);
@@ -196,6 +203,7 @@ void pp_reset(struct pp *pp)
 		struct pp_label *l = &pp->lab[k];
 		l->run = 0;
 		l->run_start = 0;
+		l->rise = 0;
 		l->run_max = 0;
 		l->armed = 1;
 		l->fired = 0;
@@ -261,6 +269,8 @@ int pp_push(struct pp *pp, const float *probs, struct pp_detection *out, int max
 		if (!l->keyword)
 			continue;
 		float s = pp->smoothed[k];
+		if (s < l->onset_level)
+			l->rise = hop + 1;
 		int above = warm && s >= l->threshold && (!pp->require_top || top == k);
 		if (!above) {
 			l->run = 0;
@@ -288,8 +298,8 @@ int pp_push(struct pp *pp, const float *probs, struct pp_detection *out, int max
 		d->score = l->run_max;
 		d->hop = hop;
 		d->sample = (hop + 1) * (uint64_t)pp->hop;
-		/* first hop of the run, less the moving average's delay and the model's latency */
-		double end = (double)(l->run_start + 1) * (double)pp->hop -
+		/* first hop of the rise, less the moving average's delay and the model's latency */
+		double end = (double)(l->rise + 1) * (double)pp->hop -
 			     (l->smooth - 1) * 0.5 * (double)pp->hop -
 			     pp->latency_ms * 1e-3 * pp->rate;
 		if (end < 0)

@@ -38,6 +38,21 @@
 #define PP_MAX_SMOOTH 64   /* longest smoothing window, in hops */
 #define PP_MAX_OUT 8       /* enough room for one pp_push() in any sane configuration */
 
+/* Documented defaults, tuned on speech_commands/val (see s4kws.conf and weights/MODEL_CARD.md).
+ * The one place they are written: daemon/config.c's option table turns them into its default
+ * strings with PP_STR(), pp_kw_default() and pp_config_default() use them as numbers: so each
+ * must be a plain literal (-50, not (-50)). */
+#define PP_DEF_THRESHOLD 0.8
+#define PP_DEF_SMOOTH_MS 100
+#define PP_DEF_MIN_MS 100
+#define PP_DEF_REFRACTORY_MS 1000
+#define PP_DEF_WARMUP_MS 500
+#define PP_DEF_LATENCY_MS 0
+#define PP_DEF_ONSET 0.5
+#define PP_DEF_WORD_MS 600
+#define PP_STR_(x) #x
+#define PP_STR(x) PP_STR_(x)
+
 /* Per-label parameters (ignored for labels starting with '_'). */
 struct pp_kw {
 	float threshold;      /* smoothed posterior needed to count a hop as above, in (0, 1] */
@@ -56,6 +71,8 @@ struct pp_config {
 	float latency_ms;           /* how long after a keyword's true end its score crosses the
 	                               threshold (model-specific, tuned on val); moves `end` earlier */
 	float word_ms;              /* typical keyword duration: start = end - word_ms */
+	float onset;                /* in (0, 1]: the score's rise towards a detection is taken to start
+	                               after its last hop below onset x threshold (for `end`) */
 	int require_top;            /* 1: a keyword is above only while it is the top label */
 };
 

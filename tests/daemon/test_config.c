@@ -290,7 +290,7 @@ static void test_postproc_defaults(void)
 	CHECK(kw.threshold == (float)c.threshold.def && kw.smooth_ms == (float)c.smooth_ms.def &&
 		      kw.min_ms == (float)c.min_ms.def && kw.refractory_ms == (float)c.refractory_ms.def &&
 		      pc.warmup_ms == (float)c.warmup_ms && pc.latency_ms == (float)c.latency_ms &&
-		      pc.word_ms == (float)c.word_ms && pc.require_top == c.require_top,
+		      pc.word_ms == (float)c.word_ms && pc.onset == (float)c.onset && pc.require_top == c.require_top,
 	      "pp_kw_default/pp_config_default match the option table");
 }
 

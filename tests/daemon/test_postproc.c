@@ -132,6 +132,41 @@ static void test_basic(void)
 	pp_free(pp);
 }
 
+/* A slow rise: the end is where the score left the floor, not where it crossed the threshold. */
+static void test_onset(void)
+{
+	char err[256];
+	static const float ramp[] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.9f, 0.9f, 0.9f};
+	const float onsets[] = {1.0f, 0.5f, 0.1f};
+	const int rise_hop[] = {84, 82, 80}; /* first hop >= onset x 0.5: 0.5, 0.3, 0.1 (80 + index) */
+	for (int o = 0; o < 3; o++) {
+		setup();
+		cfg.onset = onsets[o];
+		struct pp *pp = pp_new(&cfg, err, sizeof err);
+		CHECK(pp != NULL, "%s", err);
+		struct pp_detection det[4];
+		int nd = 0;
+		run(pp, SIL, 1, 80, det, 4, &nd);
+		float v[K];
+		struct pp_detection d[PP_MAX_OUT];
+		for (size_t i = 0; i < sizeof ramp / sizeof ramp[0]; i++) {
+			vec(v, YES, ramp[i]);
+			int n = pp_push(pp, v, d, PP_MAX_OUT);
+			if (n > 0 && nd < 4)
+				det[nd++] = d[0];
+		}
+		CHECK_EQ(nd, 1);
+		CHECK_EQ(det[0].hop, 86);           /* hops 84, 85, 86 at or above 0.5 */
+		CHECK_EQ(det[0].end, (uint64_t)(rise_hop[o] + 1) * 160);
+		pp_free(pp);
+	}
+	/* out-of-range onset is refused */
+	setup();
+	cfg.onset = 0;
+	CHECK(pp_new(&cfg, err, sizeof err) == NULL, "onset 0 refused");
+	CHECK(strstr(err, "onset") != NULL, "error names the onset: %s", err);
+}
+
 static void test_nonkeywords_never_fire(void)
 {
 	char err[256];
@@ -198,8 +233,9 @@ static void test_min_hops_and_smoothing(void)
 	CHECK_EQ(nd, 1);
 	CHECK_EQ(det[0].hop, 37);
 	CHECK_NEAR(det[0].score, 2.0 / 3.0, 1e-6);
-	/* end: first hop of the run (37) less (M-1)/2 = 1 hop of smoothing delay */
-	CHECK_EQ(det[0].end, 38 * 160 - 160);
+	/* end: the rise began at hop 36 (1/3 >= onset 0.5 x 0.5; hop 35 was 0), less (M-1)/2 = 1 hop
+	 * of smoothing delay */
+	CHECK_EQ(det[0].end, 37 * 160 - 160);
 	const float *sm = pp_smoothed(pp);
 	CHECK(sm != NULL, "smoothed vector");
 	CHECK_NEAR(sm[YES], 2.0 / 3.0, 1e-6);
@@ -389,6 +425,7 @@ static void test_softmax(void)
 int main(void)
 {
 	test_basic();
+	test_onset();
 	test_nonkeywords_never_fire();
 	test_warmup();
 	test_min_hops_and_smoothing();

@@ -1,11 +1,11 @@
 /* tune_pp.c - sweep the post-processing settings on a stream with known keyword offsets.
  *
- * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T]
+ * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
  * only). The posteriors are computed once, exactly as the daemon does (one s4m_stream, a
  * posterior vector every hop of scan_hop(model, hop_ms) samples); then every combination of
- * threshold x smoothing x minimum duration is run through daemon/postproc and scored as
+ * threshold x smoothing x minimum duration x onset is run through daemon/postproc and scored as
  * e2e_accuracy scores it (same keyword, reported end within +-tolerance of the true end, one to
  * one). For each setting it prints recall, false detections, the median decision delay and
  * the median end error (which is what latency-ms should be set to); the best setting with at
@@ -35,15 +35,17 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T]\n");
+		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]\n");
 		return 2;
 	}
-	double hop_ms = 10, tol = 0.3;
+	double hop_ms = 10, tol = 0.3, latency = 0;
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--hop-ms"))
 			hop_ms = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--tolerance-ms"))
 			tol = atof(argv[i + 1]) / 1000;
+		else if (!strcmp(argv[i], "--latency-ms"))
+			latency = atof(argv[i + 1]);
 	}
 	char err[S4K_ERR_LEN];
 	struct s4m_model *m = s4m_load(argv[1], 1.0, err, sizeof err);
@@ -91,7 +93,9 @@ int main(int argc, char **argv)
 	}
 	double minutes = (double)n / rate / 60;
 	printf("%s: %.1f min, %d keywords, hop %zu samples\n", argv[2], minutes, nt, hop);
-	printf("%9s %6s %6s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "recall", "false", "delay", "end-err");
+	printf("latency-ms %.0f\n", latency);
+	printf("%9s %6s %6s %5s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "onset", "recall", "false",
+	       "delay", "end-err");
 	const char **labels = malloc((size_t)K * sizeof *labels);
 	for (int k = 0; k < K; k++)
 		labels[k] = s4m_label(m, k);
@@ -99,6 +103,7 @@ int main(int argc, char **argv)
 	static const float thr[] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
 	static const float sm[] = {10, 30, 60, 100};
 	static const float mn[] = {10, 30, 60, 100};
+	static const float on[] = {1.0f, 0.75f, 0.5f, 0.25f};
 	double best_score = -1;
 	char best[256] = "";
 	static double delays[8192], errs[8192];
@@ -109,7 +114,8 @@ int main(int argc, char **argv)
 	} det[65536];
 	for (size_t a = 0; a < sizeof thr / sizeof thr[0]; a++)
 		for (size_t b = 0; b < sizeof sm / sizeof sm[0]; b++)
-			for (size_t c = 0; c < sizeof mn / sizeof mn[0]; c++) {
+			for (size_t c = 0; c < sizeof mn / sizeof mn[0]; c++)
+			for (size_t o = 0; o < sizeof on / sizeof on[0]; o++) {
 				for (int k = 0; k < K; k++) {
 					pp_kw_default(&kw[k]);
 					kw[k].threshold = thr[a];
@@ -118,6 +124,8 @@ int main(int argc, char **argv)
 				}
 				struct pp_config pc;
 				pp_config_default(&pc, rate, hop, K, labels, kw);
+				pc.onset = on[o];
+				pc.latency_ms = (float)latency;
 				struct pp *pp = pp_new(&pc, err, sizeof err);
 				if (!pp)
 					continue;
@@ -154,15 +162,15 @@ int main(int argc, char **argv)
 				qsort(errs, (size_t)matched, sizeof *errs, cmp_d);
 				double rec = nt ? (double)matched / nt : 0;
 				double dmed = matched ? delays[matched / 2] : 0, emed = matched ? errs[matched / 2] : 0;
-				printf("%9.2f %6.0f %6.0f %7.1f%% %6d %6.0fms %+7.0fms\n", thr[a], sm[b], mn[c], 100 * rec,
+				printf("%9.2f %6.0f %6.0f %5.2f %7.1f%% %6d %6.0fms %+7.0fms\n", thr[a], sm[b], mn[c], on[o], 100 * rec,
 				       nfalse, 1000 * dmed, 1000 * emed);
 				double fp10 = nfalse / minutes * 10;
 				if (fp10 <= 2 && rec - 0.001 * dmed > best_score) {
 					best_score = rec - 0.001 * dmed;
 					snprintf(best, sizeof best,
-						 "threshold %.2f smooth-ms %.0f min-ms %.0f: recall %.1f %%, %d false, "
-						 "median delay %.0f ms, median end error %+.0f ms",
-						 thr[a], sm[b], mn[c], 100 * rec, nfalse, 1000 * dmed, 1000 * emed);
+						 "threshold %.2f smooth-ms %.0f min-ms %.0f onset %.2f: recall %.1f %%, "
+						 "%d false, median delay %.0f ms, median end error %+.0f ms",
+						 thr[a], sm[b], mn[c], on[o], 100 * rec, nfalse, 1000 * dmed, 1000 * emed);
 				}
 			}
 	printf("best with <= 2 false per 10 min: %s\n", best[0] ? best : "none");
