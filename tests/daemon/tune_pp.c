@@ -1,6 +1,7 @@
 /* tune_pp.c - sweep the post-processing settings on a stream with known keyword offsets.
  *
  * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]
+ *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
  * only). The posteriors are computed once, exactly as the daemon does (one s4m_stream, a
@@ -9,7 +10,8 @@
  * e2e_accuracy scores it (same keyword, reported end within +-tolerance of the true end, one to
  * one). For each setting it prints recall, false detections, the median decision delay and
  * the median end error (which is what latency-ms should be set to); the best setting with at
- * most 2 false detections per 10 minutes is printed last. Not a test: a tuning aid.
+ * most 2 false detections per 10 minutes is printed last. --show runs one setting only and lists
+ * every miss and every false detection with the nearest keyword. Not a test: a tuning aid.
  */
 #include <math.h>
 #include <stdio.h>
@@ -35,10 +37,17 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]\n");
+		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O]\n");
 		return 2;
 	}
 	double hop_ms = 10, tol = 0.3, latency = 0;
+	float thr[] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
+	float sm[] = {10, 30, 60, 100};
+	float mn[] = {10, 30, 60, 100};
+	float on[] = {1.0f, 0.75f, 0.5f, 0.25f};
+	size_t n_thr = sizeof thr / sizeof thr[0], n_sm = sizeof sm / sizeof sm[0];
+	size_t n_mn = sizeof mn / sizeof mn[0], n_on = sizeof on / sizeof on[0];
+	int show = 0;
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--hop-ms"))
 			hop_ms = atof(argv[i + 1]);
@@ -46,6 +55,14 @@ int main(int argc, char **argv)
 			tol = atof(argv[i + 1]) / 1000;
 		else if (!strcmp(argv[i], "--latency-ms"))
 			latency = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--show")) {
+			if (sscanf(argv[i + 1], "%f,%f,%f,%f", &thr[0], &sm[0], &mn[0], &on[0]) != 4) {
+				fprintf(stderr, "tune_pp: --show takes THRESHOLD,SMOOTH_MS,MIN_MS,ONSET\n");
+				return 2;
+			}
+			n_thr = n_sm = n_mn = n_on = 1;
+			show = 1;
+		}
 	}
 	char err[S4K_ERR_LEN];
 	struct s4m_model *m = s4m_load(argv[1], 1.0, err, sizeof err);
@@ -100,10 +117,6 @@ int main(int argc, char **argv)
 	for (int k = 0; k < K; k++)
 		labels[k] = s4m_label(m, k);
 	struct pp_kw *kw = malloc((size_t)K * sizeof *kw);
-	static const float thr[] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
-	static const float sm[] = {10, 30, 60, 100};
-	static const float mn[] = {10, 30, 60, 100};
-	static const float on[] = {1.0f, 0.75f, 0.5f, 0.25f};
 	double best_score = -1;
 	char best[256] = "";
 	static double delays[8192], errs[8192];
@@ -112,10 +125,10 @@ int main(int argc, char **argv)
 		int label;
 		double end, offset;
 	} det[65536];
-	for (size_t a = 0; a < sizeof thr / sizeof thr[0]; a++)
-		for (size_t b = 0; b < sizeof sm / sizeof sm[0]; b++)
-			for (size_t c = 0; c < sizeof mn / sizeof mn[0]; c++)
-			for (size_t o = 0; o < sizeof on / sizeof on[0]; o++) {
+	for (size_t a = 0; a < n_thr; a++)
+		for (size_t b = 0; b < n_sm; b++)
+			for (size_t c = 0; c < n_mn; c++)
+			for (size_t o = 0; o < n_on; o++) {
 				for (int k = 0; k < K; k++) {
 					pp_kw_default(&kw[k]);
 					kw[k].threshold = thr[a];
@@ -150,12 +163,31 @@ int main(int argc, char **argv)
 						    fabs(det[j].end - tr[t].end) <= tol &&
 						    (bi < 0 || fabs(det[j].end - tr[t].end) < fabs(det[bi].end - tr[t].end)))
 							bi = j;
+					if (bi < 0 && show) {
+						int ni = -1; /* nearest detection of any keyword */
+						for (int j = 0; j < nd; j++)
+							if (ni < 0 || fabs(det[j].end - tr[t].end) < fabs(det[ni].end - tr[t].end))
+								ni = j;
+						printf("miss  %-6s end %8.2f s; nearest detection: %s end %+.2f s\n", tr[t].kw,
+						       tr[t].end, ni >= 0 ? labels[det[ni].label] : "none",
+						       ni >= 0 ? det[ni].end - tr[t].end : 0.0);
+					}
 					if (bi >= 0) {
 						used[bi] = 1;
 						delays[matched] = det[bi].offset - tr[t].end;
 						errs[matched] = det[bi].end - tr[t].end;
 						matched++;
 					}
+				}
+				for (int j = 0; show && j < nd; j++) {
+					if (used[j])
+						continue;
+					int ti = -1; /* nearest keyword */
+					for (int t = 0; t < nt; t++)
+						if (ti < 0 || fabs(det[j].end - tr[t].end) < fabs(det[j].end - tr[ti].end))
+							ti = t;
+					printf("false %-6s end %8.2f s; nearest keyword: %s end %+.2f s\n", labels[det[j].label],
+					       det[j].end, ti >= 0 ? tr[ti].kw : "none", ti >= 0 ? det[j].end - tr[ti].end : 0.0);
 				}
 				int nfalse = nd - matched;
 				qsort(delays, (size_t)matched, sizeof *delays, cmp_d);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# measure_rtf.sh - real-time factor of `s4kws listen` with 1, 4 and 16 channels.
+# listen_rtf.sh - real-time factor of `s4kws listen` with 1, 4 and 16 channels.
 #
-# usage: tests/daemon/measure_rtf.sh S4KWS_BINARY [MODEL] [SECONDS]
+# usage: bench/listen_rtf.sh S4KWS_BINARY [MODEL] [SECONDS]
 #
 # For each channel count it writes a SECONDS-long file of that many channels (noise over a
 # 200 Hz hum; the engine's cost does not depend on the content), runs
