@@ -127,5 +127,24 @@ size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n);
 void s4m_stream_logits(const struct s4m_stream *st, float *logits);
 void s4m_stream_scores(const struct s4m_stream *st, float *probs);
 uint64_t s4m_stream_samples(const struct s4m_stream *st); /* samples pushed since reset */
+/* Make dst continue exactly as src would (both from the same model). No allocation. */
+void s4m_stream_copy(struct s4m_stream *dst, const struct s4m_stream *src);
+
+/* Step mode with bounded context (model/s4m_relay.c): two steppers over the same samples,
+ * restarted alternately every `period` samples (half a period apart) from a lone clip's start
+ * state; scores come from the older one, which has heard period/2 to period samples. period 0:
+ * one stepper, never restarted (= s4m_stream). period/2 must be a multiple of s4m_hop(m).
+ * Conv-mode equivalent: with h = period/2, the scores after t samples (counted from the reset)
+ * are s4m_conv_logits' on [s4m_preroll(m) zeros | x[r .. t)], r = max(0, (t / h - 1) h)
+ * (integer division), to float rounding. */
+struct s4m_relay;
+struct s4m_relay *s4m_relay_new(const struct s4m_model *m, size_t period, char *err, size_t errlen);
+void s4m_relay_free(struct s4m_relay *r);
+void s4m_relay_reset(struct s4m_relay *r);             /* back to the start state */
+size_t s4m_relay_push(struct s4m_relay *r, const float *x, size_t n); /* as s4m_stream_push */
+void s4m_relay_logits(const struct s4m_relay *r, float *logits);
+void s4m_relay_scores(const struct s4m_relay *r, float *probs);
+uint64_t s4m_relay_samples(const struct s4m_relay *r);  /* samples pushed since reset */
+size_t s4m_relay_period(const struct s4m_relay *r);
 
 #endif

@@ -122,6 +122,19 @@ void s4m_stream_reset(struct s4m_stream *st)
 	st->samples = 0;
 }
 
+void s4m_stream_copy(struct s4m_stream *dst, const struct s4m_stream *src)
+{
+	if (dst == src)
+		return;
+	/* same model, so the same layout: one memcpy of the block, then the counters */
+	memcpy(dst->mem, src->mem, src->memlen);
+	for (int i = 0; i < src->m->n_blocks; i++)
+		dst->sb[i].cnt = src->sb[i].cnt;
+	dst->pos = src->pos;
+	dst->count = src->count;
+	dst->samples = src->samples;
+}
+
 uint64_t s4m_stream_samples(const struct s4m_stream *st)
 {
 	return st->samples;

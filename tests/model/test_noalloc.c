@@ -1,4 +1,5 @@
-/* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset and
+/* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset/copy,
+ * s4m_relay_push/scores/logits/reset and
  * s4m_conv_logits/scan/features, counted with the linker's --wrap of malloc, calloc, realloc,
  * posix_memalign and aligned_alloc (every call from the engine's objects goes through the
  * wrappers below; the count is armed only around the compute calls).
@@ -68,6 +69,23 @@ static void run(int dplr)
 	s4m_stream_reset(st);
 	s4m_stream_push(st, x, 1000);
 	armed = 0;
+	struct s4m_relay *rl = s4m_relay_new(m, 2 * s4m_hop(m) * 4, err, sizeof err);
+	struct s4m_stream *cp = s4m_stream_new(m, err, sizeof err);
+	CHECK(rl && cp, "%s", err);
+	armed = 1;
+	for (size_t p = 0; rl && p + 160 <= n; p += 160) {
+		s4m_relay_push(rl, x + p, 160);
+		s4m_relay_scores(rl, lg);
+	}
+	if (rl) {
+		s4m_relay_logits(rl, lg);
+		s4m_relay_reset(rl);
+	}
+	if (cp)
+		s4m_stream_copy(cp, st);
+	armed = 0;
+	s4m_relay_free(rl);
+	s4m_stream_free(cp);
 	CHECK(allocs == 0, "%s step mode: %ld allocations in push/scores/reset", dplr ? "dplr" : "s4d", allocs);
 
 	armed = 1;

@@ -582,6 +582,120 @@ static void test_threads(void)
 	}
 }
 
+/* The relay (two steppers restarted in turn) against its documented conv-mode equivalent at
+ * every hop, period 0 against a plain stream, and s4m_stream_copy. */
+static void test_relay(void)
+{
+	uint64_t s = 77;
+	double max_err = 0;
+	int checked = 0;
+	for (int it = 0; it < 6; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1600);
+		/* kernels longer than any input below, so that conv mode forgets no lag the steppers keep */
+		o.l_max = 8192;
+		long pool = 1;
+		for (int i = 0; i < o.nb; i++) {
+			o.l_kernel[i] = o.l_kernel[i] ? o.l_max / pool : 0;
+			pool *= o.pools[i];
+		}
+		o.preroll = (1000 + 37 * it) / pool * pool; /* a lone clip's zeros: whole decoder steps */
+		struct mg_file f = {0};
+		mg_random_model(&f, &o);
+		struct s4m_model *m = load(&f, 1.0);
+		if (!m) {
+			mg_free(&f);
+			continue;
+		}
+		char err[S4K_ERR_LEN];
+		size_t hop = s4m_hop(m), K = (size_t)s4m_n_labels(m);
+		size_t h = (1200 + hop - 1) / hop * hop, period = 2 * h, pre = s4m_preroll(m);
+		CHECK(pre > 0, "model %d has a preroll", it);
+		size_t n = 4 * period + 3 * hop;
+		float *x = malloc(n * sizeof *x), *buf = malloc((pre + period + hop) * sizeof *buf);
+		random_input(&s, x, n);
+		struct s4m_relay *r = s4m_relay_new(m, period, err, sizeof err);
+		struct s4m_relay *r0 = s4m_relay_new(m, 0, err, sizeof err);
+		struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
+		struct s4m_conv *cv = s4m_conv_new(m, pre + period + hop, err, sizeof err);
+		CHECK(r && r0 && st && cv && s4m_relay_period(r) == period, "relay setup: %s", err);
+		if (!r || !r0 || !st || !cv)
+			goto next;
+		int plain_same = 1;
+		for (size_t t = hop; t <= n; t += hop) {
+			size_t a = (size_t)(mg_rand(&s) % hop); /* any split of the hop */
+			s4m_relay_push(r, x + t - hop, a);
+			s4m_relay_push(r, x + t - hop + a, hop - a);
+			s4m_relay_push(r0, x + t - hop, hop);
+			s4m_stream_push(st, x + t - hop, hop);
+			float lr[64], l0[64], ls[64], lc[64];
+			s4m_relay_logits(r0, l0);
+			s4m_stream_logits(st, ls);
+			plain_same &= !memcmp(l0, ls, K * sizeof *l0);
+			/* conv check: about 300 hops per model, and every hop next to a restart */
+			size_t stride = n / hop / 300 + 1;
+			if ((t / hop) % stride && t % h > hop && t % h + hop < h)
+				continue;
+			size_t from = t / h >= 1 ? (t / h - 1) * h : 0;
+			memset(buf, 0, pre * sizeof *buf);
+			memcpy(buf + pre, x + from, (t - from) * sizeof *buf);
+			s4m_conv_logits(cv, buf, pre + t - from, lc);
+			s4m_relay_logits(r, lr);
+			double pc[64], pr[64], e = 0;
+			softmax(lc, pc, (int)K);
+			softmax(lr, pr, (int)K);
+			for (size_t k = 0; k < K; k++)
+				e = fmax(e, fabs(pc[k] - pr[k]));
+			CHECK(e <= 1e-4, "model %d, relay after %zu samples (restart at %zu): scores differ from conv by %g",
+			      it, t, from, e);
+			max_err = fmax(max_err, e);
+			checked++;
+		}
+		CHECK(plain_same, "model %d: relay with period 0 differs from a plain stream", it);
+		CHECK(s4m_relay_samples(r) == n, "relay samples %llu", (unsigned long long)s4m_relay_samples(r));
+
+		/* a copy continues exactly as the original */
+		struct s4m_stream *c = s4m_stream_new(m, err, sizeof err);
+		if (c) {
+			s4m_stream_reset(st);
+			s4m_stream_push(st, x, n / 2 + 5);
+			s4m_stream_copy(c, st);
+			s4m_stream_push(st, x + n / 2, n / 2);
+			s4m_stream_push(c, x + n / 2, n / 2);
+			float a1[64], a2[64];
+			s4m_stream_logits(st, a1);
+			s4m_stream_logits(c, a2);
+			CHECK(!memcmp(a1, a2, K * sizeof *a1) && s4m_stream_samples(c) == s4m_stream_samples(st),
+			      "model %d: a copied stream diverges", it);
+			s4m_stream_free(c);
+		}
+		/* reset starts over: the same pushes give the same scores */
+		float b1[64], b2[64];
+		s4m_relay_logits(r, b1);
+		s4m_relay_reset(r);
+		CHECK(s4m_relay_samples(r) == 0, "relay reset");
+		s4m_relay_push(r, x, n);
+		s4m_relay_logits(r, b2);
+		CHECK(!memcmp(b1, b2, K * sizeof *b1), "model %d: relay after reset differs", it);
+	next:
+		s4m_relay_free(r);
+		s4m_relay_free(r0);
+		s4m_stream_free(st);
+		s4m_conv_free(cv);
+		free(x);
+		free(buf);
+		if (it == 0) {
+			char e2[S4K_ERR_LEN] = "";
+			CHECK(s4m_relay_new(m, hop, e2, sizeof e2) == NULL && strstr(e2, "restart period"),
+			      "a period of one hop is refused: '%s'", e2);
+			CHECK(hop == 1 || s4m_relay_new(m, 2 * hop + 2, e2, sizeof e2) == NULL,
+			      "a period that is not twice a multiple of the hop is refused");
+		}
+		s4m_free(m);
+		mg_free(&f);
+	}
+	printf("relay vs conv: %d hops checked, max |score diff| %.3g\n", checked, max_err);
+}
+
 int main(void)
 {
 	test_threads();
@@ -591,5 +705,6 @@ int main(void)
 	test_chunks();
 	test_rate();
 	test_stream_vs_conv();
+	test_relay();
 	return CHECK_DONE();
 }
