@@ -329,7 +329,8 @@ static struct scan *scanner_for(struct worker *w, struct engine *e, char *err, s
 			labels[k] = s4m_label(e->m, k);
 		pc.labels = labels;
 		struct scan_sink sink = {.detection = on_detection, .user = w};
-		e->scan = scan_new(e->m, w->r->o->mode, &pc, w->r->o->chunk, &sink, err, errlen);
+		e->scan = scan_new(e->m, w->r->o->mode, &pc, w->r->o->chunk,
+				   scan_period(e->m, w->r->o->det.restart_ms), &sink, err, errlen);
 	}
 	free(kw);
 	free(labels);
@@ -941,7 +942,8 @@ static void usage(FILE *f)
 "whole-file run) or, with --mode stream, by the steppers; json keys file, duration,\n"
 "detections (start, end in seconds, keyword, score, channel). Detection settings are those\n"
 "of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"
-"--refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms, --require-top, --hop-ms;\n"
+"--refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms, --require-top, --hop-ms,\n"
+"--restart-ms;\n"
 "  --chunk S            conv-mode scan chunk in seconds (default: automatic)\n"
 "\n"
 "Exit status: 0 all inputs classified, 1 some input failed (each failure is one line on\n"
@@ -950,7 +952,7 @@ static void usage(FILE *f)
 
 static const char *const det_opts[] = {
 	"threshold", "smooth-ms", "min-ms", "refractory-ms", "warmup-ms", "latency-ms",
-	"onset", "word-ms", "require-top", "hop-ms",
+	"onset", "word-ms", "require-top", "hop-ms", "restart-ms",
 };
 #define N_DET (sizeof det_opts / sizeof det_opts[0])
 

@@ -13,7 +13,7 @@
  *     reads a file (audio/audiofile.h, any libsndfile format) or raw S16_LE stdin, optionally
  *     paced at real speed, and waits for room in the ring rather than dropping;
  *   - the inference thread (daemon/detector.c) drains the ring, resamples to the model rate if
- *     needed and runs one s4m_stream per channel over the shared model;
+ *     needed and runs one s4m_relay (two steppers taking turns) per channel over the shared model;
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
  *     the hooks below, which read published copies (detector_stats, the input state under
  *     `mu`) and, for POST /v1/classify, build their own conv workspace from the shared model.
@@ -72,6 +72,7 @@ struct app {
 	int K;
 	const char **labels;       /* (K) */
 	size_t hop;                /* model-rate samples per posterior */
+	size_t period;             /* stepper restart period, model-rate samples (0 = never) */
 	int rate;                  /* model rate */
 	int C;                     /* channels */
 	/* detection settings: kw under mu (the classify hook copies them) */
@@ -415,10 +416,11 @@ static json_t *hook_status(void *ud)
 	for (int k = 0; k < a->K; k++)
 		json_array_append_new(labels, json_string(a->labels[k]));
 	const char *mname = s4m_meta(a->m, "name");
-	json_t *model = json_pack("{s:s, s:s, s:o, s:i, s:I, s:f, s:f, s:I}", "name", mname ? mname : "",
+	json_t *model = json_pack("{s:s, s:s, s:o, s:i, s:I, s:f, s:f, s:f, s:I}", "name", mname ? mname : "",
 				  "source", a->model_src, "labels", labels, "sample_rate", a->rate, "hop_samples",
 				  (json_int_t)a->hop, "hop_ms", 1000.0 * (double)a->hop / a->rate, "window_s",
-				  (double)s4m_window(a->m) / a->rate, "params", (json_int_t)s4m_n_params(a->m));
+				  (double)s4m_window(a->m) / a->rate, "restart_s", (double)a->period / a->rate,
+				  "params", (json_int_t)s4m_n_params(a->m));
 	json_t *input = json_pack("{s:s, s:s, s:s, s:i, s:I, s:I}", "kind", kind_names[a->kind], "name", name,
 				  "state", state, "rate", in_rate, "frames", (json_int_t)in_frames, "retries",
 				  (json_int_t)retries);
@@ -579,7 +581,7 @@ static int hook_classify(void *ud, const void *body, size_t len, json_t **out, c
 			pthread_mutex_unlock(&a->mu);
 			pc.kw = kw;
 			struct scan_sink sink = {.detection = on_upload_detection, .user = &us};
-			sc = scan_new(a->m, SCAN_CONV, &pc, 0, &sink, e, sizeof e);
+			sc = scan_new(a->m, SCAN_CONV, &pc, 0, a->period, &sink, e, sizeof e);
 		}
 		if (sc && scan_push(sc, x, n) == 0 && scan_finish(sc) == 0) {
 			rec = json_pack("{s:f, s:O}", "duration", dur, "detections", us.dets);
@@ -628,7 +630,7 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
-		R("hop-ms", hop_ms), R("ring-ms", ring_ms), R("max-connections", max_connections),
+		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
 #undef R
 	};
@@ -647,6 +649,7 @@ static void reload(struct app *a)
 	memcpy(nc->log, a->cfg.log, sizeof nc->log);
 	nc->channels = a->cfg.channels;
 	nc->hop_ms = a->cfg.hop_ms;
+	nc->restart_ms = a->cfg.restart_ms;
 	nc->duration = a->cfg.duration;
 	a->cfg = *nc;
 	log_msg(LOGL_INFO, "SIGHUP: detection settings reloaded%s%s", a->cfg.config[0] ? " from " : "",
@@ -812,6 +815,7 @@ int cmd_listen(int argc, char **argv)
 	a->rate = s4m_sample_rate(a->m);
 	a->K = s4m_n_labels(a->m);
 	a->hop = scan_hop(a->m, a->cfg.hop_ms);
+	a->period = scan_period(a->m, a->cfg.restart_ms);
 	a->labels = malloc((size_t)a->K * sizeof *a->labels);
 	a->kw = malloc((size_t)a->K * sizeof *a->kw);
 	if (!a->labels || !a->kw) {
@@ -856,7 +860,7 @@ int cmd_listen(int argc, char **argv)
 				(unsigned long long)info.last_id);
 	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
-				.ev = a->ev, .pc = &a->pc};
+				.ev = a->ev, .pc = &a->pc, .period = a->period};
 	a->det = detector_new(&dc, err, sizeof err);
 	if (!a->det) {
 		fprintf(stderr, "s4kws listen: %s\n", err);

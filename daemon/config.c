@@ -93,6 +93,9 @@ static const struct opt opts[] = {
 	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
+	{"restart-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_RESTART_MS), F(restart_ms), "MS",
+	 "restart each channel's steppers every MS, two taking turns, so that no score depends on "
+	 "more than MS of audio, as in training (0 = never)", 0},
 	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
 	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
 	{"threshold", T_KW, 0.001, 1, PP_STR(PP_DEF_THRESHOLD), F(threshold), "[KW=]P",

@@ -4,7 +4,7 @@
  * flags), then drains the ring in blocks of BLOCK frames. If the input rate differs from the
  * model's, the interleaved block goes through one libsamplerate converter for all channels.
  * Model-rate frames collect in `pend`; every time a whole hop is there, each channel's samples
- * are de-interleaved into x, pushed through that channel's s4m_stream (all channels share the
+ * are de-interleaved into x, pushed through that channel's s4m_relay (all channels share the
  * one immutable model), its softmax read and fed to that channel's post-processing, and the
  * detections go to the events store with sample-accurate offsets. The time one hop takes for
  * all channels goes into a histogram; the totals give the real-time factor.
@@ -59,7 +59,7 @@ struct detector {
 	_Atomic int changed;
 
 	/* inference thread only */
-	struct s4m_stream **st;   /* (C) */
+	struct s4m_relay **st;    /* (C) */
 	struct pp **pp;           /* (C) */
 	struct rs rs;
 	int rs_on;
@@ -126,7 +126,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		return NULL;
 	}
 	for (size_t i = 0; i < C; i++) {
-		d->st[i] = s4m_stream_new(c->m, err, errlen);
+		d->st[i] = s4m_relay_new(c->m, c->period, err, errlen);
 		d->pp[i] = d->st[i] ? pp_new(c->pc, err, errlen) : NULL;
 		if (!d->pp[i]) {
 			detector_free(d);
@@ -179,7 +179,7 @@ static int set_rate(struct detector *d, int in_rate, enum rs_quality q)
 static void reset_streams(struct detector *d)
 {
 	for (int c = 0; c < d->C; c++) {
-		s4m_stream_reset(d->st[c]);
+		s4m_relay_reset(d->st[c]);
 		pp_reset(d->pp[c]);
 	}
 	d->base = d->s.frames;
@@ -218,8 +218,8 @@ static void run_hops(struct detector *d)
 		for (size_t c = 0; c < C; c++) {
 			for (size_t i = 0; i < hop; i++)
 				d->x[i] = f[i * C + c];
-			s4m_stream_push(d->st[c], d->x, hop);
-			s4m_stream_scores(d->st[c], d->probs);
+			s4m_relay_push(d->st[c], d->x, hop);
+			s4m_relay_scores(d->st[c], d->probs);
 			struct pp_detection pd[PP_MAX_OUT];
 			int n = pp_push(d->pp[c], d->probs, pd, PP_MAX_OUT);
 			for (int k = 0; k < n; k++)
@@ -456,7 +456,7 @@ void detector_free(struct detector *d)
 		return;
 	detector_stop(d);
 	for (int i = 0; d->st && i < d->C; i++)
-		s4m_stream_free(d->st[i]);
+		s4m_relay_free(d->st[i]);
 	for (int i = 0; d->pp && i < d->C; i++)
 		pp_free(d->pp[i]);
 	if (d->rs_on)

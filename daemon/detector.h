@@ -47,6 +47,7 @@ struct det_config {
 	sem_t *wake;                /* posted by the producer */
 	struct events *ev;          /* where detections go */
 	const struct pp_config *pc; /* rate, hop, labels and per-keyword settings (copied) */
+	size_t period;              /* stepper restart period, samples (scan_period; 0 = never) */
 };
 
 struct det_stats {

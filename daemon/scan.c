@@ -12,10 +12,16 @@
  * the pooled steps line up with the whole-file run. Memory is the buffer, the engine's
  * workspace for pre + chunk samples and one (steps, K) logits array.
  *
+ * With a restart period P (2h samples; see model/s4m_relay.c), every posterior comes from audio
+ * since the last restart but one: stream mode runs an s4m_relay; conv mode runs one segment per
+ * restart, [preroll zeros | x[jh .. jh + 2h)], from a zero state, and keeps the steps that end in
+ * [jh + h, jh + 2h) (all of them from the start for the first segment); the segment buffer then
+ * keeps its last h samples. That is the relay's conv-mode equivalent, so both modes still agree.
+ *
  * Posteriors are evaluated every `hop` samples (pc->hop, a multiple of the model's own hop,
  * e.g. 10 ms): for conv mode that is every (hop / s4m_hop)-th decoder step of s4m_conv_scan,
- * softmaxed; for stream mode the steppers are pushed hop samples at a time and
- * s4m_stream_scores() read. Both feed pp_push(), so detections follow exactly the live rules.
+ * softmaxed; for stream mode the relay's steppers are pushed hop samples at a time and
+ * s4m_relay_scores() read. Both feed pp_push(), so detections follow exactly the live rules.
  */
 #include "scan.h"
 
@@ -43,8 +49,10 @@ struct scan {
 	uint64_t done;           /* global samples whose decoder steps have been emitted */
 	float *logits;           /* (max_steps, K) */
 	size_t max_steps;
+	size_t half;             /* h = restart period / 2, samples; 0 = no restarts */
+	size_t npre;             /* preroll zeros in front of each segment (restarts only) */
 	/* stream mode */
-	struct s4m_stream *st;
+	struct s4m_relay *st;
 	size_t in_hop;           /* samples pushed since the last posterior */
 	/* both */
 	float *probs;            /* (K) */
@@ -57,6 +65,16 @@ size_t scan_hop(const struct s4m_model *m, double hop_ms)
 	double want = hop_ms * s4m_sample_rate(m) / s4m_rate(m) / 1000.0 / (double)mh;
 	size_t k = want < 1.5 ? 1 : (size_t)(want + 0.5);
 	return k * mh;
+}
+
+size_t scan_period(const struct s4m_model *m, double ms)
+{
+	if (!(ms > 0))
+		return 0;
+	size_t mh = s4m_hop(m);
+	double h = ms * s4m_sample_rate(m) / s4m_rate(m) / 2000.0 / (double)mh;
+	size_t k = h < 1.5 ? 1 : h > 1e7 ? 10000000 : (size_t)(h + 0.5);
+	return 2 * k * mh;
 }
 
 static size_t pre_context(const struct s4m_model *m)
@@ -78,7 +96,7 @@ size_t scan_default_chunk(const struct s4m_model *m)
 }
 
 struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
-		      size_t chunk, const struct scan_sink *sink, char *err, size_t errlen)
+		      size_t chunk, size_t period, const struct scan_sink *sink, char *err, size_t errlen)
 {
 	size_t mh = s4m_hop(m);
 	if (pc->n_labels != s4m_n_labels(m)) {
@@ -89,6 +107,11 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 	if (pc->hop == 0 || pc->hop % mh) {
 		s4k_seterr(err, errlen, "the posterior hop (%zu samples) must be a multiple of the "
 			   "model's hop (%zu samples)", pc->hop, mh);
+		return NULL;
+	}
+	if (period % (2 * mh)) {
+		s4k_seterr(err, errlen, "the restart period (%zu samples) must be a multiple of twice "
+			   "the model's hop (%zu samples)", period, mh);
 		return NULL;
 	}
 	if (mode != SCAN_CONV && mode != SCAN_STREAM) {
@@ -114,9 +137,26 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 			s4k_seterr(err, errlen, "out of memory for a scanner");
 		goto fail;
 	}
+	sc->half = period / 2;
 	if (mode == SCAN_STREAM) {
-		sc->st = s4m_stream_new(m, err, errlen);
+		sc->st = s4m_relay_new(m, period, err, errlen);
 		if (!sc->st)
+			goto fail;
+		return sc;
+	}
+	if (period) {
+		/* one segment at a time: [preroll zeros | 2h samples] */
+		sc->npre = s4m_preroll(m);
+		sc->chunk = period;
+		sc->max_steps = (sc->npre + period) / mh;
+		sc->buf = calloc(sc->npre + period, sizeof *sc->buf);
+		sc->logits = malloc(sc->max_steps * (size_t)sc->K * sizeof *sc->logits);
+		if (!sc->buf || !sc->logits) {
+			s4k_seterr(err, errlen, "out of memory for a %zu-sample scan segment", sc->npre + period);
+			goto fail;
+		}
+		sc->cv = s4m_conv_new(m, sc->npre + period, err, errlen);
+		if (!sc->cv)
 			goto fail;
 		return sc;
 	}
@@ -152,7 +192,7 @@ void scan_free(struct scan *sc)
 	if (sc->cv)
 		s4m_conv_free(sc->cv);
 	if (sc->st)
-		s4m_stream_free(sc->st);
+		s4m_relay_free(sc->st);
 	free(sc->buf);
 	free(sc->logits);
 	free(sc->probs);
@@ -163,7 +203,7 @@ void scan_reset(struct scan *sc)
 {
 	pp_reset(sc->pp);
 	if (sc->st)
-		s4m_stream_reset(sc->st);
+		s4m_relay_reset(sc->st);
 	sc->len = 0;
 	sc->buf_start = 0;
 	sc->done = 0;
@@ -178,7 +218,7 @@ uint64_t scan_samples(const struct scan *sc)
 
 size_t scan_mem(const struct scan *sc)
 {
-	return sizeof *sc + (sc->pre + sc->chunk) * sizeof(float) +
+	return sizeof *sc + (sc->pre + sc->npre + sc->chunk) * sizeof(float) +
 	       sc->max_steps * (size_t)sc->K * sizeof(float) + (size_t)sc->K * sizeof(float);
 }
 
@@ -226,8 +266,55 @@ static int flush_chunk(struct scan *sc)
 	return 0;
 }
 
+/* Restarts: run the segment in buf ([npre zeros | len samples from buf_start]) and emit the steps
+ * that are its to report, those ending at or after buf_start + h (all for the first segment). */
+static int run_segment(struct scan *sc)
+{
+	long steps = s4m_conv_scan(sc->cv, sc->buf, sc->npre + sc->len, sc->logits, sc->max_steps);
+	if (steps < 0)
+		return -EINVAL;
+	size_t ratio = sc->hop / sc->mhop, skip = sc->npre / sc->mhop;
+	uint64_t from = sc->buf_start ? sc->buf_start + sc->half : 0;
+	for (long j = (long)skip; j < steps; j++) {
+		uint64_t end = sc->buf_start + (uint64_t)(j + 1 - (long)skip) * sc->mhop;
+		if (end >= sc->buf_start + sc->chunk)
+			break; /* the next segment's: its stepper restarted h later */
+		if (end <= sc->done || end < from)
+			continue;
+		if ((end / sc->mhop) % ratio == 0) {
+			pp_softmax(sc->logits + (size_t)j * (size_t)sc->K, sc->K, sc->probs);
+			posterior(sc, end, sc->probs);
+		}
+		sc->done = end;
+	}
+	return 0;
+}
+
+static int push_segments(struct scan *sc, const float *x, size_t n)
+{
+	float *seg = sc->buf + sc->npre;
+	while (n) {
+		size_t take = sc->chunk - sc->len < n ? sc->chunk - sc->len : n;
+		memcpy(seg + sc->len, x, take * sizeof *x);
+		sc->len += take;
+		x += take;
+		n -= take;
+		if (sc->len == sc->chunk) {
+			/* steps ending at buf_start + 2h belong to the next segment: it starts h later */
+			if (run_segment(sc) < 0)
+				return -EINVAL;
+			memmove(seg, seg + sc->half, sc->half * sizeof *seg);
+			sc->buf_start += sc->half;
+			sc->len = sc->half;
+		}
+	}
+	return 0;
+}
+
 static int push_conv(struct scan *sc, const float *x, size_t n)
 {
+	if (sc->half)
+		return push_segments(sc, x, n);
 	while (n) {
 		/* the buffer holds [pre-context | new]; it is full at pre + chunk (or at chunk for
 		 * the very first chunk, which has no pre-context) */
@@ -252,14 +339,14 @@ static int push_stream(struct scan *sc, const float *x, size_t n)
 {
 	while (n) {
 		size_t take = sc->hop - sc->in_hop < n ? sc->hop - sc->in_hop : n;
-		s4m_stream_push(sc->st, x, take);
+		s4m_relay_push(sc->st, x, take);
 		sc->in_hop += take;
 		x += take;
 		n -= take;
 		if (sc->in_hop == sc->hop) {
 			sc->in_hop = 0;
-			s4m_stream_scores(sc->st, sc->probs);
-			posterior(sc, s4m_stream_samples(sc->st), sc->probs);
+			s4m_relay_scores(sc->st, sc->probs);
+			posterior(sc, s4m_relay_samples(sc->st), sc->probs);
 		}
 	}
 	return 0;
@@ -277,6 +364,8 @@ int scan_finish(struct scan *sc)
 		return 0;
 	/* only whole decoder steps exist; a tail shorter than one step has no output */
 	uint64_t end = sc->buf_start + sc->len;
+	if (sc->half)
+		return end - end % sc->mhop > sc->done ? run_segment(sc) : 0;
 	if (end - end % sc->mhop <= sc->done || sc->len < sc->mhop)
 		return 0;
 	return flush_chunk(sc);

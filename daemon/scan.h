@@ -4,7 +4,7 @@
  *   struct pp_config pc;                                   // daemon/postproc.h
  *   pp_config_default(&pc, s4m_sample_rate(m), scan_hop(m, 10.0), K, labels, kw);
  *   struct scan_sink sink = { .detection = on_det, .user = ctx };   // .posterior optional
- *   struct scan *sc = scan_new(m, SCAN_CONV, &pc, 0, &sink, err, sizeof err);
+ *   struct scan *sc = scan_new(m, SCAN_CONV, &pc, 0, scan_period(m, 2000), &sink, err, sizeof err);
  *   while ((n = af_read_mono(f, buf, 4096, ...)) > 0)
  *           scan_push(sc, buf, n);                         // any block size
  *   scan_finish(sc);                                       // the last partial chunk
@@ -13,7 +13,9 @@
  * SCAN_CONV runs the convolution engine over chunks of the recording, each preceded by enough
  * real audio (s4m_receptive_field + decoder window) that its posteriors equal one whole-file run
  * from a zero state to float rounding, so memory is one chunk whatever the length. SCAN_STREAM
- * runs the recurrent steppers over the same samples (what the live daemon does). Either way the
+ * runs the recurrent steppers over the same samples (what the live daemon does). With a restart
+ * period both bound the audio behind each posterior the same way (model/s4m_relay.c): the
+ * steppers are an s4m_relay, conv mode runs one segment per restart. Either way the
  * hop-th posterior vector (softmax of the pool decoder over the window ending there) goes to
  * daemon/postproc, the same post-processing as live mode, and its detections to the sink.
  * Sample positions count from the first sample pushed (after scan_new or scan_reset).
@@ -42,15 +44,18 @@ struct scan;
 
 /* Samples per posterior: hop_ms rounded to a whole number (>= 1) of the model's hop. */
 size_t scan_hop(const struct s4m_model *m, double hop_ms);
+/* Restart period in samples for period_ms (0 = never): a multiple of twice the model's hop. */
+size_t scan_period(const struct s4m_model *m, double period_ms);
 /* Default conv chunk, input samples: large enough that the pre-context costs little. */
 size_t scan_default_chunk(const struct s4m_model *m);
 
 /* Build a scanner. pc must have the model's rate and labels count and a hop that is a multiple
  * of s4m_hop(m); chunk (conv mode; 0 = scan_default_chunk) is rounded up to a multiple of the
- * hop and to at least the pre-context. The sink is copied. Returns NULL with one sentence in
+ * hop and to at least the pre-context; period (samples, from scan_period; 0 = none) bounds the
+ * audio behind every posterior as model/s4m_relay does, in both modes. The sink is copied. Returns NULL with one sentence in
  * err (bad config, stream mode on a bidirectional model, no memory). */
 struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
-		      size_t chunk, const struct scan_sink *sink, char *err, size_t errlen);
+		      size_t chunk, size_t period, const struct scan_sink *sink, char *err, size_t errlen);
 void scan_free(struct scan *sc);
 /* Start a new recording: zero state, postproc warm-up again. No allocation. */
 void scan_reset(struct scan *sc);

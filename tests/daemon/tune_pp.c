@@ -1,7 +1,7 @@
 /* tune_pp.c - sweep the post-processing settings on a stream with known keyword offsets.
  *
  * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]
- *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET] [--reset-ms P]
+ *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET] [--restart-ms P]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
  * only). The posteriors are computed once, exactly as the daemon does (one s4m_stream, a
@@ -11,10 +11,8 @@
  * one). For each setting it prints recall, false detections, the median decision delay and
  * the median end error (which is what latency-ms should be set to); the best setting with at
  * most 2 false detections per 10 minutes is printed last. --show runs one setting only and lists
- * every miss and every false detection with the nearest keyword. --reset-ms P computes the
- * posteriors with two steppers restarted alternately every P ms (each after the model's preroll
- * of zeros, as a lone clip starts) and reads the older one, so that no posterior has heard more
- * than P ms of audio. Not a test: a tuning aid.
+ * every miss and every false detection with the nearest keyword. --restart-ms P: the steppers'
+ * restart period (model/s4m_relay.c; default the daemon's, 0 = never). Not a test: a tuning aid.
  */
 #include <math.h>
 #include <stdio.h>
@@ -40,7 +38,7 @@ static int cmp_d(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O]\n");
+		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O] [--restart-ms P]\n");
 		return 2;
 	}
 	double hop_ms = 10, tol = 0.3, latency = 0;
@@ -51,7 +49,7 @@ int main(int argc, char **argv)
 	size_t n_thr = sizeof thr / sizeof thr[0], n_sm = sizeof sm / sizeof sm[0];
 	size_t n_mn = sizeof mn / sizeof mn[0], n_on = sizeof on / sizeof on[0];
 	int show = 0;
-	double reset_ms = 0;
+	double restart_ms = PP_DEF_RESTART_MS;
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--hop-ms"))
 			hop_ms = atof(argv[i + 1]);
@@ -59,8 +57,8 @@ int main(int argc, char **argv)
 			tol = atof(argv[i + 1]) / 1000;
 		else if (!strcmp(argv[i], "--latency-ms"))
 			latency = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--reset-ms"))
-			reset_ms = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--restart-ms"))
+			restart_ms = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--show")) {
 			if (sscanf(argv[i + 1], "%f,%f,%f,%f", &thr[0], &sm[0], &mn[0], &on[0]) != 4) {
 				fprintf(stderr, "tune_pp: --show takes THRESHOLD,SMOOTH_MS,MIN_MS,ONSET\n");
@@ -105,48 +103,20 @@ int main(int argc, char **argv)
 	size_t hop = scan_hop(m, hop_ms);
 	size_t nh = n / hop;
 	float *post = malloc(nh * (size_t)K * sizeof *post);
-	struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
-	if (!post || !st) {
-		fprintf(stderr, "tune_pp: %s\n", st ? "out of memory" : err);
+	/* the daemon's steppers: one relay with the configured restart period */
+	struct s4m_relay *rl = s4m_relay_new(m, scan_period(m, restart_ms), err, sizeof err);
+	if (!post || !rl) {
+		fprintf(stderr, "tune_pp: %s\n", rl ? "out of memory" : err);
 		return 1;
 	}
-	if (reset_ms > 0) {
-		/* two steppers, restarted every P hops, half a period apart; read the older one */
-		size_t P = (size_t)lround(reset_ms * 1e-3 * rate / (double)hop);
-		P += P & 1;
-		struct s4m_stream *st2 = s4m_stream_new(m, err, sizeof err);
-		size_t npre = s4m_preroll(m);
-		float *zeros = calloc(npre + 1, sizeof *zeros);
-		if (!st2 || !zeros || P < 2) {
-			fprintf(stderr, "tune_pp: cannot set up --reset-ms\n");
-			return 1;
-		}
-		struct s4m_stream *two[2] = {st, st2};
-		size_t age[2] = {P / 2, 0}; /* hops since reset; stream 0 starts as if half a period old */
-		for (size_t h = 0; h < nh; h++) {
-			for (int i = 0; i < 2; i++) {
-				if (age[i] >= P) {
-					s4m_stream_reset(two[i]);
-					s4m_stream_push(two[i], zeros, npre);
-					age[i] = 0;
-				}
-				s4m_stream_push(two[i], x + h * hop, hop);
-				age[i]++;
-			}
-			s4m_stream_scores(two[age[0] >= age[1] ? 0 : 1], post + h * (size_t)K);
-		}
-		free(zeros);
-		s4m_stream_free(st2);
-		printf("posteriors from two steppers restarted every %zu hops\n", P);
-	} else {
-		for (size_t h = 0; h < nh; h++) {
-			s4m_stream_push(st, x + h * hop, hop);
-			s4m_stream_scores(st, post + h * (size_t)K);
-		}
+	for (size_t h = 0; h < nh; h++) {
+		s4m_relay_push(rl, x + h * hop, hop);
+		s4m_relay_scores(rl, post + h * (size_t)K);
 	}
+	s4m_relay_free(rl);
 	double minutes = (double)n / rate / 60;
 	printf("%s: %.1f min, %d keywords, hop %zu samples\n", argv[2], minutes, nt, hop);
-	printf("latency-ms %.0f\n", latency);
+	printf("latency-ms %.0f, restart-ms %.0f\n", latency, restart_ms);
 	printf("%9s %6s %6s %5s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "onset", "recall", "false",
 	       "delay", "end-err");
 	const char **labels = malloc((size_t)K * sizeof *labels);
@@ -246,7 +216,6 @@ int main(int argc, char **argv)
 	free(labels);
 	free(post);
 	free(x);
-	s4m_stream_free(st);
 	s4m_free(m);
 	return 0;
 }

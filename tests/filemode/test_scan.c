@@ -56,11 +56,11 @@ static void rec_free(struct rec *r)
 
 /* Scan x with the given chunk and push-block pattern; record posteriors and detections. */
 static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
-		size_t chunk, const float *x, size_t n, size_t blk, struct rec *r)
+		size_t chunk, size_t period, const float *x, size_t n, size_t blk, struct rec *r)
 {
 	char err[256];
 	struct scan_sink sink = {.detection = on_det, .posterior = on_post, .user = r};
-	struct scan *sc = scan_new(m, mode, pc, chunk, &sink, err, sizeof err);
+	struct scan *sc = scan_new(m, mode, pc, chunk, period, &sink, err, sizeof err);
 	CHECK(sc != NULL, "scan_new: %s", err);
 	if (!sc)
 		return;
@@ -143,9 +143,9 @@ static void test_model(uint64_t seed, int dplr)
 	rec_init(&a, nref + 10, K);
 	rec_init(&b, nref + 10, K);
 	rec_init(&c, nref + 10, K);
-	run(m, SCAN_CONV, &pc, 0, x, n, 4096, &a);                  /* default chunk */
-	run(m, SCAN_CONV, &pc, 1, x, n, 1, &b);                     /* smallest chunk, odd blocks */
-	run(m, SCAN_STREAM, &pc, 0, x, n, 333, &c);
+	run(m, SCAN_CONV, &pc, 0, 0, x, n, 4096, &a);               /* default chunk */
+	run(m, SCAN_CONV, &pc, 1, 0, x, n, 1, &b);                  /* smallest chunk, odd blocks */
+	run(m, SCAN_STREAM, &pc, 0, 0, x, n, 333, &c);
 	CHECK_EQ(a.n, nref);
 	CHECK_EQ(b.n, nref);
 	CHECK_EQ(c.n, nref);
@@ -187,14 +187,67 @@ static void test_model(uint64_t seed, int dplr)
 		same = a.det[i].label == b.det[i].label && a.det[i].sample == b.det[i].sample;
 	CHECK(same, "detections depend on the chunk size");
 
+	/* Restarts (model/s4m_relay.c): the posterior after t samples is the conv scan of
+	 * [preroll zeros | x[r .. t)], r = max(0, (t / h - 1) h), in both modes. */
+	size_t pre = s4m_preroll(m), h = klen > pre + 4 * mh ? (klen - pre) / 2 / mh * mh : 0;
+	if (h > 3 * hop)
+		h = 3 * hop + mh; /* several restarts in the input, not on the hop grid */
+	if (h) {
+		size_t period = 2 * h;
+		struct rec d, e, g;
+		rec_init(&d, nref + 10, K);
+		rec_init(&e, nref + 10, K);
+		rec_init(&g, nref + 10, K);
+		run(m, SCAN_CONV, &pc, 0, period, x, n, 4096, &d);
+		run(m, SCAN_CONV, &pc, 0, period, x, n, 1, &e);
+		run(m, SCAN_STREAM, &pc, 0, period, x, n, 333, &g);
+		CHECK_EQ(d.n, nref);
+		CHECK_EQ(e.n, nref);
+		CHECK_EQ(g.n, nref);
+		float *seg = calloc(pre + period, sizeof *seg), *sl = malloc((pre + period) / mh * (size_t)K * sizeof *sl);
+		struct s4m_conv *cs = s4m_conv_new(m, pre + period, err, sizeof err);
+		double ed = 0, ee = 0, eg = 0;
+		int checked = 0, at_ok = 1;
+		for (size_t i = 0; cs && i < nref && i < d.n && i < e.n && i < g.n; i++) {
+			size_t t = (i + 1) * hop, r = t / h >= 1 ? (t / h - 1) * h : 0;
+			at_ok &= d.at[i] == t && e.at[i] == t && g.at[i] == t;
+			if (i % 5 && t % h >= hop)
+				continue; /* every 5th hop and every hop just after a restart */
+			memcpy(seg + pre, x + r, (t - r) * sizeof *seg);
+			long ns = s4m_conv_scan(cs, seg, pre + t - r, sl, (pre + period) / mh);
+			float p[64];
+			pp_softmax(sl + (size_t)(ns - 1) * (size_t)K, K, p);
+			for (int k = 0; k < K; k++) {
+				ed = fmax(ed, fabs(d.p[i * (size_t)K + (size_t)k] - p[k]));
+				ee = fmax(ee, fabs(e.p[i * (size_t)K + (size_t)k] - p[k]));
+				eg = fmax(eg, fabs(g.p[i * (size_t)K + (size_t)k] - p[k]));
+			}
+			checked++;
+		}
+		CHECK(at_ok, "restarts: posterior positions are (i + 1) * hop");
+		CHECK(ed < 1e-5 && ee < 1e-5, "restarts, conv scan vs direct segments: %g / %g", ed, ee);
+		CHECK(eg < 1e-3, "restarts, stream scan vs direct segments: %g", eg);
+		printf("  restart period %zu samples: %d hops checked, |conv - direct| %.2g / %.2g, "
+		       "|stream - direct| %.2g; %d detections\n", period, checked, ed, ee, eg, d.ndet);
+		CHECK_EQ(d.ndet, e.ndet);
+		s4m_conv_free(cs);
+		free(seg);
+		free(sl);
+		rec_free(&d);
+		rec_free(&e);
+		rec_free(&g);
+	}
+	CHECK(scan_new(m, SCAN_CONV, &pc, 0, 2 * mh + 1, NULL, err, sizeof err) == NULL,
+	      "a restart period that is not a multiple of twice the hop is refused");
+
 	/* refused configurations */
 	struct pp_config bad = pc;
 	bad.hop = mh + (mh > 1 ? 1 : 0);
 	if (mh > 1)
-		CHECK(scan_new(m, SCAN_CONV, &bad, 0, NULL, err, sizeof err) == NULL, "hop not a multiple");
+		CHECK(scan_new(m, SCAN_CONV, &bad, 0, 0, NULL, err, sizeof err) == NULL, "hop not a multiple");
 	bad = pc;
 	bad.n_labels = K + 1;
-	CHECK(scan_new(m, SCAN_CONV, &bad, 0, NULL, err, sizeof err) == NULL, "label count");
+	CHECK(scan_new(m, SCAN_CONV, &bad, 0, 0, NULL, err, sizeof err) == NULL, "label count");
 
 	rec_free(&a);
 	rec_free(&b);
