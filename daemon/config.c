@@ -109,7 +109,8 @@ static const struct opt opts[] = {
 	{"warmup-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_WARMUP_MS), F(warmup_ms), "MS",
 	 "no detection in the first MS of audio after start or a device reopen", 0},
 	{"latency-ms", T_DBL, -5000, 5000, PP_STR(PP_DEF_LATENCY_MS), F(latency_ms), "MS",
-	 "how long after a keyword ends the model's score rises; moves the reported end earlier", 0},
+	 "how long after a keyword ends its score starts to rise (negative: before); the "
+	 "reported end is the start of the rise minus this", 0},
 	{"onset", T_DBL, 0.01, 1, PP_STR(PP_DEF_ONSET), F(onset), "F",
 	 "a keyword's end is estimated from where its score rose above F x threshold", 0},
 	{"word-ms", T_DBL, 0, 5000, PP_STR(PP_DEF_WORD_MS), F(word_ms), "MS",

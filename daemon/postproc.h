@@ -47,8 +47,8 @@
 #define PP_DEF_MIN_MS 100
 #define PP_DEF_REFRACTORY_MS 1000
 #define PP_DEF_WARMUP_MS 500
-#define PP_DEF_LATENCY_MS 0
-#define PP_DEF_ONSET 0.5
+#define PP_DEF_LATENCY_MS -50
+#define PP_DEF_ONSET 0.75
 #define PP_DEF_WORD_MS 600
 #define PP_DEF_RESTART_MS 2000 /* not post-processing, but tuned with it: see daemon/scan.h */
 #define PP_STR_(x) #x

@@ -70,6 +70,7 @@ static void setup(void)
 	}
 	cfg.warmup_ms = 200;               /* 20 hops */
 	cfg.latency_ms = 0;
+	cfg.onset = 0.5f;
 	cfg.word_ms = 500;
 }
 
