@@ -144,37 +144,30 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 			goto fail;
 		return sc;
 	}
+	size_t front; /* samples before each chunk's new ones: pre-context, or a segment's preroll */
 	if (period) {
 		/* one segment at a time: [preroll zeros | 2h samples] */
 		sc->npre = s4m_preroll(m);
-		sc->chunk = period;
-		sc->max_steps = (sc->npre + period) / mh;
-		sc->buf = calloc(sc->npre + period, sizeof *sc->buf);
-		sc->logits = malloc(sc->max_steps * (size_t)sc->K * sizeof *sc->logits);
-		if (!sc->buf || !sc->logits) {
-			s4k_seterr(err, errlen, "out of memory for a %zu-sample scan segment", sc->npre + period);
-			goto fail;
-		}
-		sc->cv = s4m_conv_new(m, sc->npre + period, err, errlen);
-		if (!sc->cv)
-			goto fail;
-		return sc;
+		front = sc->npre;
+		chunk = period;
+	} else {
+		sc->pre = pre_context(m);
+		front = sc->pre;
+		if (!chunk)
+			chunk = scan_default_chunk(m);
+		if (chunk < sc->pre)
+			chunk = sc->pre;
+		chunk = (chunk + sc->hop - 1) / sc->hop * sc->hop;
 	}
-	sc->pre = pre_context(m);
-	if (!chunk)
-		chunk = scan_default_chunk(m);
-	if (chunk < sc->pre)
-		chunk = sc->pre;
-	chunk = (chunk + sc->hop - 1) / sc->hop * sc->hop;
 	sc->chunk = chunk;
-	sc->max_steps = (sc->pre + chunk) / mh;
-	sc->buf = malloc((sc->pre + chunk) * sizeof *sc->buf);
+	sc->max_steps = (front + chunk) / mh;
+	sc->buf = calloc(front + chunk, sizeof *sc->buf); /* zeros: what the segments' preroll is */
 	sc->logits = malloc(sc->max_steps * (size_t)sc->K * sizeof *sc->logits);
 	if (!sc->buf || !sc->logits) {
-		s4k_seterr(err, errlen, "out of memory for a %zu-sample scan chunk", sc->pre + chunk);
+		s4k_seterr(err, errlen, "out of memory for a %zu-sample scan chunk", front + chunk);
 		goto fail;
 	}
-	sc->cv = s4m_conv_new(m, sc->pre + chunk, err, errlen);
+	sc->cv = s4m_conv_new(m, front + chunk, err, errlen);
 	if (!sc->cv)
 		goto fail;
 	return sc;
@@ -234,16 +227,21 @@ static void posterior(struct scan *sc, uint64_t sample, const float *probs)
 			sc->sink.detection(sc->sink.user, &d[i]);
 }
 
-/* Run the engine over buf[0..len) and emit every step that ends after `done`. */
-static int run_chunk(struct scan *sc)
+/* Run the engine over buf[0 .. lead + len), where the first lead samples are a segment's preroll
+ * zeros (0 for chunks) and buf[lead] is sample buf_start, and emit every step that ends after
+ * `done`, at or after `from` and before `limit`. */
+static int run_steps(struct scan *sc, size_t lead, uint64_t from, uint64_t limit)
 {
-	long steps = s4m_conv_scan(sc->cv, sc->buf, sc->len, sc->logits, sc->max_steps);
+	long steps = s4m_conv_scan(sc->cv, sc->buf, lead + sc->len, sc->logits, sc->max_steps);
 	if (steps < 0)
 		return -EINVAL;
-	size_t ratio = sc->hop / sc->mhop;
-	for (long j = 0; j < steps; j++) {
-		uint64_t end = sc->buf_start + (uint64_t)(j + 1) * sc->mhop;   /* step j's last sample + 1 */
-		if (end <= sc->done)
+	size_t ratio = sc->hop / sc->mhop, skip = lead / sc->mhop;
+	for (long j = (long)skip; j < steps; j++) {
+		/* step j's last sample + 1 */
+		uint64_t end = sc->buf_start + (uint64_t)(j + 1 - (long)skip) * sc->mhop;
+		if (end >= limit)
+			break;
+		if (end <= sc->done || end < from)
 			continue;
 		if ((end / sc->mhop) % ratio == 0) {
 			pp_softmax(sc->logits + (size_t)j * (size_t)sc->K, sc->K, sc->probs);
@@ -257,7 +255,7 @@ static int run_chunk(struct scan *sc)
 /* Run the buffered chunk, then keep its last `pre` samples as the next chunk's context. */
 static int flush_chunk(struct scan *sc)
 {
-	if (run_chunk(sc) < 0)
+	if (run_steps(sc, 0, 0, UINT64_MAX) < 0)
 		return -EINVAL;
 	size_t keep = sc->pre < sc->len ? sc->pre : sc->len;
 	memmove(sc->buf, sc->buf + sc->len - keep, keep * sizeof *sc->buf);
@@ -267,27 +265,12 @@ static int flush_chunk(struct scan *sc)
 }
 
 /* Restarts: run the segment in buf ([npre zeros | len samples from buf_start]) and emit the steps
- * that are its to report, those ending at or after buf_start + h (all for the first segment). */
+ * that are its to report: those ending in [buf_start + h, buf_start + 2h) (from 0 for the first
+ * segment); a step ending at buf_start + 2h is the next segment's, whose stepper restarted h later. */
 static int run_segment(struct scan *sc)
 {
-	long steps = s4m_conv_scan(sc->cv, sc->buf, sc->npre + sc->len, sc->logits, sc->max_steps);
-	if (steps < 0)
-		return -EINVAL;
-	size_t ratio = sc->hop / sc->mhop, skip = sc->npre / sc->mhop;
-	uint64_t from = sc->buf_start ? sc->buf_start + sc->half : 0;
-	for (long j = (long)skip; j < steps; j++) {
-		uint64_t end = sc->buf_start + (uint64_t)(j + 1 - (long)skip) * sc->mhop;
-		if (end >= sc->buf_start + sc->chunk)
-			break; /* the next segment's: its stepper restarted h later */
-		if (end <= sc->done || end < from)
-			continue;
-		if ((end / sc->mhop) % ratio == 0) {
-			pp_softmax(sc->logits + (size_t)j * (size_t)sc->K, sc->K, sc->probs);
-			posterior(sc, end, sc->probs);
-		}
-		sc->done = end;
-	}
-	return 0;
+	return run_steps(sc, sc->npre, sc->buf_start ? sc->buf_start + sc->half : 0,
+			 sc->buf_start + sc->chunk);
 }
 
 static int push_segments(struct scan *sc, const float *x, size_t n)

@@ -46,6 +46,17 @@ static void softmax(const float *l, double *p, int K)
 		p[k] /= s;
 }
 
+/* Kernels of L samples in every block (and C~ attuned to them where it was attuned before). */
+static void set_l_max(struct mg_opts *o, long L)
+{
+	o->l_max = L;
+	long cum = 1;
+	for (int i = 0; i < o->nb; i++) {
+		o->l_kernel[i] = o->l_kernel[i] ? L / cum : 0;
+		cum *= o->pools[i];
+	}
+}
+
 /* Random options: every switch random, sizes small enough for a fast suite. */
 static struct mg_opts random_opts(uint64_t *s, int dplr, long W)
 {
@@ -430,12 +441,7 @@ static void test_chunks(void)
 	char err[S4K_ERR_LEN];
 	for (int it = 0; it < 4; it++) {
 		struct mg_opts o = random_opts(&s, it % 2, 1024);
-		o.l_max = 1024;
-		long cum = 1;
-		for (int i = 0; i < o.nb; i++) {
-			o.l_kernel[i] = o.l_kernel[i] ? o.l_max / cum : 0;
-			cum *= o.pools[i];
-		}
+		set_l_max(&o, 1024);
 		struct mg_file f = {0};
 		mg_random_model(&f, &o);
 		struct s4m_model *m = load(&f, 1.0);
@@ -592,12 +598,10 @@ static void test_relay(void)
 	for (int it = 0; it < 6; it++) {
 		struct mg_opts o = random_opts(&s, it % 2, 1600);
 		/* kernels longer than any input below, so that conv mode forgets no lag the steppers keep */
-		o.l_max = 8192;
+		set_l_max(&o, 8192);
 		long pool = 1;
-		for (int i = 0; i < o.nb; i++) {
-			o.l_kernel[i] = o.l_kernel[i] ? o.l_max / pool : 0;
+		for (int i = 0; i < o.nb; i++)
 			pool *= o.pools[i];
-		}
 		o.preroll = (1000 + 37 * it) / pool * pool; /* a lone clip's zeros: whole decoder steps */
 		struct mg_file f = {0};
 		mg_random_model(&f, &o);
