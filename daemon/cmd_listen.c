@@ -197,7 +197,7 @@ static int emit_frames(struct app *a, const float *x, size_t frames, double t_st
 static void source_done(struct app *a, const char *err)
 {
 	if (err) {
-		log_msg(LOGL_ERROR, "input %s: %s", a->input, err);
+		log_msg(LOGL_ERROR, "input %s: %s", strcmp(a->input, "-") ? a->input : "(stdin)", err);
 		set_state(a, "error", err);
 	}
 	pthread_mutex_lock(&a->mu);
