@@ -41,7 +41,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O] [--restart-ms P]\n");
 		return 2;
 	}
-	double hop_ms = 10, tol = 0.3, latency = 0;
+	double hop_ms = 10, tol = 0.3, latency = PP_DEF_LATENCY_MS;
 	float thr[] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
 	float sm[] = {10, 30, 60, 100};
 	float mn[] = {10, 30, 60, 100};
