@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/postproc.h" /* PP_DEF_RESTART_MS */
 #include "model/s4m.h"
 
 static double clock_s(clockid_t id)
@@ -117,36 +118,45 @@ int main(int argc, char **argv)
 	printf("FLOPs per input sample: step %.0f, conv %.0f (clip of %zu samples)\n", s4m_flops_step(m),
 	       s4m_flops_conv(m, s4m_window(m) + s4m_preroll(m)), s4m_window(m) + s4m_preroll(m));
 
-	/* ---- step mode ---- */
+	/* ---- step mode: one stepper per channel, and the daemon's relay (two per channel) ---- */
 	if (s4m_streamable(m)) {
 		const int counts[] = {1, 4, 16};
-		printf("\nstep mode (%.1f s of audio per stream, 10 ms pushes, one thread):\n", secs);
-		for (int c = 0; c < 3; c++) {
-			int ns = counts[c];
-			struct s4m_stream **st = calloc((size_t)ns, sizeof *st);
-			for (int i = 0; i < ns; i++) {
-				st[i] = s4m_stream_new(m, err, sizeof err);
-				if (!st[i]) {
-					fprintf(stderr, "bench_speed: %s\n", err);
-					return 1;
+		size_t mh = s4m_hop(m);
+		size_t half = (size_t)(PP_DEF_RESTART_MS / 2000.0 * sr / (double)mh + 0.5) * mh;
+		const size_t periods[] = {0, 2 * (half ? half : mh)};
+		for (int q = 0; q < 2; q++) {
+			if (q == 0)
+				printf("\nstep mode, one stepper per channel (restart-ms 0; %.1f s of audio per stream, "
+				       "10 ms pushes, one thread):\n", secs);
+			else
+				printf("\nstep mode as the daemon runs it by default (restart-ms %d: two steppers per "
+				       "channel):\n", PP_DEF_RESTART_MS);
+			for (int c = 0; c < 3; c++) {
+				int ns = counts[c];
+				struct s4m_relay **st = calloc((size_t)ns, sizeof *st);
+				for (int i = 0; i < ns; i++) {
+					st[i] = s4m_relay_new(m, periods[q], err, sizeof err);
+					if (!st[i]) {
+						fprintf(stderr, "bench_speed: %s\n", err);
+						return 1;
+					}
 				}
-			}
-			double c0 = cpu_s(), w0 = wall_s();
-			for (size_t p = 0; p + hop <= n; p += hop)
+				double c0 = cpu_s();
+				for (size_t p = 0; p + hop <= n; p += hop)
+					for (int i = 0; i < ns; i++)
+						s4m_relay_push(st[i], x + p, hop);
+				double cpu = cpu_s() - c0;
+				double audio = (double)(n / hop * hop) / sr;
+				printf("  %2d channel%s: %8.1f x real time per channel (%.3f CPU s for %.1f s x %d), "
+				       "%.1f%% of one core for %d live channel%s\n",
+				       ns, ns > 1 ? "s" : " ", audio * ns / cpu, cpu, audio, ns,
+				       100.0 * cpu / audio, ns, ns > 1 ? "s" : "");
+				float probs[4096];
+				s4m_relay_scores(st[0], probs);
 				for (int i = 0; i < ns; i++)
-					s4m_stream_push(st[i], x + p, hop);
-			double cpu = cpu_s() - c0, wall = wall_s() - w0;
-			double audio = (double)(n / hop * hop) / sr;
-			printf("  %2d stream%s: %8.1f x real time per channel (%.3f CPU s for %.1f s x %d), "
-			       "%.1f%% of one core for %d live channel%s\n",
-			       ns, ns > 1 ? "s" : " ", audio * ns / cpu, cpu, audio, ns,
-			       100.0 * cpu / audio, ns, ns > 1 ? "s" : "");
-			(void)wall;
-			float probs[4096];
-			s4m_stream_scores(st[0], probs);
-			for (int i = 0; i < ns; i++)
-				s4m_stream_free(st[i]);
-			free(st);
+					s4m_relay_free(st[i]);
+				free(st);
+			}
 		}
 	} else {
 		printf("\nstep mode: not available (bidirectional model)\n");
