@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # listen_rtf.sh - real-time factor of `s4kws listen` with 1, 4 and 16 channels.
 #
-# usage: bench/listen_rtf.sh S4KWS_BINARY [MODEL] [SECONDS]
+# usage: bench/listen_rtf.sh S4KWS_BINARY [MODEL] [SECONDS] [LISTEN_ARGS...]
+#   e.g. bench/listen_rtf.sh build/s4kws "" 60 --restart-ms 0   (one stepper per channel)
 #
 # For each channel count it writes a SECONDS-long file of that many channels (noise over a
 # 200 Hz hum; the engine's cost does not depend on the content), runs
@@ -14,6 +15,7 @@ set -euo pipefail
 bin=$(readlink -f "$1")
 model=${2:-}
 secs=${3:-60}
+shift $(($# < 3 ? $# : 3))
 tmp=$(mktemp -d /tmp/s4kws-rtf-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 margs=()
@@ -23,7 +25,7 @@ for ch in 1 4 16; do
 	f="$tmp/in$ch.wav"
 	sox -n -r 16000 -b 16 -c "$ch" "$f" synth "$secs" whitenoise vol 0.05 synth sine mix 200 vol 0.3 2>/dev/null ||
 		sox -n -r 16000 -b 16 -c "$ch" "$f" synth "$secs" whitenoise vol 0.1
-	"$bin" listen "${margs[@]}" --input "$f" --port 0 --port-file "$tmp/port" --log-level warn \
+	"$bin" listen "${margs[@]}" "$@" --input "$f" --port 0 --port-file "$tmp/port" --log-level warn \
 		2>"$tmp/err$ch" &
 	pid=$!
 	for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
