@@ -440,8 +440,10 @@ static json_t *hook_status(void *ud)
 			      (json_int_t)ring_overruns(&a->ring), "dropped_samples",
 			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)total,
 			      "last_id", (json_int_t)events_last_id(a->ev));
-	if (o)
+	if (o) {
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
+		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
+	}
 	if (o && logpath[0])
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(a->ev)));
@@ -630,7 +632,7 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
-		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("ring-ms", ring_ms), R("max-connections", max_connections),
+		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
 #undef R
 	};
@@ -650,6 +652,7 @@ static void reload(struct app *a)
 	nc->channels = a->cfg.channels;
 	nc->hop_ms = a->cfg.hop_ms;
 	nc->restart_ms = a->cfg.restart_ms;
+	nc->inference_threads = a->cfg.inference_threads;
 	nc->duration = a->cfg.duration;
 	a->cfg = *nc;
 	log_msg(LOGL_INFO, "SIGHUP: detection settings reloaded%s%s", a->cfg.config[0] ? " from " : "",
@@ -860,7 +863,12 @@ int cmd_listen(int argc, char **argv)
 				(unsigned long long)info.last_id);
 	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
-				.ev = a->ev, .pc = &a->pc, .period = a->period};
+				.ev = a->ev, .pc = &a->pc, .period = a->period,
+				.threads = a->cfg.inference_threads};
+	if (dc.threads == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
+	}
 	a->det = detector_new(&dc, err, sizeof err);
 	if (!a->det) {
 		fprintf(stderr, "s4kws listen: %s\n", err);

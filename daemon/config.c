@@ -93,6 +93,8 @@ static const struct opt opts[] = {
 	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
+	{"inference-threads", T_INT, 0, 64, "0", F(inference_threads), "N",
+	 "threads stepping the channels; 0: one per core, never more than the channels", 0},
 	{"restart-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_RESTART_MS), F(restart_ms), "MS",
 	 "restart each channel's steppers every MS, two taking turns, so that no score depends on "
 	 "more than MS of audio, as in training (0 = never)", 0},

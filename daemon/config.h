@@ -68,6 +68,7 @@ struct cfg {
 	int log_level;           /* enum log_level */
 	double hop_ms;           /* posterior evaluation period, ms (rounded to the model's hop) */
 	double restart_ms;       /* stepper restart period, ms (0 = never; daemon/scan.h) */
+	int inference_threads;   /* threads stepping the channels (0 = one per core) */
 	struct cfg_kw threshold; /* smoothed posterior needed, (0, 1] */
 	struct cfg_kw smooth_ms;
 	struct cfg_kw min_ms;

@@ -9,6 +9,13 @@
  * detections go to the events store with sample-accurate offsets. The time one hop takes for
  * all channels goes into a histogram; the totals give the real-time factor.
  *
+ * With several channels the steppers of one hop can run on several threads (det_config.threads):
+ * worker w steps the channels c with c % T == w into its own scratch and the channel's detection
+ * slots; the inference thread is worker 0, and two barriers per hop hand the hop out and collect
+ * it. The barriers are the only waits in the step path, and only between the stepping threads;
+ * detections are emitted by the inference thread after the second barrier, in channel order,
+ * so ids are in the same order whatever the thread count.
+ *
  * Control (input rate change, input done, new post-processing settings, stop) arrives through
  * a mutex-protected `ctl` block and an atomic "something changed" flag checked between blocks
  * and hops, so the compute path itself takes no lock. Statistics are published the other way:
@@ -28,6 +35,14 @@
 #include "log.h"
 
 #define BLOCK 4096 /* input frames read from the ring at once */
+
+struct worker {
+	struct detector *d;
+	int w;                    /* steps the channels c with c % T == w */
+	pthread_t th;
+	float *x;                 /* (hop) one channel's samples */
+	float *probs;             /* (K) */
+};
 
 const double det_hist_bounds[DET_HIST_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
 						  0.005,   0.01,   0.025,   0.05,   0.1};
@@ -61,6 +76,15 @@ struct detector {
 	/* inference thread only */
 	struct s4m_relay **st;    /* (C) */
 	struct pp **pp;           /* (C) */
+	int T;                    /* stepping threads, the inference thread included */
+	struct worker *wk;        /* (T); wk[0] is the inference thread's */
+	pthread_barrier_t go, done;
+	sem_t ready;              /* posted once per helper when all of them exist */
+	int n_workers_started;    /* helper threads running (T - 1 once started) */
+	int quit;                 /* helpers exit at the next `go` (written before it) */
+	const float *frame;       /* (hop, C) the hop being stepped (written before `go`) */
+	struct pp_detection *out; /* (C, PP_MAX_OUT) detections of the hop per channel */
+	int *nout;                /* (C) */
 	struct rs rs;
 	int rs_on;
 	int in_rate;
@@ -69,8 +93,6 @@ struct detector {
 	size_t rs_cap;
 	float *pend;              /* (pend_cap, C) model-rate frames not yet hopped */
 	size_t pend_len, pend_cap;
-	float *x;                 /* (hop) one channel's hop */
-	float *probs;             /* (K) */
 	uint64_t base;            /* frames processed before the last reset */
 	int eof, input_done;
 	struct det_stats s;
@@ -117,13 +139,28 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	d->in = malloc((size_t)BLOCK * C * sizeof *d->in);
 	d->pend_cap = d->hop;
 	d->pend = malloc(d->pend_cap * C * sizeof *d->pend);
-	d->x = malloc(d->hop * sizeof *d->x);
-	d->probs = malloc((size_t)d->K * sizeof *d->probs);
+	d->T = c->threads > 0 ? c->threads : 1;
+	if (d->T > d->C)
+		d->T = d->C;
+	d->wk = calloc((size_t)d->T, sizeof *d->wk);
+	d->out = malloc(C * PP_MAX_OUT * sizeof *d->out);
+	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
-	if (!d->st || !d->pp || !d->in || !d->pend || !d->x || !d->probs || !d->ctl.kw) {
+	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
 		return NULL;
+	}
+	for (int w = 0; w < d->T; w++) {
+		d->wk[w].d = d;
+		d->wk[w].w = w;
+		d->wk[w].x = malloc(d->hop * sizeof *d->wk[w].x);
+		d->wk[w].probs = malloc((size_t)d->K * sizeof *d->wk[w].probs);
+		if (!d->wk[w].x || !d->wk[w].probs) {
+			s4k_seterr(err, errlen, "out of memory for the detector");
+			detector_free(d);
+			return NULL;
+		}
 	}
 	for (size_t i = 0; i < C; i++) {
 		d->st[i] = s4m_relay_new(c->m, c->period, err, errlen);
@@ -207,6 +244,38 @@ static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 		(unsigned long long)e.id, e.keyword, ch, (double)e.score, e.offset);
 }
 
+/* Worker w's share of one hop: its channels through their steppers and post-processing. */
+static void step_channels(struct detector *d, struct worker *wk)
+{
+	const size_t C = (size_t)d->C, hop = d->hop;
+	const float *f = d->frame;
+	for (size_t c = (size_t)wk->w; c < C; c += (size_t)d->T) {
+		for (size_t i = 0; i < hop; i++)
+			wk->x[i] = f[i * C + c];
+		s4m_relay_push(d->st[c], wk->x, hop);
+		s4m_relay_scores(d->st[c], wk->probs);
+		d->nout[c] = pp_push(d->pp[c], wk->probs, d->out + c * PP_MAX_OUT, PP_MAX_OUT);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *wk = arg;
+	struct detector *d = wk->d;
+	while (sem_wait(&d->ready) < 0 && errno == EINTR)
+		;
+	if (d->quit)
+		return NULL;
+	for (;;) {
+		pthread_barrier_wait(&d->go);
+		if (d->quit)
+			break;
+		step_channels(d, wk);
+		pthread_barrier_wait(&d->done);
+	}
+	return NULL;
+}
+
 /* Step every channel over the whole hops in pend. */
 static void run_hops(struct detector *d)
 {
@@ -214,17 +283,15 @@ static void run_hops(struct detector *d)
 	size_t off = 0;
 	while (d->pend_len - off >= hop) {
 		double t0 = mono_s();
-		const float *f = d->pend + off * C;
-		for (size_t c = 0; c < C; c++) {
-			for (size_t i = 0; i < hop; i++)
-				d->x[i] = f[i * C + c];
-			s4m_relay_push(d->st[c], d->x, hop);
-			s4m_relay_scores(d->st[c], d->probs);
-			struct pp_detection pd[PP_MAX_OUT];
-			int n = pp_push(d->pp[c], d->probs, pd, PP_MAX_OUT);
-			for (int k = 0; k < n; k++)
-				emit(d, (int)c, &pd[k]);
-		}
+		d->frame = d->pend + off * C;
+		if (d->T > 1)
+			pthread_barrier_wait(&d->go);
+		step_channels(d, &d->wk[0]);
+		if (d->T > 1)
+			pthread_barrier_wait(&d->done);
+		for (size_t c = 0; c < C; c++)
+			for (int k = 0; k < d->nout[c]; k++)
+				emit(d, (int)c, &d->out[c * PP_MAX_OUT + (size_t)k]);
 		double dt = mono_s() - t0;
 		size_t b = 0;
 		while (b < DET_HIST_BUCKETS && dt > det_hist_bounds[b])
@@ -305,6 +372,11 @@ static void publish(struct detector *d)
 	struct timespec ts;
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	d->s.cpu_s = (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+	for (int w = 1; w <= d->n_workers_started; w++) {
+		clockid_t cid;
+		if (pthread_getcpuclockid(d->wk[w].th, &cid) == 0 && clock_gettime(cid, &ts) == 0)
+			d->s.cpu_s += (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+	}
 	d->s.audio_s = (double)d->s.frames / d->rate;
 	d->s.rtf = d->s.audio_s > 0 ? d->s.busy_s / d->s.audio_s : 0;
 	d->s.eof = d->eof;
@@ -369,10 +441,63 @@ static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* Stop and join the helper threads (they wait at `go`). */
+static void stop_workers(struct detector *d)
+{
+	if (!d->n_workers_started)
+		return;
+	d->quit = 1;
+	pthread_barrier_wait(&d->go);
+	for (int w = 1; w <= d->n_workers_started; w++)
+		pthread_join(d->wk[w].th, NULL);
+	d->n_workers_started = 0;
+	pthread_barrier_destroy(&d->go);
+	pthread_barrier_destroy(&d->done);
+	sem_destroy(&d->ready);
+}
+
 int detector_start(struct detector *d, char *err, size_t errlen)
 {
-	int rc = pthread_create(&d->th, NULL, thread_main, d);
+	int rc = 0;
+	if (d->T > 1) {
+		/* helpers first (the inference thread's first hop needs them); they wait on `ready`
+		 * so that a failed start can still send the ones already running home */
+		if (sem_init(&d->ready, 0, 0) < 0) {
+			s4k_seterr(err, errlen, "cannot set up the stepping threads: %s", strerror(errno));
+			return -errno;
+		}
+		if ((rc = pthread_barrier_init(&d->go, NULL, (unsigned)d->T)) == 0 &&
+		    (rc = pthread_barrier_init(&d->done, NULL, (unsigned)d->T)) != 0)
+			pthread_barrier_destroy(&d->go);
+		if (rc) {
+			sem_destroy(&d->ready);
+			s4k_seterr(err, errlen, "cannot set up the stepping threads: %s", strerror(rc));
+			return -rc;
+		}
+		d->quit = 0;
+		int w = 1;
+		for (; w < d->T; w++)
+			if ((rc = pthread_create(&d->wk[w].th, NULL, worker_main, &d->wk[w])) != 0)
+				break;
+		if (rc) {
+			d->quit = 1;
+			for (int k = 1; k < w; k++)
+				sem_post(&d->ready);
+			for (int k = 1; k < w; k++)
+				pthread_join(d->wk[k].th, NULL);
+			pthread_barrier_destroy(&d->go);
+			pthread_barrier_destroy(&d->done);
+			sem_destroy(&d->ready);
+			s4k_seterr(err, errlen, "cannot start a stepping thread: %s", strerror(rc));
+			return -rc;
+		}
+		for (int k = 1; k < d->T; k++)
+			sem_post(&d->ready);
+		d->n_workers_started = d->T - 1;
+	}
+	rc = pthread_create(&d->th, NULL, thread_main, d);
 	if (rc) {
+		stop_workers(d);
 		s4k_seterr(err, errlen, "cannot start the inference thread: %s", strerror(rc));
 		return -rc;
 	}
@@ -438,6 +563,11 @@ void detector_stats(struct detector *d, struct det_stats *out)
 	pthread_mutex_unlock(&d->mu);
 }
 
+int detector_threads(const struct detector *d)
+{
+	return d->T;
+}
+
 void detector_stop(struct detector *d)
 {
 	if (!d || !d->started)
@@ -448,6 +578,7 @@ void detector_stop(struct detector *d)
 	poke(d);
 	pthread_join(d->th, NULL);
 	d->started = 0;
+	stop_workers(d);
 }
 
 void detector_free(struct detector *d)
@@ -466,8 +597,13 @@ void detector_free(struct detector *d)
 	free(d->in);
 	free(d->rsout);
 	free(d->pend);
-	free(d->x);
-	free(d->probs);
+	for (int w = 0; d->wk && w < d->T; w++) {
+		free(d->wk[w].x);
+		free(d->wk[w].probs);
+	}
+	free(d->wk);
+	free(d->out);
+	free(d->nout);
 	free(d->ctl.kw);
 	pthread_mutex_destroy(&d->mu);
 	free(d);

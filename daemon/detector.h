@@ -48,6 +48,8 @@ struct det_config {
 	struct events *ev;          /* where detections go */
 	const struct pp_config *pc; /* rate, hop, labels and per-keyword settings (copied) */
 	size_t period;              /* stepper restart period, samples (scan_period; 0 = never) */
+	int threads;                /* threads stepping the channels (<= 1: the inference thread
+	                               alone; more than `channels` are not used) */
 };
 
 struct det_stats {
@@ -55,8 +57,8 @@ struct det_stats {
 	double audio_s;             /* frames / model rate */
 	double busy_s;              /* wall time spent stepping, scoring and post-processing */
 	double rtf;                 /* busy_s / audio_s for all channels together */
-	double cpu_s;               /* CPU time of the inference thread (excludes time it waited or
-	                               was preempted, unlike busy_s) */
+	double cpu_s;               /* CPU time of the inference thread and its stepping helpers
+	                               (excludes time they waited or were preempted, unlike busy_s) */
 	uint64_t hops;
 	uint64_t hist[DET_HIST_BUCKETS + 1]; /* per-hop processing time (all channels), counts */
 	double hist_sum;            /* s */
@@ -81,6 +83,8 @@ void detector_input_done(struct detector *d);
 int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *err, size_t errlen);
 /* A consistent copy of the counters (published after every block). */
 void detector_stats(struct detector *d, struct det_stats *out);
+/* Threads stepping the channels (det_config.threads, capped at the channel count). */
+int detector_threads(const struct detector *d);
 /* Process what is still in the ring, stop the thread and join it. */
 void detector_stop(struct detector *d);
 void detector_free(struct detector *d);

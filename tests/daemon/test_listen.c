@@ -445,6 +445,29 @@ static void test_stdin_and_channels(void)
 	json_decref(o);
 	stop(&p, SIGTERM);
 
+	/* the same with every thread count: same detections, same id order */
+	struct dets by_threads[3];
+	const char *nthreads[3] = {"1", "2", "5"};
+	for (int t = 0; t < 3; t++) {
+		const char *a[] = {"--input", path("stereo.wav"), "--inference-threads", nthreads[t], NULL};
+		CHECK(start(&p, NULL, a, det_args) == 0, "start stereo, %s threads", nthreads[t]);
+		st = wait_state(p.port, "eof", NULL);
+		CHECK(json_integer_value(json_object_get(st, "inference_threads")) == (t == 0 ? 1 : 2),
+		      "status: inference_threads for --inference-threads %s", nthreads[t]);
+		json_decref(st);
+		o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+		from_array(json_object_get(o, "detections"), &by_threads[t]);
+		json_decref(o);
+		stop(&p, SIGTERM);
+		int same = by_threads[t].n == ref2.n && by_threads[t].n == by_threads[0].n;
+		for (size_t i = 0; same && i < by_threads[t].n; i++)
+			same = !strcmp(by_threads[t].kw[i], by_threads[0].kw[i]) &&
+			       by_threads[t].ch[i] == by_threads[0].ch[i] &&
+			       by_threads[t].id[i] == by_threads[0].id[i] &&
+			       by_threads[t].end[i] == by_threads[0].end[i];
+		CHECK(same, "--inference-threads %s: the detections and their id order of one thread", nthreads[t]);
+	}
+
 	/* 48 kHz input is resampled to the model rate */
 	const char *a3[] = {"--input", path("mono48k.wav"), NULL};
 	CHECK(start(&p, NULL, a3, det_args) == 0, "start 48k");
