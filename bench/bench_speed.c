@@ -26,6 +26,8 @@
 #include "daemon/postproc.h" /* PP_DEF_RESTART_MS */
 #include "model/s4m.h"
 
+#define RELAY_MS 2000 /* restart period of the two-stepper figures */
+
 static double clock_s(clockid_t id)
 {
 	struct timespec ts;
@@ -118,19 +120,19 @@ int main(int argc, char **argv)
 	printf("FLOPs per input sample: step %.0f, conv %.0f (clip of %zu samples)\n", s4m_flops_step(m),
 	       s4m_flops_conv(m, s4m_window(m) + s4m_preroll(m)), s4m_window(m) + s4m_preroll(m));
 
-	/* ---- step mode: one stepper per channel, and the daemon's relay (two per channel) ---- */
+	/* ---- step mode: one stepper per channel, and the relay of --restart-ms (two per channel) ---- */
 	if (s4m_streamable(m)) {
 		const int counts[] = {1, 4, 16};
 		size_t mh = s4m_hop(m);
-		size_t half = (size_t)(PP_DEF_RESTART_MS / 2000.0 * sr / (double)mh + 0.5) * mh;
+		size_t half = (size_t)(RELAY_MS / 2000.0 * sr / (double)mh + 0.5) * mh;
 		const size_t periods[] = {0, 2 * (half ? half : mh)};
 		for (int q = 0; q < 2; q++) {
 			if (q == 0)
-				printf("\nstep mode, one stepper per channel (restart-ms 0; %.1f s of audio per stream, "
-				       "10 ms pushes, one thread):\n", secs);
+				printf("\nstep mode, one stepper per channel (%.1f s of audio per stream, 10 ms pushes, "
+				       "one thread; listen's default is %s):\n", secs, PP_DEF_RESTART_MS ? "two" : "this");
 			else
-				printf("\nstep mode as the daemon runs it by default (restart-ms %d: two steppers per "
-				       "channel):\n", PP_DEF_RESTART_MS);
+				printf("\nstep mode, two steppers per channel (restart-ms %d; listen's default is %s):\n",
+				       RELAY_MS, PP_DEF_RESTART_MS ? "this" : "one");
 			for (int c = 0; c < 3; c++) {
 				int ns = counts[c];
 				struct s4m_relay **st = calloc((size_t)ns, sizeof *st);

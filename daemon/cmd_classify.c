@@ -940,7 +940,7 @@ static void usage(FILE *f)
 "  --seed N             seed of the context draw (default 1)\n"
 "\n"
 "Longer recordings are scanned in conv mode (bounded memory) or, with --mode stream, by\n"
-"the steppers, both with live mode's restarts (--restart-ms, default 2000; 0 = one\n"
+"the steppers, both with live mode's restarts if --restart-ms is set (default 0: one\n"
 "whole-file run from a zero state); json keys file, duration,\n"
 "detections (start, end in seconds, keyword, score, channel). Detection settings are those\n"
 "of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"

@@ -50,7 +50,7 @@
 #define PP_DEF_LATENCY_MS -50
 #define PP_DEF_ONSET 0.75
 #define PP_DEF_WORD_MS 600
-#define PP_DEF_RESTART_MS 2000 /* not post-processing, but tuned with it: see daemon/scan.h */
+#define PP_DEF_RESTART_MS 0 /* not post-processing, but tuned with it: see daemon/scan.h */
 #define PP_STR_(x) #x
 #define PP_STR(x) PP_STR_(x)
 

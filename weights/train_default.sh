@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The command that trains the shipped default model (weights/s4kws-sc12.safetensors).
-# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2]]
+# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3]]]
 #   SPEECH_COMMANDS_DIR  folder with train/ val/ _background_noise_/ (Speech Commands layout)
 #   CACHE_DIR            outside the work tree: synthetic clips, clip cache, checkpoints, log
-# Two stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
+# Three stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
 #   stage 1  CACHE_DIR/run   MINUTES1 (default 65) from scratch
 #   stage 2  CACHE_DIR/run2  MINUTES2 (default 135) from stage 1's weights, fresh schedule
+#   stage 3  CACHE_DIR/run3  MINUTES3 (default 125) from stage 2's weights, peak lr 2e-3, with
+#            1.5 s of preceding audio (--context 24000) so that live mode's history hurts less
 # Re-running the same command resumes whichever stage was interrupted (a finished stage only
-# re-exports). MINUTES2=0 stops after stage 1.
+# re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2.
 set -euo pipefail
-sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}
+sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 [ -d "$cache/synth" ] || /usr/bin/python3 "$here/synth.py" --out "$cache/synth" --seed 1
@@ -22,5 +24,8 @@ common=(--data "$sc/train" --noise "$sc/_background_noise_" --synth "$cache/synt
 	--val "$sc/val" --cache "$cache/clips" --out "$here/s4kws-sc12.safetensors")
 /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run" --minutes "$minutes1" --seed 1
 [ "$minutes2" = 0 ] && exit 0
-exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run2" --init "$cache/run/ckpt.pt" \
+/usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run2" --init "$cache/run/ckpt.pt" \
 	--minutes "$minutes2" --seed 2
+[ "$minutes3" = 0 ] && exit 0
+exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run3" --init "$cache/run2/ckpt.pt" \
+	--minutes "$minutes3" --lr 2e-3 --context 24000 --seed 3
