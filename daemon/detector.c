@@ -463,8 +463,9 @@ int detector_start(struct detector *d, char *err, size_t errlen)
 		/* helpers first (the inference thread's first hop needs them); they wait on `ready`
 		 * so that a failed start can still send the ones already running home */
 		if (sem_init(&d->ready, 0, 0) < 0) {
-			s4k_seterr(err, errlen, "cannot set up the stepping threads: %s", strerror(errno));
-			return -errno;
+			int e = errno;
+			s4k_seterr(err, errlen, "cannot set up the stepping threads: %s", strerror(e));
+			return -e;
 		}
 		if ((rc = pthread_barrier_init(&d->go, NULL, (unsigned)d->T)) == 0 &&
 		    (rc = pthread_barrier_init(&d->done, NULL, (unsigned)d->T)) != 0)

@@ -1,16 +1,16 @@
 /* s4m_relay.c - step mode with bounded context: two steppers taking turns.
  *
- * Design: the network was trained on one-second clips with half a second of preroll (silence, or
- * at most 1.5 s of other audio) in front, never on hours of audio, and its accuracy drops as the
- * audio before a keyword grows (weights/MODEL_CARD.md, "stream context"). A relay runs two
- * steppers over the same samples, restarted alternately every `period` samples, half a period
- * apart, each from the state a lone clip starts from (zero state, then the model's preroll of
- * zeros - whole decoder steps, s4m_load checks that - computed once in s4m_relay_new and copied
- * in). Scores come from the older stepper,
- * which has heard between period/2 and period samples: with period = 2 s its decoder window
- * always holds real audio and at most 1 s more lies before it, which is how the model was
- * trained. It costs two steppers' work per channel. period 0 is one stepper that is never
- * restarted (plain s4m_stream behaviour).
+ * Design: a network trained on one-second clips with half a second of preroll in front (the
+ * recipe's first two stages) has never heard hours of audio, and its accuracy drops as the audio
+ * before a keyword grows (weights/MODEL_CARD.md, "stream context"). A relay runs two steppers
+ * over the same samples, restarted alternately every `period` samples, half a period apart,
+ * each from the state a lone clip starts from (zero state, then the model's preroll of zeros -
+ * whole decoder steps, s4m_load checks that - computed once in s4m_relay_new and copied in).
+ * Scores come from the older stepper, which has heard between period/2 and period samples: with
+ * period = 2 s its decoder window always holds real audio and at most 1 s more lies before it.
+ * It costs two steppers' work per channel. period 0 is one stepper that is never restarted
+ * (plain s4m_stream behaviour, the daemon's default: the shipped model was trained with 1.5 s
+ * of preceding audio and is better without restarts).
  *
  * The same scores in conv mode: with h = period/2, stepper 0 restarts at h, 3h, 5h, ... and
  * stepper 1 at 2h, 4h, ... (both start at 0; stepper 0 counts as h old then, so it is read
