@@ -46,6 +46,16 @@ static void softmax(const float *l, double *p, int K)
 		p[k] /= s;
 }
 
+/* A random model from o, loaded at rate 1; on failure (a CHECK already failed) f is freed. */
+static struct s4m_model *make_model(struct mg_file *f, const struct mg_opts *o)
+{
+	mg_random_model(f, o);
+	struct s4m_model *m = load(f, 1.0);
+	if (!m)
+		mg_free(f);
+	return m;
+}
+
 /* Kernels of L samples in every block (and C~ attuned to them where it was attuned before). */
 static void set_l_max(struct mg_opts *o, long L)
 {
@@ -260,12 +270,9 @@ static void test_naive(void)
 			cum *= o.pools[i];
 		}
 		struct mg_file f = {0};
-		mg_random_model(&f, &o);
-		struct s4m_model *m = load(&f, 1.0);
-		if (!m) {
-			mg_free(&f);
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
 			continue;
-		}
 		size_t n = 300 + (size_t)(mg_rand(&s) % 200);
 		float *x = malloc(n * sizeof *x), lg[16];
 		double ref[16];
@@ -393,12 +400,9 @@ static void test_scan(void)
 		o.l_max = 4000;
 		o.dec_last = it >= 2;
 		struct mg_file f = {0};
-		mg_random_model(&f, &o);
-		struct s4m_model *m = load(&f, 1.0);
-		if (!m) {
-			mg_free(&f);
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
 			continue;
-		}
 		size_t n = 4000, hop = s4m_hop(m), steps = n / hop;
 		int K = s4m_n_labels(m);
 		float *x = malloc(n * sizeof *x), *out = malloc(steps * (size_t)K * sizeof *out), ls[64], lc[64];
@@ -443,12 +447,9 @@ static void test_chunks(void)
 		struct mg_opts o = random_opts(&s, it % 2, 1024);
 		set_l_max(&o, 1024);
 		struct mg_file f = {0};
-		mg_random_model(&f, &o);
-		struct s4m_model *m = load(&f, 1.0);
-		if (!m) {
-			mg_free(&f);
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
 			continue;
-		}
 		size_t n = 12000, hop = s4m_hop(m), Hl = (size_t)o.widths[o.nb - 1];
 		size_t rf = s4m_receptive_field(m), steps = n / hop;
 		CHECK(rf % hop == 0 && rf > 0, "receptive field %zu", rf);
@@ -558,12 +559,9 @@ static void test_threads(void)
 	for (int dplr = 0; dplr < 2; dplr++) {
 		struct mg_opts o = random_opts(&s, dplr, 4000);
 		struct mg_file f = {0};
-		mg_random_model(&f, &o);
-		struct s4m_model *m = load(&f, 1.0);
-		if (!m) {
-			mg_free(&f);
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
 			continue;
-		}
 		size_t n = 4000;
 		float *x = malloc(n * sizeof *x), ref[64];
 		random_input(&s, x, n);
@@ -604,12 +602,9 @@ static void test_relay(void)
 			pool *= o.pools[i];
 		o.preroll = (1000 + 37 * it) / pool * pool; /* a lone clip's zeros: whole decoder steps */
 		struct mg_file f = {0};
-		mg_random_model(&f, &o);
-		struct s4m_model *m = load(&f, 1.0);
-		if (!m) {
-			mg_free(&f);
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
 			continue;
-		}
 		char err[S4K_ERR_LEN];
 		size_t hop = s4m_hop(m), K = (size_t)s4m_n_labels(m);
 		size_t h = (1200 + hop - 1) / hop * hop, period = 2 * h, pre = s4m_preroll(m);
