@@ -38,7 +38,6 @@ struct pp_label {
 	int keyword;           /* 0 for labels starting with '_' */
 	/* state */
 	unsigned run;          /* consecutive hops above, counted after warm-up */
-	uint64_t run_start;    /* hop index of the first hop of the current run */
 	uint64_t rise;         /* hop index of the first hop since the score was last below onset_level */
 	float run_max;         /* highest smoothed score in the current run */
 	int armed;             /* 0 after firing, until one hop not above */
@@ -202,7 +201,6 @@ void pp_reset(struct pp *pp)
 	for (int k = 0; k < pp->K; k++) {
 		struct pp_label *l = &pp->lab[k];
 		l->run = 0;
-		l->run_start = 0;
 		l->rise = 0;
 		l->run_max = 0;
 		l->armed = 1;
@@ -277,10 +275,8 @@ int pp_push(struct pp *pp, const float *probs, struct pp_detection *out, int max
 			l->armed = 1;
 			continue;
 		}
-		if (l->run == 0) {
-			l->run_start = hop;
+		if (l->run == 0)
 			l->run_max = s;
-		}
 		l->run++;
 		if (s > l->run_max)
 			l->run_max = s;
