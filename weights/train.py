@@ -119,9 +119,10 @@ def rms(x):
 class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
-    def __init__(self, labels, real, synth, noises, preroll, rng):
+    def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
+        self.real_p, self.band_p = real_p, band_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
 
@@ -137,7 +138,7 @@ class Maker:
 
     def clip(self, label):
         r, s = self.real.get(label, []), self.synth.get(label, [])
-        p_real = 0.0 if not r else (1.0 if not s else (0.65 if len(r) >= 500 else 0.4))
+        p_real = 0.0 if not r else (1.0 if not s else (self.real_p if len(r) >= 500 else 0.4))
         pool = r if self.rng.random() < p_real else s
         c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
         return c, pool is r
@@ -218,7 +219,7 @@ class Maker:
             lvl = max(rms(w[w != 0]) if np.any(w) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
             span = slice(self.pre, None) if kind < 0.3 else slice(0, None)
             x[span] += self.noise(len(x[span])) * lvl
-        if rng.random() < 0.12:                           # 8 kHz / telephone band limit
+        if rng.random() < self.band_p:                    # 8 kHz / telephone band limit
             X = np.fft.rfft(x)
             X[int(len(X) * rng.uniform(3400, 4000) / (SR / 2)):] = 0
             x = np.fft.irfft(X, len(x)).astype(np.float32)
@@ -300,6 +301,15 @@ def main():
                          "preroll); longer contexts train robustness to what a live stream heard "
                          "before the word. l_max grows to context + 1 s; the exported preroll "
                          "(what classify pads a lone clip with) stays the model's")
+    ap.add_argument("--real-p", type=float, default=0.65,
+                    help="probability of drawing a real clip for labels with >= 500 real clips "
+                         "(0.4 for thinner ones)")
+    ap.add_argument("--band-p", type=float, default=0.12,
+                    help="share of examples band-limited to 3.4-4 kHz (8 kHz, telephone)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights (and BatchNorm "
+                         "statistics) with this decay per step, e.g. 0.999, and export it "
+                         "instead of the last weights; 0: off")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
                          "of another run's ckpt.pt; ignored when --run already has a checkpoint")
@@ -367,7 +377,14 @@ def main():
                          "seconds": round(z["state"]["elapsed"])}
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
-    maker = Maker(labels, real, synth, noises, context, rng)
+    maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p)
+    # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
+    # average over the last ~1/(1-decay) steps generalises better than the last step's weights
+    ema = None
+    if a.ema > 0:
+        ema = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if os.path.exists(ck) and "ema" in z:
+            ema = z["ema"]
     cw = class_weights(labels)
     log(a.run, f"model {n_params} parameters, config {json.dumps(cfg)}")
 
@@ -375,7 +392,7 @@ def main():
         tmp = ck + ".tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                    "cfg": cfg}, tmp)
+                    "cfg": cfg, **({"ema": ema} if ema is not None else {})}, tmp)
         os.replace(tmp, ck)
 
     model.train()
@@ -401,6 +418,14 @@ def main():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                d = min(a.ema, (1 + state["step"]) / (10 + state["step"]))
+                for k, v in model.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        ema[k].mul_(d).add_(v.detach(), alpha=1 - d)
+                    else:
+                        ema[k].copy_(v)
         state["step"] += 1
         loss_acc += loss.item()
         acc_acc += (logits.argmax(-1) == y).float().mean().item()
@@ -414,13 +439,25 @@ def main():
             acc, rec, _ = evaluate(model, val, labels, cfg["preroll"])
             state["history"].append({"step": state["step"], "val_acc": float(acc)})
             log(a.run, f"VAL step {state['step']} acc {acc:.4f} recall {rec}")
+            if ema is not None:
+                live = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                model.load_state_dict(ema)
+                acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
+                model.load_state_dict(live)
+                log(a.run, f"VAL step {state['step']} ema acc {acc:.4f}")
         if state["step"] % a.ckpt_every == 0:
             save()
         state["elapsed"] += time.time() - ts
     save()
     cfg["training"] = {"steps": state["step"], "batch": a.batch, "seconds": round(state["elapsed"]),
                        "seed": a.seed, "init": state.get("init"), "real": {l: counts[l][0] for l in labels},
-                       "synthetic": {l: counts[l][1] for l in labels}}
+                       "synthetic": {l: counts[l][1] for l in labels},
+                       "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema}
+    if ema is not None:
+        if val:
+            acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
+            log(a.run, f"FINAL val acc of the last weights (not exported) {acc:.4f}")
+        model.load_state_dict(ema)
     model.cfg = cfg
     model.eval()
     model.export(a.out)
