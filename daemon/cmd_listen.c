@@ -745,10 +745,13 @@ static void teardown(struct app *a)
 	}
 	if (a->kind == IN_DEVICE)
 		capture_fini();
-	detector_free(a->det); /* drains the ring, then joins */
+	detector_stop(a->det); /* drains the ring, then joins */
 	if (a->ev)
 		events_close(a->ev); /* flush the log; SSE streams end */
 	http_stop(a->http);
+	/* only now: a status or metrics request may read the detector's published figures until
+	 * the HTTP server has stopped (ThreadSanitizer caught the free racing with one) */
+	detector_free(a->det);
 	events_free(a->ev);
 	af_close(a->af);
 	free(a->ring_store);

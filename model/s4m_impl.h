@@ -136,8 +136,10 @@ static inline float s4m__sigmoid(float x)
 }
 
 /* Hot loops get an AVX2+FMA clone next to the baseline one, picked once by the dynamic linker
- * (GCC target_clones / ifunc); elsewhere only the baseline. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+ * (GCC target_clones / ifunc); elsewhere only the baseline. Not under ThreadSanitizer: the ifunc
+ * resolver runs during relocation, before the TSan runtime is up, and its instrumented code
+ * crashes there (the binary segfaulted before main). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
 #define S4M_HOT __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
 #else
 #define S4M_HOT __attribute__((noinline))
