@@ -264,8 +264,13 @@ static void *stdin_thread(void *arg)
 			failed = 1;
 			break;
 		}
-		if (r == 0)
-			break; /* EOF; a partial last frame is dropped */
+		if (r == 0) {
+			if (have) /* a partial last frame cannot be played: say so, the rest counted */
+				log_msg(LOGL_WARN, "stdin ended inside a frame: its last %zu byte%s (less than "
+					"one %zu-byte S16_LE frame of %zu channel%s) ignored", have,
+					have == 1 ? "" : "s", frame_bytes, C, C == 1 ? "" : "s");
+			break;
+		}
 		have += (size_t)r;
 		size_t frames = have / frame_bytes;
 		if (a->max_frames && a->max_frames - sent < frames)

@@ -213,6 +213,14 @@ static const char *jstr(json_t *o, const char *path1, const char *path2)
 	return r ? r : "(missing)"; /* a daemon that did not answer fails the checks, not the test */
 }
 
+static double jnum(json_t *o, const char *k1, const char *k2)
+{
+	json_t *v = json_object_get(o, k1);
+	if (k2)
+		v = json_object_get(v, k2);
+	return json_number_value(v);
+}
+
 /* Poll /v1/status until the input state is `want` (30 s: sanitizer builds on a busy machine are
  * slow). Returns the status (caller frees). */
 static json_t *wait_state(int port, const char *want, const char *extra)
@@ -429,6 +437,17 @@ static void test_stdin_and_channels(void)
 	from_array(json_object_get(o, "detections"), &got);
 	CHECK(same_dets(&ref_mono, &got, -1, "stdin"), "stdin = file");
 	json_decref(o);
+	CHECK(!file_has(p.err, "inside a frame"), "whole frames: no warning");
+	stop(&p, SIGTERM);
+
+	/* 3 bytes: one frame and a half; the half is reported, not silently dropped */
+	FILE *f3 = fopen(path("odd.raw"), "wb");
+	CHECK(f3 && fwrite("\x01\x00\x02", 1, 3, f3) == 3 && fclose(f3) == 0, "write odd.raw");
+	CHECK(start(&p, path("odd.raw"), a1, det_args) == 0, "start stdin, 3 bytes");
+	st = wait_state(p.port, "eof", NULL);
+	CHECK(jnum(st, "input", "frames") == 1, "one frame read: %g", jnum(st, "input", "frames"));
+	json_decref(st);
+	CHECK(file_has(p.err, "stdin ended inside a frame: its last 1 byte"), "odd byte reported (%s)", p.err);
 	stop(&p, SIGTERM);
 
 	/* two channels: silence on 0, the signal on 1 */
@@ -565,14 +584,6 @@ static void *feeder_main(void *arg)
 		usleep(20000);
 	}
 	return NULL;
-}
-
-static double jnum(json_t *o, const char *k1, const char *k2)
-{
-	json_t *v = json_object_get(o, k1);
-	if (k2)
-		v = json_object_get(v, k2);
-	return json_number_value(v);
 }
 
 /* Poll /v1/status until audio_s >= want (timeout_s); returns the last audio_s. */
@@ -817,7 +828,7 @@ int main(int argc, char **argv)
 	test_auth_classify_reload();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
-					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf"};
+					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0] && !check_failed; i++)
 		unlink(path(files[i]));
 	for (int i = 1; i < 40; i++) {
