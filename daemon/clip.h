@@ -54,6 +54,13 @@ int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const f
  * memory. Also returns the argmax in *label when label is not NULL. */
 json_t *clip_json(const struct s4m_model *m, const float *logits, int top_k, int *label);
 
+struct pp_detection;
+/* A new JSON object for one detection of a long recording (file mode and POST /v1/classify):
+ * "start", "end" and "offset" (where it was decided) in seconds of the model-rate samples
+ * (rate Hz), "keyword", "score", "channel". NULL on no memory. */
+json_t *clip_detection_json(const struct s4m_model *m, int rate, const struct pp_detection *d,
+			    int channel);
+
 /* One clip -> JSON object (clip_logits_conv without context, then clip_json). cv must accept
  * clip_input_len(m, 0) samples. Returns 0, -E2BIG (longer than the window), -EINVAL or
  * -ENOMEM with a sentence in err. The caller owns *out. */

@@ -267,12 +267,8 @@ static struct engine *engine_for(struct worker *w, const struct s4m_model *m, ch
 static void on_detection(void *user, const struct pp_detection *d)
 {
 	struct worker *w = user;
-	json_t *o = json_pack("{s:f, s:f, s:s, s:f, s:i}",
-			      "start", (double)d->start / w->det_rate,
-			      "end", (double)d->end / w->det_rate,
-			      "keyword", s4m_label(w->det_model, d->label),
-			      "score", (double)d->score,
-			      "channel", w->det_channel);
+	/* offset: where it was decided, as in live mode */
+	json_t *o = clip_detection_json(w->det_model, w->det_rate, d, w->det_channel);
 	if (o)
 		json_array_append_new(w->dets, o);
 }
@@ -941,9 +937,9 @@ static void usage(FILE *f)
 "\n"
 "Longer recordings are scanned in conv mode (bounded memory) or, with --mode stream, by\n"
 "the steppers, both with live mode's restarts if --restart-ms is set (default 0: one\n"
-"whole-file run from a zero state); json keys file, duration,\n"
-"detections (start, end in seconds, keyword, score, channel). Detection settings are those\n"
-"of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"
+"whole-file run from a zero state); json keys file, duration, detections (start, end,\n"
+"offset = where it was decided, in seconds; keyword, score, channel). Detection settings\n"
+"are those of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"
 "--refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms, --require-top, --hop-ms,\n"
 "--restart-ms;\n"
 "  --chunk S            conv-mode scan chunk in seconds, with --restart-ms 0 (default: automatic)\n"

@@ -525,10 +525,7 @@ struct upload_sink {
 static void on_upload_detection(void *user, const struct pp_detection *d)
 {
 	struct upload_sink *u = user;
-	json_array_append_new(u->dets, json_pack("{s:f, s:f, s:s, s:f, s:i}", "start",
-						 (double)d->start / u->a->rate, "end", (double)d->end / u->a->rate,
-						 "keyword", s4m_label(u->a->m, d->label), "score",
-						 (double)d->score, "channel", 0));
+	json_array_append_new(u->dets, clip_detection_json(u->a->m, u->a->rate, d, 0));
 }
 
 /* POST /v1/classify: the file-mode JSON of one uploaded file (a clip, or detections when it is

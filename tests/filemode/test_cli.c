@@ -438,6 +438,8 @@ static void test_long(int seconds)
 	json_array_foreach(json_object_get(o, "detections"), i, d)
 		fields &= json_is_number(json_object_get(d, "start")) &&
 			json_is_number(json_object_get(d, "end")) &&
+			json_real_value(json_object_get(d, "offset")) > json_real_value(json_object_get(d, "start")) &&
+			json_real_value(json_object_get(d, "offset")) <= seconds &&
 			json_is_string(json_object_get(d, "keyword")) &&
 			json_is_number(json_object_get(d, "score")) &&
 			json_is_integer(json_object_get(d, "channel"));
