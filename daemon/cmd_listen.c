@@ -64,6 +64,9 @@ struct app {
 	int realtime;
 	char input[1024];
 	char log_path[1024];
+	struct saver *saver;       /* --save-dir, or NULL; its own thread */
+	char save_dir[1024];
+	size_t save_pre, save_post;
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -449,6 +452,13 @@ static json_t *hook_status(void *ud)
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
 		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
 	}
+	if (o && a->saver) {
+		struct saver_stats ss;
+		saver_stats(a->saver, &ss);
+		json_object_set_new(o, "clips", json_pack("{s:s, s:I, s:I, s:I}", "dir", a->save_dir, "saved",
+							  (json_int_t)ss.saved, "dropped", (json_int_t)ss.dropped,
+							  "errors", (json_int_t)ss.errors));
+	}
 	if (o && logpath[0])
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(a->ev)));
@@ -511,6 +521,17 @@ static void hook_metrics(void *ud, FILE *f)
 	fprintf(f, "# HELP s4kws_input_retries_total Attempts to reopen a failed capture device.\n"
 		   "# TYPE s4kws_input_retries_total counter\ns4kws_input_retries_total %llu\n",
 		(unsigned long long)retries);
+	if (a->saver) {
+		struct saver_stats ss;
+		saver_stats(a->saver, &ss);
+		fprintf(f, "# HELP s4kws_clips_saved_total Detection clips written to --save-dir.\n"
+			   "# TYPE s4kws_clips_saved_total counter\ns4kws_clips_saved_total %llu\n"
+			   "# HELP s4kws_clips_dropped_total Detection clips dropped because the writer fell behind.\n"
+			   "# TYPE s4kws_clips_dropped_total counter\ns4kws_clips_dropped_total %llu\n"
+			   "# HELP s4kws_clip_errors_total Detection clips that could not be written.\n"
+			   "# TYPE s4kws_clip_errors_total counter\ns4kws_clip_errors_total %llu\n",
+			(unsigned long long)ss.saved, (unsigned long long)ss.dropped, (unsigned long long)ss.errors);
+	}
 	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
 		a->C);
 	fprintf(f, "# HELP s4kws_uptime_seconds Seconds since start.\n# TYPE s4kws_uptime_seconds gauge\n"
@@ -634,6 +655,7 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
+		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
 #undef R
@@ -651,6 +673,9 @@ static void reload(struct app *a)
 	memcpy(nc->device, a->cfg.device, sizeof nc->device);
 	memcpy(nc->input, a->cfg.input, sizeof nc->input);
 	memcpy(nc->log, a->cfg.log, sizeof nc->log);
+	memcpy(nc->save_dir, a->cfg.save_dir, sizeof nc->save_dir);
+	nc->save_pre_ms = a->cfg.save_pre_ms;
+	nc->save_post_ms = a->cfg.save_post_ms;
 	nc->channels = a->cfg.channels;
 	nc->hop_ms = a->cfg.hop_ms;
 	nc->restart_ms = a->cfg.restart_ms;
@@ -747,12 +772,13 @@ static void teardown(struct app *a)
 	}
 	if (a->kind == IN_DEVICE)
 		capture_fini();
-	detector_stop(a->det); /* drains the ring, then joins */
+	detector_stop(a->det); /* drains the ring, hands over the last clips, then joins */
 	if (a->ev)
 		events_close(a->ev); /* flush the log; SSE streams end */
 	http_stop(a->http);
 	/* only now: a status or metrics request may read the detector's published figures until
 	 * the HTTP server has stopped (ThreadSanitizer caught the free racing with one) */
+	saver_free(a->saver); /* writes the clips still queued */
 	detector_free(a->det);
 	events_free(a->ev);
 	af_close(a->af);
@@ -867,9 +893,24 @@ int cmd_listen(int argc, char **argv)
 			log_msg(LOGL_INFO, "%s: continuing after detection %llu", a->cfg.log,
 				(unsigned long long)info.last_id);
 	}
+	if (a->cfg.save_dir[0]) {
+		size_t pre = (size_t)llround(a->cfg.save_pre_ms * 1e-3 * a->rate);
+		size_t post = (size_t)llround(a->cfg.save_post_ms * 1e-3 * a->rate);
+		struct saver_config sc = {.dir = a->cfg.save_dir, .rate = a->rate,
+					  .max_samples = pre + post > 0 ? pre + post : 1};
+		a->saver = saver_new(&sc, err, sizeof err);
+		if (!a->saver) {
+			fprintf(stderr, "s4kws listen: %s\n", err);
+			goto out;
+		}
+		snprintf(a->save_dir, sizeof a->save_dir, "%s", a->cfg.save_dir);
+		a->save_pre = pre;
+		a->save_post = post;
+	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
 				.ev = a->ev, .pc = &a->pc, .period = a->period,
-				.threads = a->cfg.inference_threads};
+				.threads = a->cfg.inference_threads, .saver = a->saver,
+				.save_pre = a->save_pre, .save_post = a->save_post};
 	if (dc.threads == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;

@@ -91,6 +91,13 @@ static const struct opt opts[] = {
 	 "detections kept in memory for /v1/detections and SSE resume", 0},
 	{"log", T_STR, 0, 0, "", F(log), "FILE",
 	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},
+	{"save-dir", T_STR, 0, 0, "", F(save_dir), "DIR",
+	 "write the audio of every detection to DIR as a WAV file (16-bit, model rate, detection "
+	 "JSON in its comment), named TIME-ID-KEYWORD-chCHANNEL.wav", 0},
+	{"save-pre-ms", T_DBL, 0, 10000, "1500", F(save_pre_ms), "MS",
+	 "audio before the decision point in each saved clip", 0},
+	{"save-post-ms", T_DBL, 0, 10000, "500", F(save_post_ms), "MS",
+	 "audio after the decision point in each saved clip (the clip is written once it arrived)", 0},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
 	{"inference-threads", T_INT, 0, 64, "0", F(inference_threads), "N",

@@ -16,6 +16,11 @@
  * detections are emitted by the inference thread after the second barrier, in channel order,
  * so ids are in the same order whatever the thread count.
  *
+ * With a saver (--save-dir), every channel's model-rate samples also go into a history ring
+ * long enough for save_pre + save_post samples; a detection waits in a small pending list until
+ * save_post samples after its decision point have arrived (or the input ends or changes), then
+ * its clip is copied out of the ring and handed to the saver's writer thread (a copy, no wait).
+ *
  * Control (input rate change, input done, new post-processing settings, stop) arrives through
  * a mutex-protected `ctl` block and an atomic "something changed" flag checked between blocks
  * and hops, so the compute path itself takes no lock. Statistics are published the other way:
@@ -35,6 +40,12 @@
 #include "log.h"
 
 #define BLOCK 4096 /* input frames read from the ring at once */
+#define MAX_PENDING 64 /* detections waiting for their post-roll; more are dropped (counted) */
+
+struct pending {
+	struct ev_detection e;    /* as published (id, time) */
+	uint64_t at;              /* decision point, frames since the detector started */
+};
 
 struct worker {
 	struct detector *d;
@@ -94,6 +105,15 @@ struct detector {
 	float *pend;              /* (pend_cap, C) model-rate frames not yet hopped */
 	size_t pend_len, pend_cap;
 	uint64_t base;            /* frames processed before the last reset */
+	/* clips (saver != NULL) */
+	struct saver *saver;
+	size_t save_pre, save_post;
+	float *hist;              /* (C, hist_len) ring of model-rate samples; frame f at f % hist_len */
+	size_t hist_len;
+	uint64_t hist_from;       /* first frame of the current stream (no clip reaches before it) */
+	float *clip;              /* (save_pre + save_post) scratch */
+	struct pending pend_clips[MAX_PENDING];
+	int n_pending;
 	int eof, input_done;
 	struct det_stats s;
 };
@@ -146,7 +166,16 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	d->out = malloc(C * PP_MAX_OUT * sizeof *d->out);
 	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
-	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw) {
+	if (c->saver) {
+		d->saver = c->saver;
+		d->save_pre = c->save_pre;
+		d->save_post = c->save_post;
+		d->hist_len = c->save_pre + c->save_post + d->hop;
+		d->hist = calloc(C * d->hist_len, sizeof *d->hist);
+		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
+	}
+	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw ||
+	    (d->saver && (!d->hist || !d->clip))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
 		return NULL;
@@ -213,8 +242,12 @@ static int set_rate(struct detector *d, int in_rate, enum rs_quality q)
 }
 
 /* New stream: zero states, warm-up again; offsets keep counting. */
+static void flush_clips(struct detector *d, int all);
+
 static void reset_streams(struct detector *d)
 {
+	flush_clips(d, 1); /* with what the old stream gave */
+	d->hist_from = d->s.frames;
 	for (int c = 0; c < d->C; c++) {
 		s4m_relay_reset(d->st[c]);
 		pp_reset(d->pp[c]);
@@ -237,11 +270,59 @@ static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 	e.end = (double)(d->base + pd->end) / r;
 	int rc = events_add(d->ev, &e);
 	d->s.detections++;
+	if (d->saver) {
+		if (d->n_pending < MAX_PENDING)
+			d->pend_clips[d->n_pending++] = (struct pending){e, d->base + pd->sample};
+		else
+			saver_drop(d->saver);
+	}
 	if (rc < 0)
 		log_msg(LOGL_WARN, "detection %llu could not be written to the log: %s",
 			(unsigned long long)e.id, strerror(-rc));
 	log_msg(LOGL_DEBUG, "detection %llu: %s on channel %d, score %.3f at %.3f s",
 		(unsigned long long)e.id, e.keyword, ch, (double)e.score, e.offset);
+}
+
+/* Copy one hop of frames (hop, C) into the history ring; frame index = d->s.frames onwards. */
+static void keep_history(struct detector *d, const float *f)
+{
+	const size_t C = (size_t)d->C, L = d->hist_len;
+	for (size_t i = 0; i < d->hop; i++) {
+		size_t at = (size_t)((d->s.frames + i) % L);
+		for (size_t c = 0; c < C; c++)
+			d->hist[c * L + at] = f[i * C + c];
+	}
+}
+
+/* Hand the pending clips whose post-roll has arrived (all: every one, with what there is) to
+ * the saver. A clip is [at - save_pre, at + save_post), cut to the current stream and to what
+ * the ring still holds. */
+static void flush_clips(struct detector *d, int all)
+{
+	if (!d->saver)
+		return;
+	const uint64_t now = d->s.frames, L = d->hist_len;
+	int kept = 0;
+	for (int i = 0; i < d->n_pending; i++) {
+		struct pending *p = &d->pend_clips[i];
+		if (!all && now < p->at + d->save_post) {
+			d->pend_clips[kept++] = *p;
+			continue;
+		}
+		uint64_t a = p->at > d->save_pre ? p->at - d->save_pre : 0;
+		uint64_t b = p->at + d->save_post < now ? p->at + d->save_post : now;
+		if (a < d->hist_from)
+			a = d->hist_from;
+		if (now > L && a < now - L)
+			a = now - L;
+		const float *h = d->hist + (size_t)p->e.channel * L;
+		size_t n = 0;
+		for (uint64_t f = a; f < b; f++)
+			d->clip[n++] = h[f % L];
+		if (n)
+			saver_submit(d->saver, &p->e, d->clip, n);
+	}
+	d->n_pending = kept;
 }
 
 /* Worker w's share of one hop: its channels through their steppers and post-processing. */
@@ -284,6 +365,8 @@ static void run_hops(struct detector *d)
 	while (d->pend_len - off >= hop) {
 		double t0 = mono_s();
 		d->frame = d->pend + off * C;
+		if (d->saver)
+			keep_history(d, d->frame);
 		if (d->T > 1)
 			pthread_barrier_wait(&d->go);
 		step_channels(d, &d->wk[0]);
@@ -302,6 +385,8 @@ static void run_hops(struct detector *d)
 		d->s.hops++;
 		d->s.frames += hop;
 		off += hop;
+		if (d->n_pending)
+			flush_clips(d, 0);
 	}
 	memmove(d->pend, d->pend + off * C, (d->pend_len - off) * C * sizeof *d->pend);
 	d->pend_len -= off;
@@ -417,6 +502,7 @@ static void *thread_main(void *arg)
 			/* the end of the input: flush the resampler; the partial last hop is dropped */
 			if (d->rs_on)
 				feed(d, NULL, 0, 1);
+			flush_clips(d, 1); /* no more post-roll is coming */
 			d->eof = 1;
 			got = 1;
 		}
@@ -437,6 +523,7 @@ static void *thread_main(void *arg)
 			;
 	}
 	drain(d, 0);
+	flush_clips(d, 1);
 	publish(d);
 	return NULL;
 }
@@ -606,6 +693,8 @@ void detector_free(struct detector *d)
 	free(d->out);
 	free(d->nout);
 	free(d->ctl.kw);
+	free(d->hist);
+	free(d->clip);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
 }

@@ -34,6 +34,7 @@
 #include "events.h"
 #include "model/s4m.h"
 #include "postproc.h"
+#include "saver.h"
 
 #define DET_HIST_BUCKETS 11
 /* Upper bounds (s) of the step-time histogram buckets; the last bucket is +Inf. */
@@ -50,6 +51,8 @@ struct det_config {
 	size_t period;              /* stepper restart period, samples (scan_period; 0 = never) */
 	int threads;                /* threads stepping the channels (<= 1: the inference thread
 	                               alone; more than `channels` are not used) */
+	struct saver *saver;        /* NULL, or where each detection's audio goes (not owned) */
+	size_t save_pre, save_post; /* model-rate samples before and after the decision point */
 };
 
 struct det_stats {

@@ -24,6 +24,7 @@
  *     invalid and applies a valid one; --help and bad flags.
  */
 #include <fcntl.h>
+#include <glob.h>
 #include <jansson.h>
 #include <math.h>
 #include <pthread.h>
@@ -816,6 +817,90 @@ static void test_auth_classify_reload(void)
 	CHECK(WEXITSTATUS(system(cmd)) == 1, "unknown keyword refused");
 }
 
+/* --save-dir: one WAV per detection holding exactly the samples around its decision point, on
+ * the detection's own channel; the detection JSON in its comment; a bad folder refused. */
+static void test_save_dir(void)
+{
+	struct proc p;
+	char cdir[600];
+	snprintf(cdir, sizeof cdir, "%s/clips", dir);
+	CHECK(mkdir(cdir, 0700) == 0, "mkdir %s", cdir);
+	const char *a[] = {"--input", path("stereo.wav"), "--save-dir", cdir, "--save-pre-ms", "1000",
+			   "--save-post-ms", "300", NULL};
+	CHECK(start(&p, NULL, a, det_args) == 0, "start with --save-dir: %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	struct dets got;
+	from_array(json_object_get(o, "detections"), &got);
+	json_decref(o);
+	CHECK(got.n >= 3, "%zu detections", got.n);
+	json_int_t saved = -1;
+	for (int i = 0; i < 100 && saved != (json_int_t)got.n; i++) {
+		o = get_json(p.port, "/v1/status", NULL, NULL);
+		saved = json_integer_value(json_object_get(json_object_get(o, "clips"), "saved"));
+		json_decref(o);
+		usleep(50000);
+	}
+	CHECK(saved == (json_int_t)got.n, "status: %lld clips saved for %zu detections", (long long)saved, got.n);
+	struct resp r;
+	http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+	char want[64];
+	snprintf(want, sizeof want, "s4kws_clips_saved_total %zu\n", got.n);
+	CHECK(r.status == 200 && strstr(r.body, want) && strstr(r.body, "s4kws_clips_dropped_total 0\n"),
+	      "metrics count the clips");
+	free(r.body);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+
+	SF_INFO si = {0};
+	SNDFILE *sf = sf_open(path("stereo.wav"), SFM_READ, &si);
+	float *all = malloc((size_t)si.frames * 2 * sizeof *all);
+	CHECK(sf && all && sf_readf_float(sf, all, si.frames) == si.frames, "read stereo.wav");
+	sf_close(sf);
+	size_t files = 0;
+	for (size_t i = 0; i < got.n && all; i++) {
+		char pat[800];
+		snprintf(pat, sizeof pat, "%s/*-%lld-%s-ch%d.wav", cdir, got.id[i], got.kw[i], got.ch[i]);
+		glob_t g;
+		int found = glob(pat, 0, NULL, &g) == 0 && g.gl_pathc == 1;
+		CHECK(found, "one clip for detection %lld (%s)", got.id[i], pat);
+		if (!found) {
+			globfree(&g);
+			continue;
+		}
+		SF_INFO ci = {0};
+		SNDFILE *cf = sf_open(g.gl_pathv[0], SFM_READ, &ci);
+		long long at = llround(got.offset[i] * 16000), a0 = at - 16000 > 0 ? at - 16000 : 0;
+		long long b0 = at + 4800 < si.frames ? at + 4800 : si.frames;
+		CHECK(cf && ci.samplerate == 16000 && ci.channels == 1 && ci.frames == b0 - a0,
+		      "clip %s: %d Hz, %d ch, %lld frames (want %lld)", g.gl_pathv[0], ci.samplerate, ci.channels,
+		      (long long)ci.frames, b0 - a0);
+		float *c = malloc((size_t)(ci.frames > 0 ? ci.frames : 1) * sizeof *c);
+		double err = 0;
+		if (cf && c && sf_readf_float(cf, c, ci.frames) == ci.frames)
+			for (sf_count_t j = 0; j < ci.frames; j++)
+				err = fmax(err, fabs(c[j] - all[(a0 + j) * 2 + got.ch[i]]));
+		else
+			err = 1;
+		CHECK(err <= 1.0 / 32768 + 1e-6, "clip %lld: the detection's samples (max error %g)", got.id[i], err);
+		const char *cm = cf ? sf_get_string(cf, SF_STR_COMMENT) : NULL;
+		char idk[40];
+		snprintf(idk, sizeof idk, "\"id\":%lld,", got.id[i]);
+		CHECK(cm && strstr(cm, idk) && strstr(cm, got.kw[i]), "clip comment: %s", cm ? cm : "(none)");
+		if (cf)
+			sf_close(cf);
+		free(c);
+		unlink(g.gl_pathv[0]);
+		files++;
+		globfree(&g);
+	}
+	free(all);
+	CHECK(rmdir(cdir) == 0, "no other files in %s (%zu clips checked)", cdir, files);
+
+	const char *b[] = {"--input", path("mono.wav"), "--save-dir", "/nonexistent/clips", NULL};
+	CHECK(start(&p, NULL, b, det_args) != 0, "a missing --save-dir is refused at start");
+	CHECK(file_has(p.err, "save-dir /nonexistent/clips: No such file or directory"), "one sentence (%s)", p.err);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -850,6 +935,7 @@ int main(int argc, char **argv)
 	test_alsa_device();
 	test_device_stall();
 	test_auth_classify_reload();
+	test_save_dir();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
 					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw"};
