@@ -13,13 +13,16 @@
  *     reads a file (audio/audiofile.h, any libsndfile format) or raw S16_LE stdin, optionally
  *     paced at real speed, and waits for room in the ring rather than dropping;
  *   - the inference thread (daemon/detector.c) drains the ring, resamples to the model rate if
- *     needed and runs one s4m_relay (two steppers taking turns) per channel over the shared model;
+ *     needed and runs one s4m_relay (one stepper, or two taking turns) per channel over the
+ *     shared model, on `inference-threads` threads;
+ *   - with --save-dir, the clip writer (daemon/saver.c) turns detections' audio into WAV files;
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
  *     the hooks below, which read published copies (detector_stats, the input state under
  *     `mu`) and, for POST /v1/classify, build their own conv workspace from the shared model.
  * Cross-thread traffic is the ring, the wake semaphore, the events store and the two
  * mutex-protected snapshots. Shutdown is ordered: stop the input, let the detector drain the
- * ring and stop, flush and close the events log (which ends SSE streams), stop HTTP, free.
+ * ring and stop, flush and close the events log (which ends SSE streams), stop HTTP, write the
+ * queued clips, free (nothing the HTTP hooks read is freed while they can run).
  * A second SIGINT during shutdown kills the process (default action restored).
  */
 #define _GNU_SOURCE
