@@ -18,10 +18,13 @@ and the loss is on the decoder's mean over the last 1 s only, so the model learn
 word whatever came before it (live mode: the stepper has heard everything before the window),
 and zero preroll matches what `s4kws classify` feeds a lone clip. Augmentation: time shift,
 gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic reverberation, and a
-3.4-4 kHz band limit on 12 % of examples (8 kHz and telephone recordings, resampled to 16 kHz).
+3.4-4 kHz band limit on --band-p (12 %) of examples (8 kHz and telephone recordings, resampled
+to 16 kHz). Keywords come from real clips with probability --real-p (0.65; 0.4 for labels with
+fewer than 500 real clips), else from the synthetic folders. With --ema D the exported weights
+(and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
 
 Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
-same command resumes. The log (one line per 50 steps, validation every --val-every steps) is
+same command resumes (the EMA too). The log (one line per 50 steps, validation every --val-every steps) is
 --run/train.log. With --steps the cosine schedule runs over that many steps (exactly reproducible); with
 --minutes it runs over wall-clock time (the run ends on time on a busy machine; the model card
 records the steps it reached).
