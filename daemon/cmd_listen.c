@@ -454,6 +454,7 @@ static json_t *hook_status(void *ud)
 	if (o) {
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
 		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
+		json_object_set_new(o, "deduplicated", json_integer((json_int_t)s.deduplicated));
 	}
 	if (o && a->saver) {
 		struct saver_stats ss;
@@ -494,6 +495,9 @@ static void hook_metrics(void *ud, FILE *f)
 		prom_escape(f, cnt[i].keyword);
 		fprintf(f, "\",channel=\"%d\"} %llu\n", cnt[i].channel, (unsigned long long)cnt[i].count);
 	}
+	fprintf(f, "# HELP s4kws_deduplicated_total Detections not reported because another channel "
+		   "had the same keyword within dedup-ms.\n# TYPE s4kws_deduplicated_total counter\n"
+		   "s4kws_deduplicated_total %llu\n", (unsigned long long)s.deduplicated);
 	fprintf(f, "# HELP s4kws_audio_seconds_total Seconds of audio processed (per channel).\n"
 		   "# TYPE s4kws_audio_seconds_total counter\ns4kws_audio_seconds_total %.6f\n", s.audio_s);
 	fprintf(f, "# HELP s4kws_overruns_total Blocks of captured audio dropped because inference fell behind.\n"
@@ -658,7 +662,7 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
-		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
+		R("dedup-ms", dedup_ms), R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
 #undef R
@@ -678,6 +682,7 @@ static void reload(struct app *a)
 	memcpy(nc->log, a->cfg.log, sizeof nc->log);
 	memcpy(nc->save_dir, a->cfg.save_dir, sizeof nc->save_dir);
 	nc->save_pre_ms = a->cfg.save_pre_ms;
+	nc->dedup_ms = a->cfg.dedup_ms;
 	nc->save_post_ms = a->cfg.save_post_ms;
 	nc->channels = a->cfg.channels;
 	nc->hop_ms = a->cfg.hop_ms;
@@ -913,7 +918,8 @@ int cmd_listen(int argc, char **argv)
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
 				.ev = a->ev, .pc = &a->pc, .period = a->period,
 				.threads = a->cfg.inference_threads, .saver = a->saver,
-				.save_pre = a->save_pre, .save_post = a->save_post};
+				.save_pre = a->save_pre, .save_post = a->save_post,
+				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate)};
 	if (dc.threads == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;

@@ -105,6 +105,9 @@ static const struct opt opts[] = {
 	{"restart-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_RESTART_MS), F(restart_ms), "MS",
 	 "restart each channel's steppers every MS, two taking turns, so that no score depends on "
 	 "more than MS of audio, as in training (0 = never)", 0},
+	{"dedup-ms", T_DBL, 0, 10000, "0", F(dedup_ms), "MS",
+	 "a keyword detected on one channel is not reported again for another channel within MS "
+	 "(microphone arrays hear one word on every channel); 0: every channel reports", 0},
 	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
 	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
 	{"threshold", T_KW, 0.001, 1, PP_STR(PP_DEF_THRESHOLD), F(threshold), "[KW=]P",

@@ -68,6 +68,7 @@ struct cfg {
 	char save_dir[1024];     /* a WAV clip of every detection goes here; "" = none */
 	double save_pre_ms;      /* clip audio before the decision point, ms */
 	double save_post_ms;     /* clip audio after it, ms */
+	double dedup_ms;         /* cross-channel de-duplication window, ms (0 = off) */
 	int log_level;           /* enum log_level */
 	double hop_ms;           /* posterior evaluation period, ms (rounded to the model's hop) */
 	double restart_ms;       /* stepper restart period, ms (0 = never; daemon/scan.h) */

@@ -21,6 +21,10 @@
  * save_post samples after its decision point have arrived (or the input ends or changes), then
  * its clip is copied out of the ring and handed to the saver's writer thread (a copy, no wait).
  *
+ * Microphone arrays hear one word on every channel: with det_config.dedup, a keyword decided on
+ * one channel is not published for another channel within dedup samples (the first channel in
+ * time wins; within one hop, the lowest channel). Counted in det_stats.deduplicated.
+ *
  * Control (input rate change, input done, new post-processing settings, stop) arrives through
  * a mutex-protected `ctl` block and an atomic "something changed" flag checked between blocks
  * and hops, so the compute path itself takes no lock. Statistics are published the other way:
@@ -113,6 +117,11 @@ struct detector {
 	uint64_t hist_from;       /* first frame of the current stream (no clip reaches before it) */
 	float *clip;              /* (save_pre + save_post) scratch */
 	struct pending pend_clips[MAX_PENDING];
+	/* cross-channel de-duplication (dedup > 0) */
+	size_t dedup;
+	uint64_t *last_at;        /* (K) decision frame of the keyword's last published detection + 1
+	                             (0: none yet) */
+	int *last_ch;             /* (K) its channel */
 	int n_pending;
 	int eof, input_done;
 	struct det_stats s;
@@ -166,6 +175,11 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	d->out = malloc(C * PP_MAX_OUT * sizeof *d->out);
 	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
+	d->dedup = c->dedup;
+	if (d->dedup) {
+		d->last_at = calloc((size_t)d->K, sizeof *d->last_at);
+		d->last_ch = calloc((size_t)d->K, sizeof *d->last_ch);
+	}
 	if (c->saver) {
 		d->saver = c->saver;
 		d->save_pre = c->save_pre;
@@ -175,7 +189,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
 	}
 	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw ||
-	    (d->saver && (!d->hist || !d->clip))) {
+	    (d->saver && (!d->hist || !d->clip)) || (d->dedup && (!d->last_at || !d->last_ch))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
 		return NULL;
@@ -259,6 +273,15 @@ static void reset_streams(struct detector *d)
 
 static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 {
+	if (d->dedup) {
+		uint64_t at = d->base + pd->sample, *last = &d->last_at[pd->label];
+		if (*last && d->last_ch[pd->label] != ch && at + 1 - *last <= d->dedup) {
+			d->s.deduplicated++;
+			return;
+		}
+		*last = at + 1;
+		d->last_ch[pd->label] = ch;
+	}
 	struct ev_detection e;
 	memset(&e, 0, sizeof e);
 	snprintf(e.keyword, sizeof e.keyword, "%s", s4m_label(d->m, pd->label));
@@ -695,6 +718,8 @@ void detector_free(struct detector *d)
 	free(d->ctl.kw);
 	free(d->hist);
 	free(d->clip);
+	free(d->last_at);
+	free(d->last_ch);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
 }

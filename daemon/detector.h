@@ -53,6 +53,8 @@ struct det_config {
 	                               alone; more than `channels` are not used) */
 	struct saver *saver;        /* NULL, or where each detection's audio goes (not owned) */
 	size_t save_pre, save_post; /* model-rate samples before and after the decision point */
+	size_t dedup;               /* model-rate samples: a keyword detected on one channel is not
+	                               reported on another within this (0: off) */
 };
 
 struct det_stats {
@@ -69,6 +71,7 @@ struct det_stats {
 	int in_rate;                /* Hz of the frames in the ring */
 	int eof;                    /* input finished and everything processed */
 	uint64_t detections;        /* published by this detector */
+	uint64_t deduplicated;      /* detections not published: another channel had them (dedup) */
 };
 
 struct detector;

@@ -901,6 +901,41 @@ static void test_save_dir(void)
 	CHECK(file_has(p.err, "save-dir /nonexistent/clips: No such file or directory"), "one sentence (%s)", p.err);
 }
 
+/* --dedup-ms: the same word on both channels is reported once, on channel 0; the rest counted */
+static void test_dedup(void)
+{
+	struct proc p;
+	for (int on = 0; on < 2; on++) {
+		const char *a[] = {"--input", path("both.wav"), "--dedup-ms", on ? "500" : "0", NULL};
+		CHECK(start(&p, NULL, a, det_args) == 0, "start, dedup %d", on);
+		json_t *st = wait_state(p.port, "eof", NULL);
+		json_int_t dd = json_integer_value(json_object_get(st, "deduplicated"));
+		json_decref(st);
+		json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+		struct dets got;
+		from_array(json_object_get(o, "detections"), &got);
+		json_decref(o);
+		struct resp r;
+		http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+		char want[64];
+		snprintf(want, sizeof want, "s4kws_deduplicated_total %lld\n", (long long)dd);
+		CHECK(r.status == 200 && strstr(r.body, want), "metrics: %s", want);
+		free(r.body);
+		CHECK_EQ(stop(&p, SIGTERM), 0);
+		if (!on) {
+			CHECK(got.n == 2 * ref_mono.n && dd == 0, "no dedup: %zu detections (2 x %zu), %lld left out",
+			      got.n, ref_mono.n, (long long)dd);
+			continue;
+		}
+		CHECK(same_dets(&ref_mono, &got, -1, "dedup") && dd == (json_int_t)ref_mono.n,
+		      "dedup: the mono detections, all on channel 0; %lld left out", (long long)dd);
+		int ch0 = 1;
+		for (size_t i = 0; i < got.n; i++)
+			ch0 &= got.ch[i] == 0;
+		CHECK(ch0, "dedup: channel 0 wins ties");
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -922,6 +957,9 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < n; i++)
 		st[2 * i + 1] = x[i];
 	write_wav(path("stereo.wav"), st, n, 2, 16000);
+	for (size_t i = 0; i < n; i++)
+		st[2 * i] = x[i];
+	write_wav(path("both.wav"), st, n, 2, 16000);
 	free(st);
 	float *x48 = make_signal(3 * n, 48000);
 	write_wav(path("mono48k.wav"), x48, 3 * n, 1, 48000);
@@ -936,9 +974,10 @@ int main(int argc, char **argv)
 	test_device_stall();
 	test_auth_classify_reload();
 	test_save_dir();
+	test_dedup();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
-					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw"};
+					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw", "both.wav"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0] && !check_failed; i++)
 		unlink(path(files[i]));
 	for (int i = 1; i < 40; i++) {
