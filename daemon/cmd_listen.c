@@ -469,6 +469,38 @@ static json_t *hook_status(void *ud)
 	return o;
 }
 
+/* GET /v1/scores: every channel's smoothed posteriors as the detector last published them, so
+ * that a user tuning thresholds can watch the margins (poll it, e.g. 10 times a second). */
+static json_t *hook_scores(void *ud)
+{
+	struct app *a = ud;
+	size_t n = (size_t)a->C * (size_t)a->K;
+	float *v = malloc(n * sizeof *v);
+	uint64_t hops = 0;
+	struct det_stats s;
+	if (!v || detector_scores(a->det, v, n, &hops) < 0) {
+		free(v);
+		return NULL;
+	}
+	detector_stats(a->det, &s);
+	json_t *chs = json_array();
+	for (int c = 0; chs && c < a->C; c++) {
+		const float *p = v + (size_t)c * (size_t)a->K;
+		json_t *sc = json_object();
+		int best = 0;
+		for (int k = 0; sc && k < a->K; k++) {
+			json_object_set_new(sc, a->labels[k], json_real(p[k]));
+			if (p[k] > p[best])
+				best = k;
+		}
+		json_array_append_new(chs, json_pack("{s:i, s:o, s:{s:s, s:f}}", "channel", c, "scores", sc, "top",
+						     "label", a->labels[best], "score", (double)p[best]));
+	}
+	free(v);
+	return json_pack("{s:f, s:I, s:f, s:o}", "audio_s", s.audio_s, "hops", (json_int_t)hops, "smooth_ms",
+			 a->pc.kw[0].smooth_ms, "channels", chs);
+}
+
 static void prom_escape(FILE *f, const char *s)
 {
 	for (; *s; s++) {
@@ -940,8 +972,8 @@ int cmd_listen(int argc, char **argv)
 				 .timeout_s = (unsigned)a->cfg.http_timeout, .max_body = (size_t)a->cfg.max_body,
 				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
 				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
-	struct http_hooks hooks = {.ud = a, .status = hook_status, .metrics = hook_metrics,
-				   .classify = hook_classify};
+	struct http_hooks hooks = {.ud = a, .status = hook_status, .scores = hook_scores,
+				   .metrics = hook_metrics, .classify = hook_classify};
 	a->http = http_start(&hc, a->ev, &hooks, err, sizeof err);
 	if (!a->http) {
 		fprintf(stderr, "s4kws listen: %s\n", err);

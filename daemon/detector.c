@@ -117,6 +117,8 @@ struct detector {
 	uint64_t hist_from;       /* first frame of the current stream (no clip reaches before it) */
 	float *clip;              /* (save_pre + save_post) scratch */
 	struct pending pend_clips[MAX_PENDING];
+	float *pub_scores;        /* (C, K) smoothed posteriors, published under mu */
+	uint64_t pub_hops;
 	/* cross-channel de-duplication (dedup > 0) */
 	size_t dedup;
 	uint64_t *last_at;        /* (K) decision frame of the keyword's last published detection + 1
@@ -175,6 +177,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	d->out = malloc(C * PP_MAX_OUT * sizeof *d->out);
 	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
+	d->pub_scores = calloc(C * (size_t)d->K, sizeof *d->pub_scores);
 	d->dedup = c->dedup;
 	if (d->dedup) {
 		d->last_at = calloc((size_t)d->K, sizeof *d->last_at);
@@ -188,7 +191,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		d->hist = calloc(C * d->hist_len, sizeof *d->hist);
 		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
 	}
-	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw ||
+	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw || !d->pub_scores ||
 	    (d->saver && (!d->hist || !d->clip)) || (d->dedup && (!d->last_at || !d->last_ch))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
@@ -490,6 +493,14 @@ static void publish(struct detector *d)
 	d->s.eof = d->eof;
 	pthread_mutex_lock(&d->mu);
 	d->pub = d->s;
+	for (int c = 0; c < d->C; c++) {
+		const float *sm = pp_smoothed(d->pp[c]);
+		if (sm)
+			memcpy(d->pub_scores + (size_t)c * (size_t)d->K, sm, (size_t)d->K * sizeof *sm);
+		else
+			memset(d->pub_scores + (size_t)c * (size_t)d->K, 0, (size_t)d->K * sizeof *sm);
+	}
+	d->pub_hops = pp_hops(d->pp[0]);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -674,6 +685,18 @@ void detector_stats(struct detector *d, struct det_stats *out)
 	pthread_mutex_unlock(&d->mu);
 }
 
+int detector_scores(struct detector *d, float *out, size_t n, uint64_t *hops)
+{
+	size_t need = (size_t)d->C * (size_t)d->K;
+	if (n < need)
+		return -EINVAL;
+	pthread_mutex_lock(&d->mu);
+	memcpy(out, d->pub_scores, need * sizeof *out);
+	*hops = d->pub_hops;
+	pthread_mutex_unlock(&d->mu);
+	return 0;
+}
+
 int detector_threads(const struct detector *d)
 {
 	return d->T;
@@ -718,6 +741,7 @@ void detector_free(struct detector *d)
 	free(d->ctl.kw);
 	free(d->hist);
 	free(d->clip);
+	free(d->pub_scores);
 	free(d->last_at);
 	free(d->last_ch);
 	pthread_mutex_destroy(&d->mu);

@@ -89,6 +89,10 @@ void detector_input_done(struct detector *d);
 int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *err, size_t errlen);
 /* A consistent copy of the counters (published after every block). */
 void detector_stats(struct detector *d, struct det_stats *out);
+/* The smoothed posteriors (channels x labels, channel-major) as of the last publication, into
+ * out (n floats, at least channels x labels); their hop count since the last reset in *hops.
+ * 0, or -EINVAL when n is too small. Any thread. */
+int detector_scores(struct detector *d, float *out, size_t n, uint64_t *hops);
 /* Threads stepping the channels (det_config.threads, capped at the channel count). */
 int detector_threads(const struct detector *d);
 /* Process what is still in the ring, stop the thread and join it. */

@@ -35,9 +35,9 @@
 #include "config.h"
 #include "log.h"
 
-enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_METRICS, EP_CLASSIFY, EP_OTHER, N_EP };
+enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_SCORES, EP_METRICS, EP_CLASSIFY, EP_OTHER, N_EP };
 static const char *const ep_names[N_EP] = {"/healthz", "/v1/detections", "/v1/events", "/v1/status",
-					   "/metrics", "/v1/classify", "other"};
+					   "/v1/scores", "/metrics", "/v1/classify", "other"};
 static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
@@ -392,6 +392,14 @@ static enum MHD_Result get_status(struct http *h, struct MHD_Connection *conn)
 	return reply_json(h, conn, EP_STATUS, 200, o);
 }
 
+static enum MHD_Result get_scores(struct http *h, struct MHD_Connection *conn)
+{
+	json_t *o = h->hooks.scores ? h->hooks.scores(h->hooks.ud) : NULL;
+	if (!o)
+		return reply_error(h, conn, EP_SCORES, 500, "scores are not available");
+	return reply_json(h, conn, EP_SCORES, 200, o);
+}
+
 static void write_http_metrics(struct http *h, FILE *f)
 {
 	fprintf(f, "# HELP s4kws_http_requests_total HTTP requests answered, by endpoint and status.\n"
@@ -553,6 +561,10 @@ answer:
 		return get ? get_events(h, conn) : reply_405(h, conn, rq->ep, "GET");
 	case EP_STATUS:
 		return get ? get_status(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_SCORES:
+		if (!h->hooks.scores)
+			break;
+		return get ? get_scores(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_METRICS:
 		return get ? get_metrics(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_CLASSIFY:
@@ -564,7 +576,7 @@ answer:
 	default:
 		break;
 	}
-	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /metrics");
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /metrics");
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -28,6 +28,12 @@ static json_t *hook_status(void *ud)
 	return json_pack("{s:s, s:i}", "input", "running", "calls", ++status_calls);
 }
 
+static json_t *hook_scores(void *ud)
+{
+	(void)ud;
+	return json_pack("{s:[{s:i}]}", "channels", "channel", 0);
+}
+
 static void hook_metrics(void *ud, FILE *out)
 {
 	(void)ud;
@@ -93,7 +99,8 @@ static struct http_config base_config(void)
 	return c;
 }
 
-static const struct http_hooks hooks = {NULL, hook_status, hook_metrics, hook_classify};
+static const struct http_hooks hooks = {.status = hook_status, .scores = hook_scores, .metrics = hook_metrics,
+					.classify = hook_classify};
 
 #define AUTH "Authorization: Bearer tok-123\r\n"
 
@@ -113,8 +120,8 @@ static void test_auth_and_routing(struct events *ev)
 	CHECK(r.status == 200 && strstr(r.body, "\"ok\""), "healthz without token: %d %s", r.status, r.body);
 	free(r.body);
 	static const char *const protected_paths[] = {"/v1/status", "/v1/detections", "/metrics", "/v1/events",
-						      "/nope"};
-	for (size_t i = 0; i < 5; i++) {
+						      "/v1/scores", "/nope"};
+	for (size_t i = 0; i < 6; i++) {
 		http_req(port, "GET", protected_paths[i], NULL, NULL, 0, &r);
 		char v[128];
 		CHECK(r.status == 401 && resp_header(&r, "WWW-Authenticate", v, sizeof v) && strstr(v, "Bearer"),
@@ -135,6 +142,12 @@ static void test_auth_and_routing(struct events *ev)
 	CHECK(resp_header(&r, "Content-Type", ct, sizeof ct) && !strcmp(ct, "application/json"), "%s", ct);
 	json_decref(o);
 	free(r.body);
+	http_req(port, "GET", "/v1/scores", AUTH, NULL, 0, &r);
+	o = body_json(&r);
+	CHECK(r.status == 200 && json_array_size(json_object_get(o, "channels")) == 1, "scores: %d %s", r.status,
+	      r.body);
+	json_decref(o);
+	free(r.body);
 	http_req(port, "GET", "/nope", AUTH, NULL, 0, &r);
 	o = body_json(&r);
 	CHECK(r.status == 404 && o && json_is_string(json_object_get(o, "error")), "404: %d %s", r.status, r.body);
@@ -142,8 +155,9 @@ static void test_auth_and_routing(struct events *ev)
 	free(r.body);
 	static const char *const m405[][3] = {{"POST", "/v1/status", "GET"},   {"DELETE", "/v1/detections", "GET"},
 					      {"GET", "/v1/classify", "POST"}, {"PUT", "/metrics", "GET"},
-					      {"POST", "/healthz", "GET"},     {"POST", "/v1/events", "GET"}};
-	for (size_t i = 0; i < 6; i++) {
+					      {"POST", "/healthz", "GET"},     {"POST", "/v1/events", "GET"},
+					      {"POST", "/v1/scores", "GET"}};
+	for (size_t i = 0; i < 7; i++) {
 		http_req(port, m405[i][0], m405[i][1], AUTH, NULL, 0, &r);
 		char allow[64] = "";
 		resp_header(&r, "Allow", allow, sizeof allow);

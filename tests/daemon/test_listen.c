@@ -392,6 +392,27 @@ static void test_file_input(void)
 		      strstr(r.body, "s4kws_detections_total{keyword=") && strstr(r.body, "s4kws_input_up 0\n"),
 	      "metrics: %s", r.body);
 	free(r.body);
+	/* /v1/scores: the last hop's smoothed posteriors, a distribution over the 12 labels */
+	json_t *sc = get_json(p.port, "/v1/scores", NULL, NULL);
+	json_t *c0 = json_array_get(json_object_get(sc, "channels"), 0);
+	json_t *scores = json_object_get(c0, "scores");
+	double sum = 0, best = -1;
+	const char *bk = "", *key;
+	json_t *val;
+	json_object_foreach(scores, key, val) {
+		double v = json_number_value(val);
+		sum += v;
+		if (v > best) {
+			best = v;
+			bk = key;
+		}
+	}
+	CHECK(json_array_size(json_object_get(sc, "channels")) == 1 && json_object_size(scores) == 12 &&
+		      fabs(sum - 1) < 1e-3 && json_integer_value(json_object_get(sc, "hops")) == 600 &&
+		      !strcmp(jstr(c0, "top", "label"), bk),
+	      "scores: 12 labels summing to %g, top %s, hops %lld", sum, bk,
+	      (long long)json_integer_value(json_object_get(sc, "hops")));
+	json_decref(sc);
 	/* SIGTERM with two SSE clients connected: prompt, clean exit */
 	int64_t t1 = client_ms();
 	CHECK_EQ(stop(&p, SIGTERM), 0);
