@@ -83,9 +83,11 @@ struct detector {
 	pthread_t th;
 	int started;
 
-	pthread_mutex_t mu;       /* guards ctl and pub */
+	pthread_mutex_t mu;       /* guards ctl, pub, pub_scores and pub_hops */
 	struct ctl ctl;
 	struct det_stats pub;
+	float *pub_scores;        /* (C, K) smoothed posteriors as of the last publish() */
+	uint64_t pub_hops;
 	_Atomic int changed;
 
 	/* inference thread only */
@@ -117,14 +119,12 @@ struct detector {
 	uint64_t hist_from;       /* first frame of the current stream (no clip reaches before it) */
 	float *clip;              /* (save_pre + save_post) scratch */
 	struct pending pend_clips[MAX_PENDING];
-	float *pub_scores;        /* (C, K) smoothed posteriors, published under mu */
-	uint64_t pub_hops;
+	int n_pending;
 	/* cross-channel de-duplication (dedup > 0) */
 	size_t dedup;
 	uint64_t *last_at;        /* (K) decision frame of the keyword's last published detection + 1
 	                             (0: none yet) */
 	int *last_ch;             /* (K) its channel */
-	int n_pending;
 	int eof, input_done;
 	struct det_stats s;
 };
