@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The command that trains the shipped default model (weights/s4kws-sc12.safetensors).
-# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3]]]
+# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3 [MINUTES4]]]]
 #   SPEECH_COMMANDS_DIR  folder with train/ val/ _background_noise_/ (Speech Commands layout)
 #   CACHE_DIR            outside the work tree: synthetic clips, clip cache, checkpoints, log
-# Three stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
+# Four stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
 #   stage 1  CACHE_DIR/run   MINUTES1 (default 65) from scratch
 #   stage 2  CACHE_DIR/run2  MINUTES2 (default 135) from stage 1's weights, fresh schedule
 #   stage 3  CACHE_DIR/run3  MINUTES3 (default 125) from stage 2's weights, peak lr 2e-3, with
 #            1.5 s of preceding audio (--context 24000) so that live mode's history hurts less
+#   stage 4  CACHE_DIR/run4  MINUTES4 (default 120) from stage 3's weights, peak lr 1e-3 (SSM 5e-4),
+#            same context, real clips drawn more often (0.8), more band-limited examples (0.2),
+#            exporting the moving average of the weights (--ema 0.999)
 # Re-running the same command resumes whichever stage was interrupted (a finished stage only
-# re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2.
+# re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2, MINUTES4=0 after stage 3.
 set -euo pipefail
-sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}
+sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}; minutes4=${6:-120}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 [ -d "$cache/synth" ] || /usr/bin/python3 "$here/synth.py" --out "$cache/synth" --seed 1
@@ -27,5 +30,8 @@ common=(--data "$sc/train" --noise "$sc/_background_noise_" --synth "$cache/synt
 /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run2" --init "$cache/run/ckpt.pt" \
 	--minutes "$minutes2" --seed 2
 [ "$minutes3" = 0 ] && exit 0
-exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run3" --init "$cache/run2/ckpt.pt" \
+/usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run3" --init "$cache/run2/ckpt.pt" \
 	--minutes "$minutes3" --lr 2e-3 --context 24000 --seed 3
+[ "$minutes4" = 0 ] && exit 0
+exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run4" --init "$cache/run3/ckpt.pt" \
+	--minutes "$minutes4" --lr 1e-3 --ssm-lr 5e-4 --context 24000 --seed 4 --ema 0.999 --real-p 0.8 --band-p 0.2
