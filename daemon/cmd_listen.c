@@ -69,7 +69,6 @@ struct app {
 	char log_path[1024];
 	struct saver *saver;       /* --save-dir, or NULL; its own thread */
 	char save_dir[1024];
-	size_t save_pre, save_post;
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -933,9 +932,9 @@ int cmd_listen(int argc, char **argv)
 			log_msg(LOGL_INFO, "%s: continuing after detection %llu", a->cfg.log,
 				(unsigned long long)info.last_id);
 	}
+	size_t pre = (size_t)llround(a->cfg.save_pre_ms * 1e-3 * a->rate);
+	size_t post = (size_t)llround(a->cfg.save_post_ms * 1e-3 * a->rate);
 	if (a->cfg.save_dir[0]) {
-		size_t pre = (size_t)llround(a->cfg.save_pre_ms * 1e-3 * a->rate);
-		size_t post = (size_t)llround(a->cfg.save_post_ms * 1e-3 * a->rate);
 		struct saver_config sc = {.dir = a->cfg.save_dir, .rate = a->rate,
 					  .max_samples = pre + post > 0 ? pre + post : 1};
 		a->saver = saver_new(&sc, err, sizeof err);
@@ -944,13 +943,11 @@ int cmd_listen(int argc, char **argv)
 			goto out;
 		}
 		snprintf(a->save_dir, sizeof a->save_dir, "%s", a->cfg.save_dir);
-		a->save_pre = pre;
-		a->save_post = post;
 	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
 				.ev = a->ev, .pc = &a->pc, .period = a->period,
 				.threads = a->cfg.inference_threads, .saver = a->saver,
-				.save_pre = a->save_pre, .save_post = a->save_post,
+				.save_pre = pre, .save_post = post,
 				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate)};
 	if (dc.threads == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);

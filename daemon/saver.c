@@ -148,34 +148,33 @@ struct saver *saver_new(const struct saver_config *c, char *err, size_t errlen)
 	snprintf(s->dir, sizeof s->dir, "%s", c->dir);
 	s->rate = c->rate;
 	s->max = c->max_samples;
+	int sem_ok = 0;
 	for (int i = 0; i < SAVER_SLOTS; i++) {
 		s->slots[i].x = malloc(c->max_samples * sizeof(float));
 		if (!s->slots[i].x) {
 			s4k_seterr(err, errlen, "out of memory for %d clips of %zu samples", SAVER_SLOTS,
 				   c->max_samples);
-			for (int j = 0; j < i; j++)
-				free(s->slots[j].x);
-			free(s);
-			return NULL;
+			goto fail;
 		}
 	}
 	if (sem_init(&s->sem, 0, 0) != 0) {
 		s4k_seterr(err, errlen, "cannot create a semaphore: %s", strerror(errno));
-		for (int i = 0; i < SAVER_SLOTS; i++)
-			free(s->slots[i].x);
-		free(s);
-		return NULL;
+		goto fail;
 	}
+	sem_ok = 1;
 	int e = pthread_create(&s->th, NULL, writer_main, s);
 	if (e) {
 		s4k_seterr(err, errlen, "cannot start the clip writer: %s", strerror(e));
-		sem_destroy(&s->sem);
-		for (int i = 0; i < SAVER_SLOTS; i++)
-			free(s->slots[i].x);
-		free(s);
-		return NULL;
+		goto fail;
 	}
 	return s;
+fail:
+	if (sem_ok)
+		sem_destroy(&s->sem);
+	for (int i = 0; i < SAVER_SLOTS; i++)
+		free(s->slots[i].x); /* calloc'd: NULL where not allocated */
+	free(s);
+	return NULL;
 }
 
 int saver_submit(struct saver *s, const struct ev_detection *e, const float *x, size_t n)
