@@ -496,8 +496,8 @@ static json_t *hook_scores(void *ud)
 						     "label", a->labels[best], "score", (double)p[best]));
 	}
 	free(v);
-	return json_pack("{s:f, s:I, s:f, s:o}", "audio_s", s.audio_s, "hops", (json_int_t)hops, "smooth_ms",
-			 a->pc.kw[0].smooth_ms, "channels", chs);
+	/* (no smoothing window here: it is per keyword, and a->pc belongs to the main thread) */
+	return json_pack("{s:f, s:I, s:o}", "audio_s", s.audio_s, "hops", (json_int_t)hops, "channels", chs);
 }
 
 static void prom_escape(FILE *f, const char *s)

@@ -384,20 +384,14 @@ static enum MHD_Result get_events(struct http *h, struct MHD_Connection *conn)
 
 /* ---- status, metrics, classify ---- */
 
-static enum MHD_Result get_status(struct http *h, struct MHD_Connection *conn)
+/* GET of a JSON document built by a hook (status, scores); 500 with `missing` when it gives none. */
+static enum MHD_Result get_hook_json(struct http *h, struct MHD_Connection *conn, enum ep ep,
+				     json_t *(*hook)(void *), const char *missing)
 {
-	json_t *o = h->hooks.status ? h->hooks.status(h->hooks.ud) : NULL;
+	json_t *o = hook ? hook(h->hooks.ud) : NULL;
 	if (!o)
-		return reply_error(h, conn, EP_STATUS, 500, "status is not available");
-	return reply_json(h, conn, EP_STATUS, 200, o);
-}
-
-static enum MHD_Result get_scores(struct http *h, struct MHD_Connection *conn)
-{
-	json_t *o = h->hooks.scores ? h->hooks.scores(h->hooks.ud) : NULL;
-	if (!o)
-		return reply_error(h, conn, EP_SCORES, 500, "scores are not available");
-	return reply_json(h, conn, EP_SCORES, 200, o);
+		return reply_error(h, conn, ep, 500, missing);
+	return reply_json(h, conn, ep, 200, o);
 }
 
 static void write_http_metrics(struct http *h, FILE *f)
@@ -560,11 +554,13 @@ answer:
 	case EP_EVENTS:
 		return get ? get_events(h, conn) : reply_405(h, conn, rq->ep, "GET");
 	case EP_STATUS:
-		return get ? get_status(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+		return get ? get_hook_json(h, conn, rq->ep, h->hooks.status, "status is not available")
+			   : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_SCORES:
 		if (!h->hooks.scores)
 			break;
-		return get ? get_scores(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+		return get ? get_hook_json(h, conn, rq->ep, h->hooks.scores, "scores are not available")
+			   : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_METRICS:
 		return get ? get_metrics(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_CLASSIFY:
