@@ -7,8 +7,9 @@
  * clips the same way), preceded by s4m_preroll() zeros (what training put before a lone clip)
  * or by caller-supplied context audio. Conv mode builds that input in a caller buffer; stream
  * mode pushes the same pieces without building it (zeros come from a static block), so the
- * stream path allocates nothing. Scores are the softmax of the logits (pp_softmax, shared with
- * the detection post-processing).
+ * stream path allocates nothing. (Conv mode then skips the preroll's computation when the
+ * workspace has it precomputed: s4m_conv_logits_primed.) Scores are the softmax of the logits
+ * (pp_softmax, shared with the detection post-processing).
  */
 #include "clip.h"
 
@@ -67,7 +68,12 @@ int clip_logits_conv(const struct s4m_model *m, struct s4m_conv *cv, const float
 		s4k_seterr(err, errlen, "the clip is empty");
 		return -EINVAL;
 	}
-	if (s4m_conv_logits(cv, buf, (size_t)len, logits) < 0) {
+	/* a lone clip runs on its window alone when the workspace has the preroll's share
+	 * precomputed (s4m_conv_primed): the same logits, a third of the work */
+	size_t pw = nctx ? 0 : s4m_conv_primed(cv);
+	int rc = pw == s4m_window(m) ? s4m_conv_logits_primed(cv, buf + len - pw, pw, logits)
+				     : s4m_conv_logits(cv, buf, (size_t)len, logits);
+	if (rc < 0) {
 		s4k_seterr(err, errlen, "the engine refused a %ld-sample input (workspace too small?)",
 			   len);
 		return -EINVAL;

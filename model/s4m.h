@@ -60,6 +60,13 @@ void s4m_conv_free(struct s4m_conv *cv);
 /* Logits (n_labels) of the whole input x[0..n) from a zero state, decoder over its last
  * window. n must be >= s4m_hop() and <= max_len. Returns 0 or -EINVAL. */
 int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits);
+/* A lone clip without its preroll: x is the window (n == s4m_conv_primed(cv)) and the logits
+ * are those of s4m_conv_logits() on [s4m_preroll() zeros | x], computed on the window alone with
+ * the preroll's share precomputed at s4m_conv_new(). s4m_conv_primed() is 0 when the model does
+ * not allow it (bidirectional, or preroll or window not whole decoder steps) or the workspace
+ * is shorter than preroll + window; then callers use s4m_conv_logits(). */
+size_t s4m_conv_primed(const struct s4m_conv *cv);
+int s4m_conv_logits_primed(struct s4m_conv *cv, const float *x, size_t n, float *logits);
 /* Per-decoder-step logits over x[0..n): out[(j)*n_labels + k] for every final step j whose
  * window ends there (pool decoder: mean over the last Wf final steps, fewer at the start).
  * Returns the number of steps written (floor(n / hop)) or -EINVAL. */

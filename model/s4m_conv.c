@@ -19,6 +19,15 @@
  * Bidirectional models (converted official checkpoints) add the backward kernel flipped at the
  * end of the FFT buffer: y[t] += sum_j kb[j] z[t+1+j], the official layout
  * k = pad(k0, (0, L)) + pad(flip(k1), (L, 0)) written for any nfft >= L + taps.
+ *
+ * Primed lone clips: a lone clip is [preroll zeros | window], and the zeros are the same for
+ * every clip. Every layer is position-wise except the causal SSM convolution, so each block's
+ * output over the window is its convolution of the window's own input plus a fixed sequence,
+ * the convolution of the preroll's block input carried into the window. The workspace computes
+ * that sequence once per block (one forward pass over zeros) and s4m_conv_logits_primed() then
+ * runs the network over the window alone, with FFTs sized for the window: the same logits for
+ * 40 % of the work with a 1.5 s preroll and a 1 s window. Causal models only (a backward kernel
+ * would carry the window into the preroll), with preroll and window whole decoder steps.
  */
 #include "s4m_impl.h"
 
@@ -63,6 +72,11 @@ struct s4m_conv {
 	const struct s4m_model *m;
 	size_t max_len;
 	struct cblk *cb;        /* (n_blocks) */
+	struct cblk *pcb;       /* (n_blocks) plans and spectra for the window alone, or NULL */
+	float *prime;           /* preroll's share of each block's SSM output over the window:
+				   block i at prime + poff[i], (H_i, window / cum_i) */
+	size_t *poff;           /* (n_blocks) */
+	size_t pwin;            /* window samples of a primed call (0: not primed) */
 	float *ua, *ub;         /* activations, each (act_len) floats: (H, L) of any stage */
 	float *z;               /* (act_len) normalized block input (prenorm) */
 	float *fr;              /* (fr_len) FFT real rows (H, rs), nfft used */
@@ -149,17 +163,21 @@ void s4m_conv_free(struct s4m_conv *cv)
 {
 	if (!cv)
 		return;
-	if (cv->cb) {
-		s4k_fftw_lock();
-		for (int i = 0; i < cv->m->n_blocks; i++) {
-			if (cv->cb[i].fwd)
-				fftwf_destroy_plan(cv->cb[i].fwd);
-			if (cv->cb[i].inv)
-				fftwf_destroy_plan(cv->cb[i].inv);
+	s4k_fftw_lock();
+	for (int i = 0; i < cv->m->n_blocks; i++) {
+		struct cblk *cs[2] = { cv->cb ? &cv->cb[i] : NULL, cv->pcb ? &cv->pcb[i] : NULL };
+		for (int j = 0; j < 2; j++) {
+			if (cs[j] && cs[j]->fwd)
+				fftwf_destroy_plan(cs[j]->fwd);
+			if (cs[j] && cs[j]->inv)
+				fftwf_destroy_plan(cs[j]->inv);
 		}
-		s4k_fftw_unlock();
 	}
+	s4k_fftw_unlock();
 	free(cv->cb);
+	free(cv->pcb);
+	fftwf_free(cv->prime);
+	free(cv->poff);
 	fftwf_free(cv->ua);
 	fftwf_free(cv->ub);
 	fftwf_free(cv->z);
@@ -171,6 +189,89 @@ void s4m_conv_free(struct s4m_conv *cv)
 	fftwf_free(cv->lg);
 	free(cv->acc);
 	free(cv);
+}
+
+/* FFT length, row strides and kernel spectrum of block i for inputs of up to Lmax of its steps:
+ * nfft >= Lmax + taps makes the circular convolution a linear one for every shorter input. */
+static int size_cblk(const struct s4m_model *m, int i, size_t Lmax, struct cblk *c, char *err,
+		     size_t errlen)
+{
+	const struct s4m__block *b = &m->b[i];
+	c->Lmax = Lmax;
+	size_t taps = Lmax < b->klen ? Lmax : b->klen;
+	c->nfft = s4m__fft_len(Lmax + taps);
+	c->nspec = c->nfft / 2 + 1;
+	c->rs = c->nfft + 16;
+	c->cs = c->nspec + 8;
+	c->spec = get_spec(m, i, c->nfft, taps, err, errlen);
+	return c->spec ? 0 : -ENOMEM;
+}
+
+/* The batched transforms of one block over the workspace's fr/fc rows (FFTW lock held). */
+static void plan_cblk(struct s4m_conv *cv, struct cblk *c, int H)
+{
+	int n = (int)c->nfft;
+	c->fwd = fftwf_plan_many_dft_r2c(1, &n, H, cv->fr, NULL, 1, (int)c->rs, cv->fc, NULL, 1,
+					 (int)c->cs, S4M_FFTW_FLAGS);
+	c->inv = fftwf_plan_many_dft_c2r(1, &n, H, cv->fc, NULL, 1, (int)c->cs, cv->fr, NULL, 1,
+					 (int)c->rs, S4M_FFTW_FLAGS);
+}
+
+static int plan_all(struct s4m_conv *cv, struct cblk *cbs, char *err, size_t errlen)
+{
+	s4k_fftw_lock();
+	for (int i = 0; i < cv->m->n_blocks; i++)
+		plan_cblk(cv, &cbs[i], cv->m->b[i].H);
+	s4k_fftw_unlock();
+	for (int i = 0; i < cv->m->n_blocks; i++) {
+		if (!cbs[i].fwd || !cbs[i].inv) {
+			s4k_seterr(err, errlen, "FFTW could not plan a transform of length %zu.", cbs[i].nfft);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+enum fwd_mode { FWD_PLAIN, FWD_PRIMED, FWD_CAPTURE };
+static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout,
+		      enum fwd_mode mode);
+
+/* Set up primed lone clips (see the top of the file) when the model allows it; 0 when it does
+ * not apply, a negative errno when it does and setting it up failed. */
+static int prime_setup(struct s4m_conv *cv, char *err, size_t errlen)
+{
+	const struct s4m_model *m = cv->m;
+	size_t P = m->preroll, W = s4m_window(m);
+	if (m->bidir || P == 0 || W == 0 || P % m->hop || W % m->hop || m->Wf * m->hop > W ||
+	    P + W > cv->max_len)
+		return 0;
+	size_t tot = 0;
+	if (!(cv->pcb = calloc((size_t)m->n_blocks, sizeof *cv->pcb)) ||
+	    !(cv->poff = calloc((size_t)m->n_blocks, sizeof *cv->poff)))
+		goto oom;
+	for (int i = 0; i < m->n_blocks; i++) {
+		cv->poff[i] = tot;
+		tot += (size_t)m->b[i].H * (W / m->b[i].cum);
+		int rc = size_cblk(m, i, W / m->b[i].cum, &cv->pcb[i], err, errlen);
+		if (rc < 0)
+			return rc;
+	}
+	int rc = plan_all(cv, cv->pcb, err, errlen);
+	if (rc < 0)
+		return rc;
+	float *zeros = calloc(P + W, sizeof *zeros);
+	if (!(cv->prime = fftwf_alloc_real(tot)) || !zeros) {
+		free(zeros);
+		goto oom;
+	}
+	cv->pwin = W;   /* forward() reads it while capturing */
+	size_t Lout;
+	forward(cv, zeros, P + W, m->n_blocks - 1, &Lout, FWD_CAPTURE);
+	free(zeros);
+	return 0;
+oom:
+	s4k_seterr(err, errlen, "out of memory for a conv workspace's preroll.");
+	return -ENOMEM;
 }
 
 struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *err, size_t errlen)
@@ -193,12 +294,8 @@ struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *e
 	for (int i = 0; i < m->n_blocks; i++) {
 		const struct s4m__block *b = &m->b[i];
 		struct cblk *c = &cv->cb[i];
-		c->Lmax = max_len / b->cum;
-		size_t taps = c->Lmax < b->klen ? c->Lmax : b->klen;
-		c->nfft = s4m__fft_len(c->Lmax + taps);
-		c->nspec = c->nfft / 2 + 1;
-		c->rs = c->nfft + 16;
-		c->cs = c->nspec + 8;
+		if (size_cblk(m, i, max_len / b->cum, c, err, errlen) < 0)
+			goto fail;
 		size_t a = (size_t)(b->H > b->Hout ? b->H : b->Hout) * c->Lmax;
 		if (a > act)
 			act = a;
@@ -206,8 +303,6 @@ struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *e
 			fr_len = (size_t)b->H * c->rs;
 		if ((size_t)b->H * c->cs > fc_len)
 			fc_len = (size_t)b->H * c->cs;
-		if (!(c->spec = get_spec(m, i, c->nfft, taps, err, errlen)))
-			goto fail;
 	}
 	size_t Lf = max_len / m->hop;
 	cv->ua = fftwf_alloc_real(act);
@@ -225,24 +320,8 @@ struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *e
 		s4k_seterr(err, errlen, "out of memory for a conv workspace of %zu samples.", max_len);
 		goto fail;
 	}
-	s4k_fftw_lock();
-	for (int i = 0; i < m->n_blocks; i++) {
-		struct cblk *c = &cv->cb[i];
-		int n = (int)c->nfft, H = m->b[i].H;
-		c->fwd = fftwf_plan_many_dft_r2c(1, &n, H, cv->fr, NULL, 1, (int)c->rs, cv->fc, NULL, 1,
-						 (int)c->cs, S4M_FFTW_FLAGS);
-		c->inv = fftwf_plan_many_dft_c2r(1, &n, H, cv->fc, NULL, 1, (int)c->cs, cv->fr, NULL, 1,
-						 (int)c->rs, S4M_FFTW_FLAGS);
-		if (!c->fwd || !c->inv)
-			break;
-	}
-	s4k_fftw_unlock();
-	for (int i = 0; i < m->n_blocks; i++) {
-		if (!cv->cb[i].fwd || !cv->cb[i].inv) {
-			s4k_seterr(err, errlen, "FFTW could not plan a transform of length %zu.", cv->cb[i].nfft);
-			goto fail;
-		}
-	}
+	if (plan_all(cv, cv->cb, err, errlen) < 0 || prime_setup(cv, err, errlen) < 0)
+		goto fail;
 	return cv;
 fail:
 	s4m_conv_free(cv);
@@ -276,6 +355,13 @@ static void gelu_skip(float *restrict y, const float *restrict z, float d, size_
 {
 	for (size_t t = 0; t < L; t++)
 		y[t] = s4m__gelu(y[t] + d * z[t]);
+}
+
+S4M_HOT
+static void add_row(float *restrict y, const float *restrict p, size_t L)
+{
+	for (size_t t = 0; t < L; t++)
+		y[t] += p[t];
 }
 
 S4M_HOT
@@ -395,22 +481,12 @@ static void linear_cols(const float *restrict W, const float *restrict bias, int
 	}
 }
 
-/* One residual block on u (H, L), in place. */
-static void block_conv(struct s4m_conv *cv, int i, float *u, size_t L)
+/* Causal (and backward) SSM convolution of z (H, L): the result is in the first L entries of
+ * each fr row (row stride c->rs). */
+static void ssm_conv(struct s4m_conv *cv, const struct cblk *c, const float *z, int H, size_t L)
 {
-	const struct s4m_model *m = cv->m;
-	const struct s4m__block *b = &m->b[i];
-	const struct cblk *c = &cv->cb[i];
-	int H = b->H;
 	size_t nfft = c->nfft, nspec = c->nspec, rs = c->rs, cs = c->cs;
-
-	const float *z = u;
-	if (m->prenorm) {
-		norm_cols(cv, u, cv->z, H, L, b->norm_a, b->norm_b);
-		z = cv->z;
-	}
-
-	/* causal (and backward) SSM convolution: fr rows = z rows zero-padded to nfft */
+	/* fr rows = z rows zero-padded to nfft */
 	for (int h = 0; h < H; h++) {
 		float *row = cv->fr + (size_t)h * rs;
 		memcpy(row, z + (size_t)h * L, L * sizeof *row);
@@ -420,6 +496,27 @@ static void block_conv(struct s4m_conv *cv, int i, float *u, size_t L)
 	for (int h = 0; h < H; h++)
 		spec_mul((float *)(cv->fc + (size_t)h * cs), c->spec + (size_t)h * nspec * 2, nspec);
 	fftwf_execute(c->inv);
+}
+
+/* One residual block on u (H, L), in place, with the transforms of c. prime (H, L), when not
+ * NULL, is added to the SSM convolution: the share of input that came before u (primed). */
+static void block_conv(struct s4m_conv *cv, const struct cblk *c, int i, float *u, size_t L,
+		       const float *prime)
+{
+	const struct s4m_model *m = cv->m;
+	const struct s4m__block *b = &m->b[i];
+	int H = b->H;
+	size_t rs = c->rs;
+
+	const float *z = u;
+	if (m->prenorm) {
+		norm_cols(cv, u, cv->z, H, L, b->norm_a, b->norm_b);
+		z = cv->z;
+	}
+	ssm_conv(cv, c, z, H, L);
+	if (prime)
+		for (int h = 0; h < H; h++)
+			add_row(cv->fr + (size_t)h * rs, prime + (size_t)h * L, L);
 
 	/* y = gelu(conv + D z), in place in the first L entries of each fr row */
 	for (int h = 0; h < H; h++)
@@ -437,8 +534,32 @@ static void block_conv(struct s4m_conv *cv, int i, float *u, size_t L)
 		norm_cols(cv, u, u, H, L, b->norm_a, b->norm_b);
 }
 
-/* Encoder and blocks 0..last on x[0..n). Returns the activation, (Hout_last, *Lout). */
-static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout)
+/* While priming: the block input u (H, L) holds [preroll | window]; keep the SSM convolution
+ * of its preroll part alone, over the window's steps, in the block's prime rows. */
+static void capture_prime(struct s4m_conv *cv, int i, const float *u, size_t L)
+{
+	const struct s4m_model *m = cv->m;
+	const struct s4m__block *b = &m->b[i];
+	int H = b->H;
+	size_t Lp = m->preroll / b->cum, Lc = cv->pwin / b->cum;   /* Lp + Lc == L */
+	float *z = cv->z;
+	if (m->prenorm)
+		norm_cols(cv, u, z, H, L, b->norm_a, b->norm_b);
+	else
+		memcpy(z, u, (size_t)H * L * sizeof *z);
+	for (int h = 0; h < H; h++)
+		memset(z + (size_t)h * L + Lp, 0, Lc * sizeof *z);
+	ssm_conv(cv, &cv->cb[i], z, H, L);
+	for (int h = 0; h < H; h++)
+		memcpy(cv->prime + cv->poff[i] + (size_t)h * Lc, cv->fr + (size_t)h * cv->cb[i].rs + Lp,
+		       Lc * sizeof *z);
+}
+
+/* Encoder and blocks 0..last on x[0..n). Returns the activation, (Hout_last, *Lout).
+ * FWD_PRIMED: x is a primed clip's window (n == pwin); FWD_CAPTURE: x is [preroll | window]
+ * zeros and the prime rows are filled on the way. */
+static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout,
+		      enum fwd_mode mode)
 {
 	const struct s4m_model *m = cv->m;
 	float *u = cv->ua, *v = cv->ub;
@@ -452,7 +573,12 @@ static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, s
 	}
 	for (int i = 0; i <= last; i++) {
 		const struct s4m__block *b = &m->b[i];
-		block_conv(cv, i, u, L);
+		if (mode == FWD_CAPTURE)
+			capture_prime(cv, i, u, L);
+		if (mode == FWD_PRIMED)
+			block_conv(cv, &cv->pcb[i], i, u, L, cv->prime + cv->poff[i]);
+		else
+			block_conv(cv, &cv->cb[i], i, u, L, NULL);
 		size_t p = (size_t)b->pool, L2 = L / p;
 		if (p > 1) {
 			/* mean of each window of p steps, floor(L / p) steps; in place is safe because
@@ -481,10 +607,11 @@ static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, s
 }
 
 /* Final features (Hlast, Lf) after the final norm. */
-static float *features(struct s4m_conv *cv, const float *x, size_t n, size_t *Lf)
+static float *features(struct s4m_conv *cv, const float *x, size_t n, size_t *Lf,
+		       enum fwd_mode mode)
 {
 	const struct s4m_model *m = cv->m;
-	float *u = forward(cv, x, n, m->n_blocks - 1, Lf);
+	float *u = forward(cv, x, n, m->n_blocks - 1, Lf, mode);
 	if (m->final_norm)
 		norm_cols(cv, u, u, m->Hlast, *Lf, m->fn_a, m->fn_b);
 	return u;
@@ -495,13 +622,37 @@ static int bad_len(const struct s4m_conv *cv, size_t n)
 	return n < cv->m->hop || n > cv->max_len;
 }
 
+static void decode(struct s4m_conv *cv, const float *u, size_t Lf, float *logits);
+
 int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits)
 {
 	if (bad_len(cv, n))
 		return -EINVAL;
-	const struct s4m_model *m = cv->m;
 	size_t Lf;
-	const float *u = features(cv, x, n, &Lf);
+	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
+	decode(cv, u, Lf, logits);
+	return 0;
+}
+
+size_t s4m_conv_primed(const struct s4m_conv *cv)
+{
+	return cv->pwin;
+}
+
+int s4m_conv_logits_primed(struct s4m_conv *cv, const float *x, size_t n, float *logits)
+{
+	if (cv->pwin == 0 || n != cv->pwin)
+		return -EINVAL;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf, FWD_PRIMED);
+	decode(cv, u, Lf, logits);
+	return 0;
+}
+
+/* Logits from the final features u (Hlast, Lf): the decoder over the last window or step. */
+static void decode(struct s4m_conv *cv, const float *u, size_t Lf, float *logits)
+{
+	const struct s4m_model *m = cv->m;
 	int Hl = m->Hlast, K = m->n_labels;
 	size_t w = m->decoder_last ? 1 : (Lf < m->Wf ? Lf : m->Wf), t0 = Lf - w;
 	/* f = mean of the last w steps (pool) or the last step; reuse mean[] as f (Hl <= max_len
@@ -520,7 +671,6 @@ int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits
 			s += (double)m->dec_w[(size_t)k * Hl + h] * f[h];
 		logits[k] = (float)s;
 	}
-	return 0;
 }
 
 long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps)
@@ -528,7 +678,7 @@ long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out
 	if (bad_len(cv, n) || n / cv->m->hop > max_steps)
 		return -EINVAL;
 	size_t Lf;
-	const float *u = features(cv, x, n, &Lf);
+	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
 	int Hl = cv->m->Hlast;
 	for (size_t t = 0; t < Lf; t++)
 		for (int h = 0; h < Hl; h++)
@@ -542,7 +692,7 @@ long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, si
 		return -EINVAL;
 	const struct s4m_model *m = cv->m;
 	size_t Lf;
-	const float *u = features(cv, x, n, &Lf);
+	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
 	int K = m->n_labels;
 	/* per-step logits (K, Lf); the pool decoder's window mean of logits equals the logits of
 	 * the window mean of features because the decoder is affine */
@@ -578,7 +728,7 @@ long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int bl
 	if (L == 0 || L * (size_t)b->Hout > max_elems)
 		return -EINVAL;
 	size_t Lo;
-	const float *u = forward(cv, x, n, block, &Lo);
+	const float *u = forward(cv, x, n, block, &Lo, FWD_PLAIN);
 	memcpy(out, u, Lo * (size_t)b->Hout * sizeof *out);
 	return (long)Lo;
 }

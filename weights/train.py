@@ -377,9 +377,24 @@ def main():
         log(a.run, f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
     elif a.init:
         z = torch.load(a.init, map_location="cpu")
-        if z["cfg"]["widths"] != cfg["widths"] or z["cfg"]["pools"] != cfg["pools"]:
-            sys.exit(f"--init {a.init}: its widths/pools differ from this run's config")
-        model.load_state_dict(z["model"])
+        zw, zp, n0 = z["cfg"]["widths"], z["cfg"]["pools"], len(z["cfg"]["widths"])
+        grown = (zw == cfg["widths"][:n0] and zp == cfg["pools"][:n0] and len(cfg["widths"]) > n0
+                 and all(w == zw[-1] for w in cfg["widths"][n0:])
+                 and all(p == 1 for p in cfg["pools"][n0:]))
+        if (zw != cfg["widths"] or zp != cfg["pools"]) and not grown:
+            sys.exit(f"--init {a.init}: its widths/pools differ from this run's config (a run may "
+                     f"only append blocks of the last width with pool 1)")
+        missing, unexpected = model.load_state_dict(z["model"], strict=not grown)
+        if grown:
+            # appended blocks start as the identity: a zero output projection makes each
+            # residual block add GLU(0) = 0, so training resumes from the same function
+            assert not unexpected and all(k.startswith("blocks.") and int(k.split(".")[1]) >= n0
+                                          for k in missing), (missing, unexpected)
+            with torch.no_grad():
+                for blk in model.blocks[n0:]:
+                    blk.out.weight.zero_()
+                    blk.out.bias.zero_()
+            log(a.run, f"grown from {n0} to {len(cfg['widths'])} blocks (new blocks start as the identity)")
         state["init"] = {"from": os.path.abspath(a.init), "steps": z["state"]["step"],
                          "seconds": round(z["state"]["elapsed"])}
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "

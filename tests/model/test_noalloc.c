@@ -1,7 +1,6 @@
 /* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset/copy,
- * s4m_relay_push/scores/logits/reset and
- * s4m_conv_logits/scan/features, counted with the linker's --wrap of malloc, calloc, realloc,
- * posix_memalign and aligned_alloc (every call from the engine's objects goes through the
+ * s4m_relay_push/scores/logits/reset and s4m_conv_logits/scan/features/logits_primed, counted
+ * with the linker's --wrap of malloc, calloc, realloc, posix_memalign and aligned_alloc (every call from the engine's objects goes through the
  * wrappers below; the count is armed only around the compute calls).
  */
 #include <stdlib.h>
@@ -56,8 +55,10 @@ static void run(int dplr)
 	for (size_t t = 0; t < n; t++)
 		x[t] = (float)(0.3 * mg_normal(&s));
 	struct s4m_stream *st = s4m_stream_new(m, err, sizeof err);
-	struct s4m_conv *cv = s4m_conv_new(m, W, err, sizeof err);
+	size_t P = s4m_preroll(m);
+	struct s4m_conv *cv = s4m_conv_new(m, P + W, err, sizeof err);
 	CHECK(st && cv, "%s", err);
+	CHECK(cv && P > 0 && s4m_conv_primed(cv) == W, "the workspace is primed for lone clips");
 
 	allocs = 0;
 	armed = 1;
@@ -92,8 +93,9 @@ static void run(int dplr)
 	s4m_conv_logits(cv, x, W, lg);
 	s4m_conv_scan(cv, x, W, out, W / s4m_hop(m));
 	s4m_conv_features(cv, x, W, out, W / s4m_hop(m));
+	s4m_conv_logits_primed(cv, x, W, lg);
 	armed = 0;
-	CHECK(allocs == 0, "%s conv mode: %ld allocations in logits/scan/features", dplr ? "dplr" : "s4d", allocs);
+	CHECK(allocs == 0, "%s conv mode: %ld allocations in logits/scan/features/primed", dplr ? "dplr" : "s4d", allocs);
 	(void)K;
 	s4m_conv_free(cv);
 	s4m_stream_free(st);

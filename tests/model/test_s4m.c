@@ -695,8 +695,81 @@ static void test_relay(void)
 	printf("relay vs conv: %d hops checked, max |score diff| %.3g\n", checked, max_err);
 }
 
+/* Primed lone clips: s4m_conv_logits_primed(window) equals s4m_conv_logits([preroll zeros |
+ * window]) on random causal models (S4D and DPLR, kernels shorter and longer than the input,
+ * pre- and post-norm), and is off where it cannot be exact (bidirectional, a
+ * workspace shorter than preroll + window). */
+static void test_primed(void)
+{
+	uint64_t s = 4242;
+	double max_err = 0;
+	int checked = 0, primed_models = 0;
+	for (int it = 0; it < 12; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1600);
+		o.bidir = it % 6 == 5;
+		if (it % 3 == 1)
+			set_l_max(&o, 8192);   /* kernels longer than the input */
+		long pool = 1;
+		for (int i = 0; i < o.nb; i++)
+			pool *= o.pools[i];
+		o.preroll = (800 + 53 * it) / pool * pool;   /* the loader wants whole decoder steps */
+		struct mg_file f = {0};
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
+			continue;
+		char err[S4K_ERR_LEN];
+		size_t pre = s4m_preroll(m), w = s4m_window(m), K = (size_t)s4m_n_labels(m);
+		int expect = !o.bidir;
+		struct s4m_conv *cv = s4m_conv_new(m, pre + w, err, sizeof err);
+		struct s4m_conv *small = s4m_conv_new(m, pre + w - 1, err, sizeof err);
+		float *buf = calloc(pre + w, sizeof *buf);
+		CHECK(cv && small && buf, "model %d: workspaces: %s", it, err);
+		if (!cv || !small || !buf)
+			goto next;
+		CHECK((s4m_conv_primed(cv) == w) == expect, "model %d (%s, preroll %zu, hop %zu): primed %zu, "
+		      "expected %s", it, o.bidir ? "bidirectional" : "causal", pre, s4m_hop(m),
+		      s4m_conv_primed(cv), expect ? "the window" : "0");
+		CHECK(s4m_conv_primed(small) == 0, "model %d: a workspace shorter than preroll + window "
+		      "is not primed", it);
+		if (!s4m_conv_primed(cv))
+			goto next;
+		primed_models++;
+		CHECK(s4m_conv_logits_primed(cv, buf + pre, w - 1, (float[64]){0}) == -EINVAL,
+		      "model %d: a primed call of the wrong length is refused", it);
+		for (int r = 0; r < 6; r++) {
+			size_t n = r == 0 ? w : w / (size_t)(2 + r) + (size_t)r;   /* clip, zero-padded */
+			memset(buf, 0, (pre + w) * sizeof *buf);
+			random_input(&s, buf + pre, n);
+			float lp[64], lc[64];
+			CHECK(s4m_conv_logits_primed(cv, buf + pre, w, lp) == 0, "primed call");
+			CHECK(s4m_conv_logits(cv, buf, pre + w, lc) == 0, "plain call");
+			double pp[64], pc[64], e = 0, el = 0;
+			softmax(lp, pp, (int)K);
+			softmax(lc, pc, (int)K);
+			for (size_t k = 0; k < K; k++) {
+				e = fmax(e, fabs(pp[k] - pc[k]));
+				el = fmax(el, fabs(lp[k] - lc[k]) / (1 + fabs(lc[k])));
+			}
+			CHECK(e <= 1e-5 && el <= 1e-4, "model %d clip %d: primed differs from the whole "
+			      "input: scores %g, logits %g (relative)", it, r, e, el);
+			max_err = fmax(max_err, e);
+			checked++;
+		}
+	next:
+		s4m_conv_free(cv);
+		s4m_conv_free(small);
+		free(buf);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	CHECK(primed_models >= 4, "only %d primed models", primed_models);
+	printf("primed vs whole input: %d clips on %d models, max |score diff| %.3g\n", checked,
+	       primed_models, max_err);
+}
+
 int main(void)
 {
+	test_primed();
 	test_threads();
 	test_contracts();
 	test_naive();
