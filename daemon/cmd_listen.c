@@ -16,13 +16,15 @@
  *     needed and runs one s4m_relay (one stepper, or two taking turns) per channel over the
  *     shared model, on `inference-threads` threads;
  *   - with --save-dir, the clip writer (daemon/saver.c) turns detections' audio into WAV files;
+ *   - with --on-detect, the hook thread (daemon/hook.c) follows the events store and runs the
+ *     command for each detection;
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
  *     the hooks below, which read published copies (detector_stats, the input state under
  *     `mu`) and, for POST /v1/classify, build their own conv workspace from the shared model.
  * Cross-thread traffic is the ring, the wake semaphore, the events store and the two
  * mutex-protected snapshots. Shutdown is ordered: stop the input, let the detector drain the
- * ring and stop, flush and close the events log (which ends SSE streams), stop HTTP, write the
- * queued clips, free (nothing the HTTP hooks read is freed while they can run).
+ * ring and stop, flush and close the events log (which ends SSE streams and lets the hook run
+ * what is pending, bounded by its timeout), stop HTTP, write the queued clips, free (nothing the HTTP hooks read is freed while they can run).
  * A second SIGINT during shutdown kills the process (default action restored).
  */
 #define _GNU_SOURCE
@@ -49,6 +51,7 @@
 #include "config.h"
 #include "detector.h"
 #include "events.h"
+#include "hook.h"
 #include "http.h"
 #include "log.h"
 #include "model/s4m.h"
@@ -69,6 +72,8 @@ struct app {
 	char log_path[1024];
 	struct saver *saver;       /* --save-dir, or NULL; its own thread */
 	char save_dir[1024];
+	struct hook *hook;         /* --on-detect, or NULL; its own thread */
+	char on_detect[1024];
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -462,6 +467,13 @@ static json_t *hook_status(void *ud)
 							  (json_int_t)ss.saved, "dropped", (json_int_t)ss.dropped,
 							  "errors", (json_int_t)ss.errors));
 	}
+	if (o && a->hook) {
+		struct hook_stats hs;
+		hook_stats(a->hook, &hs);
+		json_object_set_new(o, "on_detect", json_pack("{s:s, s:I, s:I, s:I}", "command", a->on_detect,
+							      "run", (json_int_t)hs.run, "failed",
+							      (json_int_t)hs.failed, "skipped", (json_int_t)hs.skipped));
+	}
 	if (o && logpath[0])
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(a->ev)));
@@ -569,6 +581,17 @@ static void hook_metrics(void *ud, FILE *f)
 			   "# HELP s4kws_clip_errors_total Detection clips that could not be written.\n"
 			   "# TYPE s4kws_clip_errors_total counter\ns4kws_clip_errors_total %llu\n",
 			(unsigned long long)ss.saved, (unsigned long long)ss.dropped, (unsigned long long)ss.errors);
+	}
+	if (a->hook) {
+		struct hook_stats hs;
+		hook_stats(a->hook, &hs);
+		fprintf(f, "# HELP s4kws_on_detect_runs_total On-detect commands run (counted when they end).\n"
+			   "# TYPE s4kws_on_detect_runs_total counter\ns4kws_on_detect_runs_total %llu\n"
+			   "# HELP s4kws_on_detect_failures_total On-detect commands that failed, timed out or did not start.\n"
+			   "# TYPE s4kws_on_detect_failures_total counter\ns4kws_on_detect_failures_total %llu\n"
+			   "# HELP s4kws_on_detect_skipped_total Detections whose command never ran (history wrapped or shutdown).\n"
+			   "# TYPE s4kws_on_detect_skipped_total counter\ns4kws_on_detect_skipped_total %llu\n",
+			(unsigned long long)hs.run, (unsigned long long)hs.failed, (unsigned long long)hs.skipped);
 	}
 	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
 		a->C);
@@ -693,7 +716,8 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
-		R("dedup-ms", dedup_ms), R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
+		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("on-detect-timeout-ms", on_detect_timeout_ms),
+		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
 #undef R
@@ -713,6 +737,8 @@ static void reload(struct app *a)
 	memcpy(nc->log, a->cfg.log, sizeof nc->log);
 	memcpy(nc->save_dir, a->cfg.save_dir, sizeof nc->save_dir);
 	nc->save_pre_ms = a->cfg.save_pre_ms;
+	memcpy(nc->on_detect, a->cfg.on_detect, sizeof nc->on_detect);
+	nc->on_detect_timeout_ms = a->cfg.on_detect_timeout_ms;
 	nc->dedup_ms = a->cfg.dedup_ms;
 	nc->save_post_ms = a->cfg.save_post_ms;
 	nc->channels = a->cfg.channels;
@@ -814,10 +840,12 @@ static void teardown(struct app *a)
 	detector_stop(a->det); /* drains the ring, hands over the last clips, then joins */
 	if (a->ev)
 		events_close(a->ev); /* flush the log; SSE streams end */
+	hook_stop(a->hook);   /* runs the pending commands, for at most its timeout */
 	http_stop(a->http);
 	/* only now: a status or metrics request may read the detector's published figures until
 	 * the HTTP server has stopped (ThreadSanitizer caught the free racing with one) */
 	saver_free(a->saver); /* writes the clips still queued */
+	hook_free(a->hook);
 	detector_free(a->det);
 	events_free(a->ev);
 	af_close(a->af);
@@ -943,6 +971,16 @@ int cmd_listen(int argc, char **argv)
 			goto out;
 		}
 		snprintf(a->save_dir, sizeof a->save_dir, "%s", a->cfg.save_dir);
+	}
+	if (a->cfg.on_detect[0]) {
+		struct hook_config hk = {.command = a->cfg.on_detect,
+					 .timeout_ms = a->cfg.on_detect_timeout_ms, .ev = a->ev};
+		a->hook = hook_new(&hk, err, sizeof err);
+		if (!a->hook) {
+			fprintf(stderr, "s4kws listen: %s\n", err);
+			goto out;
+		}
+		snprintf(a->on_detect, sizeof a->on_detect, "%s", a->cfg.on_detect);
 	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
 				.ev = a->ev, .pc = &a->pc, .period = a->period,

@@ -98,6 +98,12 @@ static const struct opt opts[] = {
 	 "audio before the decision point in each saved clip", 0},
 	{"save-post-ms", T_DBL, 0, 10000, "500", F(save_post_ms), "MS",
 	 "audio after the decision point in each saved clip (the clip is written once it arrived)", 0},
+	{"on-detect", T_STR, 0, 0, "", F(on_detect), "CMD",
+	 "run CMD with /bin/sh for every detection, one at a time, the detection as JSON on stdin and "
+	 "in S4KWS_ID, S4KWS_KEYWORD, S4KWS_CHANNEL, S4KWS_SCORE, S4KWS_TIME, S4KWS_OFFSET, "
+	 "S4KWS_START, S4KWS_END, S4KWS_JSON", 0},
+	{"on-detect-timeout-ms", T_DBL, 10, 3600000, "10000", F(on_detect_timeout_ms), "MS",
+	 "an on-detect command still running after MS is killed (with its process group)", 0},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
 	{"inference-threads", T_INT, 0, 64, "0", F(inference_threads), "N",

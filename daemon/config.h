@@ -69,6 +69,8 @@ struct cfg {
 	double save_pre_ms;      /* clip audio before the decision point, ms */
 	double save_post_ms;     /* clip audio after it, ms */
 	double dedup_ms;         /* cross-channel de-duplication window, ms (0 = off) */
+	char on_detect[1024];    /* shell command run for every detection; "" = none */
+	double on_detect_timeout_ms; /* kill an on-detect command after this, ms */
 	int log_level;           /* enum log_level */
 	double hop_ms;           /* posterior evaluation period, ms (rounded to the model's hop) */
 	double restart_ms;       /* stepper restart period, ms (0 = never; daemon/scan.h) */

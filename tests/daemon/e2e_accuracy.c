@@ -51,6 +51,7 @@ struct truth {
 	int kw;                /* index into keywords, -1 for filler */
 	double start, end;     /* s in the stream (speech part) */
 	char clip[512];
+	int found;             /* matched by a detection */
 };
 
 static uint64_t rng = 88172645463325252ull;
@@ -505,6 +506,31 @@ int main(int argc, char **argv)
 			delays[matched] = dh[best].offset - tr[t].end;
 			errs[matched] = dh[best].end - tr[t].end;
 			matched++;
+			tr[t].found = 1;
+		}
+	}
+	/* why each missed keyword was missed: the nearest detection within 1 s of its true end */
+	int miss_none = 0, miss_other = 0, miss_time = 0;
+	for (int t = 0; t < nt; t++) {
+		if (tr[t].kw < 0 || tr[t].found)
+			continue;
+		int near = -1;
+		for (size_t j = 0; j < nh; j++)
+			if (fabs(dh[j].end - tr[t].end) <= 1.0 &&
+			    (near < 0 || fabs(dh[j].end - tr[t].end) < fabs(dh[near].end - tr[t].end)))
+				near = (int)j;
+		const char *base = strrchr(tr[t].clip, '/');
+		if (near < 0) {
+			miss_none++;
+			printf("  missed: %-6s ending at %8.3f s (%s): no detection within 1 s\n",
+			       keywords[tr[t].kw], tr[t].end, base ? base + 1 : tr[t].clip);
+		} else {
+			int same_kw = !strcmp(dh[near].kw, keywords[tr[t].kw]);
+			miss_time += same_kw;
+			miss_other += !same_kw;
+			printf("  missed: %-6s ending at %8.3f s (%s): nearest detection %s, end %+.0f ms\n",
+			       keywords[tr[t].kw], tr[t].end, base ? base + 1 : tr[t].clip, dh[near].kw,
+			       1000 * (dh[near].end - tr[t].end));
 		}
 	}
 	int nfalse = 0;
@@ -532,6 +558,8 @@ int main(int argc, char **argv)
 	double stream_min = json_number_value(json_object_get(status, "audio_s")) / 60;
 	double recall = nk ? (double)matched / nk : 0;
 	printf("keywords: %d, found %d: recall %.1f %%\n", nk, matched, 100 * recall);
+	printf("missed: %d with no detection within 1 s, %d with another keyword detected, %d with the "
+	       "same keyword outside the tolerance\n", miss_none, miss_other, miss_time);
 	printf("false detections: %d (%d on non-keyword speech) in %.1f min\n", nfalse, on_filler, stream_min);
 	if (matched) {
 		printf("decision delay after the true end: mean %.0f ms, median %.0f ms, 90th percentile %.0f ms\n",

@@ -957,6 +957,126 @@ static void test_dedup(void)
 	}
 }
 
+
+/* Poll /v1/status until on_detect.run reaches want (10 s); returns the on_detect object's
+ * figures in run/failed/skipped. */
+static void hook_figures(int port, long long want, long long *run, long long *failed, long long *skipped)
+{
+	for (int i = 0; i < 200; i++) {
+		json_t *o = get_json(port, "/v1/status", NULL, NULL);
+		json_t *h = json_object_get(o, "on_detect");
+		*run = json_integer_value(json_object_get(h, "run"));
+		*failed = json_integer_value(json_object_get(h, "failed"));
+		*skipped = json_integer_value(json_object_get(h, "skipped"));
+		json_decref(o);
+		if (*run >= want)
+			return;
+		usleep(50000);
+	}
+}
+
+/* --on-detect: one command per detection, in order, with the detection on stdin and in the
+ * environment; a failing command is counted and the rest go on; a hung one is killed with its
+ * process group after the timeout, and shutdown stays bounded. */
+static void test_on_detect(void)
+{
+	struct proc p;
+	char cmd[1400];
+	snprintf(cmd, sizeof cmd,
+		 "cat >> %s; printf '%%s %%s %%s %%s\\n' \"$S4KWS_ID\" \"$S4KWS_KEYWORD\" \"$S4KWS_CHANNEL\" "
+		 "\"$S4KWS_SCORE\" >> %s; [ \"$S4KWS_ID\" != 2 ] || exit 3",
+		 path("hook.jsonl"), path("hook.env"));
+	const char *a[] = {"--input", path("mono.wav"), "--on-detect", cmd, NULL};
+	CHECK(start(&p, NULL, a, det_args) == 0, "start with --on-detect: %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	struct dets got;
+	from_array(json_object_get(o, "detections"), &got);
+	json_decref(o);
+	CHECK(got.n == ref_mono.n && got.n >= 3, "%zu detections", got.n);
+	long long run = 0, failed = 0, skipped = 0;
+	hook_figures(p.port, (long long)got.n, &run, &failed, &skipped);
+	CHECK(run == (long long)got.n && failed == 1 && skipped == 0,
+	      "status: on_detect run %lld (want %zu), failed %lld (want 1: detection 2 exits 3), skipped %lld",
+	      run, got.n, failed, skipped);
+	struct resp r;
+	http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+	char want[80];
+	snprintf(want, sizeof want, "s4kws_on_detect_runs_total %zu\n", got.n);
+	CHECK(r.status == 200 && strstr(r.body, want) && strstr(r.body, "s4kws_on_detect_failures_total 1\n"),
+	      "metrics count the commands");
+	free(r.body);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	CHECK(file_has(p.err, "on-detect: the command for detection 2 (") && file_has(p.err, "exited with status 3"),
+	      "the failure is logged in one line (%s)", p.err);
+
+	/* stdin: the detections' JSON lines, in order; environment: the same id, keyword, channel */
+	FILE *fj = fopen(path("hook.jsonl"), "r"), *fe = fopen(path("hook.env"), "r");
+	CHECK(fj && fe, "the command wrote its files");
+	size_t k = 0;
+	char line[2048], el[256];
+	while (fj && fe && fgets(line, sizeof line, fj) && fgets(el, sizeof el, fe)) {
+		json_error_t je;
+		json_t *d = json_loads(line, 0, &je);
+		long long id = json_integer_value(json_object_get(d, "id"));
+		const char *kw = json_string_value(json_object_get(d, "keyword"));
+		double score = json_number_value(json_object_get(d, "score"));
+		long long eid = -1;
+		char ekw[64] = "";
+		int ech = -1;
+		double escore = -1;
+		int ok = sscanf(el, "%lld %63s %d %lf", &eid, ekw, &ech, &escore) == 4;
+		CHECK(k < got.n && d && kw && id == got.id[k] && !strcmp(kw, got.kw[k]) &&
+		      fabs(score - got.score[k]) < 1e-9 && json_number_value(json_object_get(d, "end")) == got.end[k],
+		      "stdin line %zu is detection %lld: %s", k, k < got.n ? got.id[k] : -1LL, line);
+		CHECK(ok && k < got.n && eid == got.id[k] && !strcmp(ekw, got.kw[k]) && ech == got.ch[k] &&
+		      fabs(escore - got.score[k]) < 1e-4, "environment line %zu: %s", k, el);
+		json_decref(d);
+		k++;
+	}
+	CHECK(k == got.n, "%zu command runs recorded for %zu detections", k, got.n);
+	if (fj)
+		fclose(fj);
+	if (fe)
+		fclose(fe);
+	unlink(path("hook.jsonl"));
+	unlink(path("hook.env"));
+
+	/* a hung command: killed after 300 ms with what it started in the background */
+	snprintf(cmd, sizeof cmd, "sleep 30 & echo $! >> %s; wait", path("hook.pids"));
+	const char *b[] = {"--input", path("mono.wav"), "--on-detect", cmd, "--on-detect-timeout-ms", "300", NULL};
+	CHECK(start(&p, NULL, b, det_args) == 0, "start with a hanging --on-detect: %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	hook_figures(p.port, (long long)got.n, &run, &failed, &skipped);
+	CHECK(run == (long long)got.n && failed == run, "hung commands: run %lld, failed %lld (want %zu each)",
+	      run, failed, got.n);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	CHECK(file_has(p.err, "was still running after 300 ms and was killed"), "the kill is logged (%s)", p.err);
+	FILE *fp = fopen(path("hook.pids"), "r");
+	int pids = 0, alive = 0;
+	long pid;
+	while (fp && fscanf(fp, "%ld", &pid) == 1) {
+		pids++;
+		int gone = 0;
+		for (int i = 0; i < 40 && !gone; i++) {
+			gone = kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+			if (!gone)
+				usleep(50000);
+		}
+		alive += !gone;
+	}
+	if (fp)
+		fclose(fp);
+	unlink(path("hook.pids"));
+	CHECK(pids == (int)got.n && alive == 0, "%d background children started, %d still alive", pids, alive);
+
+	/* shutdown while a command hangs: bounded by the timeout, exit 0 */
+	const char *c[] = {"--input", path("mono.wav"), "--on-detect", "sleep 30", "--on-detect-timeout-ms", "1500", NULL};
+	CHECK(start(&p, NULL, c, det_args) == 0, "start: %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3) {
@@ -996,6 +1116,7 @@ int main(int argc, char **argv)
 	test_auth_classify_reload();
 	test_save_dir();
 	test_dedup();
+	test_on_detect();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
 					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw", "both.wav"};
