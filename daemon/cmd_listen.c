@@ -411,6 +411,20 @@ static void input_state(struct app *a, const struct det_stats *s, char *state, s
 	pthread_mutex_unlock(&a->mu);
 }
 
+/* The mute state as JSON: {"muted": bool, "remaining_s": s, or null when muted until DELETE}. */
+static json_t *mute_json(struct app *a)
+{
+	int64_t u = a->det ? detector_muted_until(a->det) : 0;
+	json_t *rem = json_null();
+	if (u && u != INT64_MAX) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		double r = (double)(u - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec)) * 1e-9;
+		rem = json_real(r > 0 ? round(r * 1e3) / 1e3 : 0);
+	}
+	return json_pack("{s:b, s:o}", "muted", u != 0, "remaining_s", rem);
+}
+
 static json_t *hook_status(void *ud)
 {
 	struct app *a = ud;
@@ -459,6 +473,8 @@ static json_t *hook_status(void *ud)
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
 		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
 		json_object_set_new(o, "deduplicated", json_integer((json_int_t)s.deduplicated));
+		json_object_set_new(o, "mute", mute_json(a));
+		json_object_set_new(o, "muted_detections", json_integer((json_int_t)s.muted));
 	}
 	if (o && a->saver) {
 		struct saver_stats ss;
@@ -478,6 +494,31 @@ static json_t *hook_status(void *ud)
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(a->ev)));
 	return o;
+}
+
+/* /v1/mute: e.g. while the device's own speaker plays (no echo cancellation), or a meeting. */
+static json_t *hook_mute(void *ud, int op, double seconds)
+{
+	struct app *a = ud;
+	if (!a->det)
+		return NULL;
+	if (op == 1) {
+		int64_t until = INT64_MAX;
+		if (seconds > 0) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)llround(seconds * 1e9);
+		}
+		detector_mute(a->det, until);
+		if (seconds > 0)
+			log_msg(LOGL_INFO, "muted for %.3f s (POST /v1/mute)", seconds);
+		else
+			log_msg(LOGL_INFO, "muted until DELETE /v1/mute");
+	} else if (op == 2) {
+		detector_mute(a->det, 0);
+		log_msg(LOGL_INFO, "unmuted (DELETE /v1/mute)");
+	}
+	return mute_json(a);
 }
 
 /* GET /v1/scores: every channel's smoothed posteriors as the detector last published them, so
@@ -593,6 +634,11 @@ static void hook_metrics(void *ud, FILE *f)
 			   "# TYPE s4kws_on_detect_skipped_total counter\ns4kws_on_detect_skipped_total %llu\n",
 			(unsigned long long)hs.run, (unsigned long long)hs.failed, (unsigned long long)hs.skipped);
 	}
+	fprintf(f, "# HELP s4kws_muted 1 while detections are muted (POST /v1/mute).\n# TYPE s4kws_muted gauge\n"
+		   "s4kws_muted %d\n# HELP s4kws_muted_detections_total Detections not reported because "
+		   "they were muted.\n# TYPE s4kws_muted_detections_total counter\n"
+		   "s4kws_muted_detections_total %llu\n", a->det && detector_muted_until(a->det) ? 1 : 0,
+		(unsigned long long)s.muted);
 	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
 		a->C);
 	fprintf(f, "# HELP s4kws_uptime_seconds Seconds since start.\n# TYPE s4kws_uptime_seconds gauge\n"
@@ -1008,7 +1054,7 @@ int cmd_listen(int argc, char **argv)
 				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
 				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
 	struct http_hooks hooks = {.ud = a, .status = hook_status, .scores = hook_scores,
-				   .metrics = hook_metrics, .classify = hook_classify};
+				   .metrics = hook_metrics, .classify = hook_classify, .mute = hook_mute};
 	a->http = http_start(&hc, a->ev, &hooks, err, sizeof err);
 	if (!a->http) {
 		fprintf(stderr, "s4kws listen: %s\n", err);

@@ -74,6 +74,7 @@ struct ctl {
 
 struct detector {
 	const struct s4m_model *m;
+	_Atomic int64_t mute_until; /* CLOCK_MONOTONIC ns; 0: not muted (detector_mute) */
 	int C, K;
 	size_t hop;
 	int rate;                 /* model rate, Hz */
@@ -274,8 +275,32 @@ static void reset_streams(struct detector *d)
 	d->s.resets++;
 }
 
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void detector_mute(struct detector *d, int64_t until)
+{
+	atomic_store(&d->mute_until, until);
+}
+
+int64_t detector_muted_until(struct detector *d)
+{
+	int64_t u = atomic_load(&d->mute_until);
+	return u && mono_ns() < u ? u : 0;
+}
+
 static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 {
+	/* muted (POST /v1/mute): counted, not published; the clock is read only on a detection */
+	int64_t mu = atomic_load_explicit(&d->mute_until, memory_order_relaxed);
+	if (mu && mono_ns() < mu) {
+		d->s.muted++;
+		return;
+	}
 	if (d->dedup) {
 		uint64_t at = d->base + pd->sample, *last = &d->last_at[pd->label];
 		if (*last && d->last_ch[pd->label] != ch && at + 1 - *last <= d->dedup) {

@@ -72,6 +72,7 @@ struct det_stats {
 	int eof;                    /* input finished and everything processed */
 	uint64_t detections;        /* published by this detector */
 	uint64_t deduplicated;      /* detections not published: another channel had them (dedup) */
+	uint64_t muted;             /* detections not published: detector_mute() was in effect */
 };
 
 struct detector;
@@ -93,6 +94,12 @@ void detector_stats(struct detector *d, struct det_stats *out);
  * out (n floats, at least channels x labels); their hop count since the last reset in *hops.
  * 0, or -EINVAL when n is too small. Any thread. */
 int detector_scores(struct detector *d, float *out, size_t n, uint64_t *hops);
+/* Mute: no detection is published until `until` (CLOCK_MONOTONIC ns; INT64_MAX: until unmuted,
+ * 0: unmute now). Steppers keep running, so scores stay current and nothing needs a warm-up
+ * after it (e.g. while the device's own speaker plays). Any thread. */
+void detector_mute(struct detector *d, int64_t until);
+/* The current mute deadline (0: not muted, or it has passed). Any thread. */
+int64_t detector_muted_until(struct detector *d);
 /* Threads stepping the channels (det_config.threads, capped at the channel count). */
 int detector_threads(const struct detector *d);
 /* Process what is still in the ring, stop the thread and join it. */

@@ -35,9 +35,10 @@
 #include "config.h"
 #include "log.h"
 
-enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_SCORES, EP_METRICS, EP_CLASSIFY, EP_OTHER, N_EP };
+enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_SCORES, EP_METRICS, EP_CLASSIFY, EP_MUTE,
+	  EP_OTHER, N_EP };
 static const char *const ep_names[N_EP] = {"/healthz", "/v1/detections", "/v1/events", "/v1/status",
-					   "/v1/scores", "/metrics", "/v1/classify", "other"};
+					   "/v1/scores", "/metrics", "/v1/classify", "/v1/mute", "other"};
 static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
@@ -394,6 +395,28 @@ static enum MHD_Result get_hook_json(struct http *h, struct MHD_Connection *conn
 	return reply_json(h, conn, ep, 200, o);
 }
 
+/* /v1/mute: GET reads, POST [?seconds=S] mutes (S in (0, 86400]; none: until DELETE), DELETE
+ * unmutes. A body is not needed and not read. */
+static enum MHD_Result mute(struct http *h, struct MHD_Connection *conn, const char *method)
+{
+	int op = !strcmp(method, "POST") ? 1 : !strcmp(method, "DELETE") ? 2 : 0;
+	double secs = 0;
+	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "seconds");
+	if (op == 1 && v) {
+		char *end;
+		errno = 0;
+		secs = strtod(v, &end);
+		if (!*v || *end || errno || !(secs > 0 && secs <= 86400))
+			return reply_error(h, conn, EP_MUTE, 400,
+					   "query parameter seconds must be a number of seconds above 0 and at "
+					   "most 86400 (leave it out to mute until DELETE /v1/mute)");
+	}
+	json_t *o = h->hooks.mute(h->hooks.ud, op, secs);
+	if (!o)
+		return reply_error(h, conn, EP_MUTE, 500, "the mute state is not available");
+	return reply_json(h, conn, EP_MUTE, 200, o);
+}
+
 static void write_http_metrics(struct http *h, FILE *f)
 {
 	fprintf(f, "# HELP s4kws_http_requests_total HTTP requests answered, by endpoint and status.\n"
@@ -563,6 +586,12 @@ answer:
 			   : reply_405(h, conn, rq->ep, "GET, HEAD");
 	case EP_METRICS:
 		return get ? get_metrics(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_MUTE:
+		if (!h->hooks.mute)
+			break;
+		if (!get && strcmp(method, "POST") && strcmp(method, "DELETE"))
+			return reply_405(h, conn, rq->ep, "GET, HEAD, POST, DELETE");
+		return mute(h, conn, method);
 	case EP_CLASSIFY:
 		if (!h->hooks.classify)
 			break;
@@ -572,7 +601,7 @@ answer:
 	default:
 		break;
 	}
-	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /metrics");
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /v1/mute, /metrics");
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,

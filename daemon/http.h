@@ -13,7 +13,7 @@
  *   http_stop(h);           // stops accepting, waits for the connection threads
  *
  * Endpoints: GET /healthz (never needs the token), GET /v1/detections, GET /v1/events (SSE),
- * GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify. Errors are JSON {"error": "one sentence"}
+ * GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify, GET/POST/DELETE /v1/mute. Errors are JSON {"error": "one sentence"}
  * with 400 (bad query), 401 (token), 404, 405 (+Allow), 413 (body too big), 415/400 (audio the
  * classify hook refuses) or 503 (too many streams or classify jobs).
  * Threads: one thread per connection, inside libmicrohttpd, with a connection limit and an idle
@@ -51,6 +51,10 @@ struct http_hooks {
 	json_t *(*scores)(void *ud);
 	/* Append Prometheus text lines for /metrics (the HTTP counters are added by http.c). */
 	void (*metrics)(void *ud, FILE *out);
+	/* /v1/mute: GET (op 0) reads the mute state, POST (op 1) mutes detections for `seconds`
+	 * (0: until DELETE), DELETE (op 2) unmutes; returns the state after it (new reference),
+	 * NULL gives 500. NULL hook: 404. */
+	json_t *(*mute)(void *ud, int op, double seconds);
 	/* POST /v1/classify: decode and classify an audio file body. Returns 200 with *out set (new
 	 * reference), or a 4xx/5xx status with one sentence in err. NULL hook: 404. */
 	int (*classify)(void *ud, const void *body, size_t len, json_t **out, char *err,

@@ -958,6 +958,69 @@ static void test_dedup(void)
 }
 
 
+/* /v1/mute: with detections muted, the same audio (stdin through a FIFO, so that the mute is in
+ * place before any audio) gives no detection, and every one the reference finds is counted as
+ * muted; DELETE unmutes; a timed mute ends by itself; bad requests get 400 / 405. */
+static void test_mute(void)
+{
+	struct proc p;
+	const char *fifo = path("mute.fifo");
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
+	int w = open(fifo, O_RDWR | O_CLOEXEC); /* the daemon's open for reading does not block */
+	const char *a[] = {"--input", "-", NULL};
+	CHECK(w >= 0 && start(&p, fifo, a, det_args) == 0, "start on a FIFO: %s", p.err);
+	struct resp r;
+	http_req(p.port, "POST", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":true") && strstr(r.body, "\"remaining_s\":null"),
+	      "POST /v1/mute: %d %s", r.status, r.body ? r.body : "");
+	free(r.body);
+	FILE *f = fopen(path("mono.raw"), "rb");
+	static char buf[1 << 16];
+	size_t n;
+	while (f && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		CHECK(write(w, buf, n) == (ssize_t)n, "write to the FIFO");
+	if (f)
+		fclose(f);
+	close(w);
+	json_t *st = wait_state(p.port, "eof", NULL);
+	json_int_t muted = json_integer_value(json_object_get(st, "muted_detections"));
+	CHECK(json_is_true(json_object_get(json_object_get(st, "mute"), "muted")), "status says muted");
+	json_decref(st);
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	size_t nd = json_array_size(json_object_get(o, "detections"));
+	json_decref(o);
+	CHECK(nd == 0 && muted == (json_int_t)ref_mono.n, "muted: %zu detections published, %lld muted (want 0, %zu)",
+	      nd, (long long)muted, ref_mono.n);
+	http_req(p.port, "GET", "/metrics", NULL, NULL, 0, &r);
+	char want[80];
+	snprintf(want, sizeof want, "s4kws_muted_detections_total %zu\n", ref_mono.n);
+	CHECK(r.status == 200 && strstr(r.body, want) && strstr(r.body, "s4kws_muted 1\n"), "metrics: muted");
+	free(r.body);
+	http_req(p.port, "DELETE", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":false"), "DELETE /v1/mute: %s", r.body ? r.body : "");
+	free(r.body);
+	http_req(p.port, "POST", "/v1/mute?seconds=0.4", NULL, NULL, 0, &r);
+	json_error_t je;
+	o = r.body ? json_loads(r.body, 0, &je) : NULL;
+	double rem = json_number_value(json_object_get(o, "remaining_s"));
+	CHECK(r.status == 200 && json_is_true(json_object_get(o, "muted")) && rem > 0 && rem <= 0.4,
+	      "POST /v1/mute?seconds=0.4: %s", r.body ? r.body : "");
+	json_decref(o);
+	free(r.body);
+	usleep(600000);
+	http_req(p.port, "GET", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":false"), "a timed mute ends: %s", r.body ? r.body : "");
+	free(r.body);
+	http_req(p.port, "POST", "/v1/mute?seconds=-3", NULL, NULL, 0, &r);
+	CHECK(r.status == 400 && r.body && strstr(r.body, "seconds"), "bad seconds: %d", r.status);
+	free(r.body);
+	http_req(p.port, "PUT", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 405, "PUT /v1/mute: %d", r.status);
+	free(r.body);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	unlink(fifo);
+}
+
 /* Poll /v1/status until on_detect.run reaches want (10 s); returns the on_detect object's
  * figures in run/failed/skipped. */
 static void hook_figures(int port, long long want, long long *run, long long *failed, long long *skipped)
@@ -1117,6 +1180,7 @@ int main(int argc, char **argv)
 	test_save_dir();
 	test_dedup();
 	test_on_detect();
+	test_mute();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
 					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw", "both.wav"};
