@@ -25,6 +25,9 @@
  * one channel is not published for another channel within dedup samples (the first channel in
  * time wins; within one hop, the lowest channel). Counted in det_stats.deduplicated.
  *
+ * Mute (POST /v1/mute) is one atomic deadline (CLOCK_MONOTONIC ns) that emit() compares with the
+ * clock, only when a detection happens: a muted detection is counted, nothing else.
+ *
  * Control (input rate change, input done, new post-processing settings, stop) arrives through
  * a mutex-protected `ctl` block and an atomic "something changed" flag checked between blocks
  * and hops, so the compute path itself takes no lock. Statistics are published the other way:
