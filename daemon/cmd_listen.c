@@ -18,6 +18,8 @@
  *   - with --save-dir, the clip writer (daemon/saver.c) turns detections' audio into WAV files;
  *   - with --on-detect, the hook thread (daemon/hook.c) follows the events store and runs the
  *     command for each detection;
+ *   - with --wyoming-port, the Wyoming server (daemon/wyoming.c): an acceptor thread and one
+ *     thread per client, each with its own stepper over the shared model;
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
  *     the hooks below, which read published copies (detector_stats, the input state under
  *     `mu`) and, for POST /v1/classify, build their own conv workspace from the shared model.
@@ -57,12 +59,13 @@
 #include "model/s4m.h"
 #include "postproc.h"
 #include "scan.h"
+#include "wyoming.h"
 
 #define SRC_BLOCK 2048            /* frames per source read */
 #define CLASSIFY_MAX_S 600.0      /* longest decoded POST /v1/classify upload */
 
-enum input_kind { IN_DEVICE, IN_FILE, IN_STDIN };
-static const char *const kind_names[] = {"device", "file", "stdin"};
+enum input_kind { IN_DEVICE, IN_FILE, IN_STDIN, IN_NONE };
+static const char *const kind_names[] = {"device", "file", "stdin", "none"};
 
 struct app {
 	struct cfg cfg;            /* main thread only once threads run (SIGHUP replaces it) */
@@ -73,7 +76,9 @@ struct app {
 	struct saver *saver;       /* --save-dir, or NULL; its own thread */
 	char save_dir[1024];
 	struct hook *hook;         /* --on-detect, or NULL; its own thread */
+	struct wyoming *wy;        /* --wyoming-port, or NULL; its own threads */
 	char on_detect[1024];
+	char cfg_wy_bind[64];      /* copy of wyoming-bind for status */
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -483,6 +488,15 @@ static json_t *hook_status(void *ud)
 							  (json_int_t)ss.saved, "dropped", (json_int_t)ss.dropped,
 							  "errors", (json_int_t)ss.errors));
 	}
+	if (o && a->wy) {
+		struct wy_stats ws;
+		wy_stats(a->wy, &ws);
+		json_object_set_new(o, "wyoming", json_pack("{s:s, s:i, s:i, s:I, s:I, s:I}", "bind",
+							    a->cfg_wy_bind, "port", wy_port(a->wy), "clients",
+							    ws.clients, "connections", (json_int_t)ws.connections,
+							    "detections", (json_int_t)ws.detections, "errors",
+							    (json_int_t)ws.errors));
+	}
 	if (o && a->hook) {
 		struct hook_stats hs;
 		hook_stats(a->hook, &hs);
@@ -634,6 +648,19 @@ static void hook_metrics(void *ud, FILE *f)
 			   "# TYPE s4kws_on_detect_skipped_total counter\ns4kws_on_detect_skipped_total %llu\n",
 			(unsigned long long)hs.run, (unsigned long long)hs.failed, (unsigned long long)hs.skipped);
 	}
+	if (a->wy) {
+		struct wy_stats ws;
+		wy_stats(a->wy, &ws);
+		fprintf(f, "# HELP s4kws_wyoming_clients Connected Wyoming clients.\n# TYPE s4kws_wyoming_clients gauge\n"
+			   "s4kws_wyoming_clients %d\n# HELP s4kws_wyoming_connections_total Wyoming connections accepted.\n"
+			   "# TYPE s4kws_wyoming_connections_total counter\ns4kws_wyoming_connections_total %llu\n"
+			   "# HELP s4kws_wyoming_detections_total Detection events sent to Wyoming clients.\n"
+			   "# TYPE s4kws_wyoming_detections_total counter\ns4kws_wyoming_detections_total %llu\n"
+			   "# HELP s4kws_wyoming_errors_total Wyoming connections closed for bad input.\n"
+			   "# TYPE s4kws_wyoming_errors_total counter\ns4kws_wyoming_errors_total %llu\n",
+			ws.clients, (unsigned long long)ws.connections, (unsigned long long)ws.detections,
+			(unsigned long long)ws.errors);
+	}
 	fprintf(f, "# HELP s4kws_muted 1 while detections are muted (POST /v1/mute).\n# TYPE s4kws_muted gauge\n"
 		   "s4kws_muted %d\n# HELP s4kws_muted_detections_total Detections not reported because "
 		   "they were muted.\n# TYPE s4kws_muted_detections_total counter\n"
@@ -762,7 +789,8 @@ static void reload(struct app *a)
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
-		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("on-detect-timeout-ms", on_detect_timeout_ms),
+		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("wyoming-port", wyoming_port),
+		R("wyoming-bind", wyoming_bind), R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
 		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
@@ -784,6 +812,9 @@ static void reload(struct app *a)
 	memcpy(nc->save_dir, a->cfg.save_dir, sizeof nc->save_dir);
 	nc->save_pre_ms = a->cfg.save_pre_ms;
 	memcpy(nc->on_detect, a->cfg.on_detect, sizeof nc->on_detect);
+	memcpy(nc->wyoming_bind, a->cfg.wyoming_bind, sizeof nc->wyoming_bind);
+	nc->wyoming_port = a->cfg.wyoming_port;
+	nc->wyoming_clients = a->cfg.wyoming_clients;
 	nc->on_detect_timeout_ms = a->cfg.on_detect_timeout_ms;
 	nc->dedup_ms = a->cfg.dedup_ms;
 	nc->save_post_ms = a->cfg.save_post_ms;
@@ -833,6 +864,14 @@ static int input_setup(struct app *a, char *err, size_t errlen)
 		a->kind = IN_DEVICE;
 		a->C = c->channels ? c->channels : 1;
 		a->in_rate = a->pub_rate = a->rate;
+		return 0;
+	}
+	if (!strcmp(c->input, "none")) {
+		/* no local audio: the daemon serves Wyoming clients (and HTTP) only */
+		a->kind = IN_NONE;
+		a->C = 1;
+		a->in_rate = a->pub_rate = a->rate;
+		snprintf(a->in_name, sizeof a->in_name, "none");
 		return 0;
 	}
 	if (!strcmp(c->input, "-")) {
@@ -888,6 +927,7 @@ static void teardown(struct app *a)
 		events_close(a->ev); /* flush the log; SSE streams end */
 	hook_stop(a->hook);   /* runs the pending commands, for at most its timeout */
 	http_stop(a->http);
+	wy_stop(a->wy); /* closes its clients; they use the model */
 	/* only now: a status or metrics request may read the detector's published figures until
 	 * the HTTP server has stopped (ThreadSanitizer caught the free racing with one) */
 	saver_free(a->saver); /* writes the clips still queued */
@@ -1047,6 +1087,22 @@ int cmd_listen(int argc, char **argv)
 		fprintf(stderr, "s4kws listen: %s\n", err);
 		goto out;
 	}
+	if (a->cfg.wyoming_port >= 0) {
+		/* before HTTP: the status hook reads a->wy */
+		struct wy_config wc = {.bind = a->cfg.wyoming_bind, .port = a->cfg.wyoming_port, .m = a->m,
+				       .pc = &a->pc, .hop = a->hop, .period = a->period,
+				       .max_clients = a->cfg.wyoming_clients,
+				       .timeout_s = 300, .version = S4KWS_VERSION}; /* satellites may pause */
+		a->wy = wy_start(&wc, err, sizeof err);
+		if (!a->wy) {
+			fprintf(stderr, "s4kws listen: %s\n", err);
+			goto out;
+		}
+		snprintf(a->cfg_wy_bind, sizeof a->cfg_wy_bind, "%s", a->cfg.wyoming_bind);
+		log_msg(LOGL_INFO, "Wyoming wake-word server on %s port %d%s", a->cfg.wyoming_bind,
+			wy_port(a->wy), cfg_is_loopback(a->cfg.wyoming_bind) ? ""
+			: " (no authentication: keep it on a trusted network)");
+	}
 	double hb = a->cfg.heartbeat < a->cfg.http_timeout * 0.5 ? a->cfg.heartbeat : a->cfg.http_timeout * 0.5;
 	struct http_config hc = {.bind = a->cfg.bind, .port = a->cfg.port, .token = a->cfg.token,
 				 .max_connections = (unsigned)a->cfg.max_connections,
@@ -1072,6 +1128,8 @@ int cmd_listen(int argc, char **argv)
 	if (a->kind == IN_DEVICE) {
 		if (capture_init(err, sizeof err) < 0 || device_open(a, err, sizeof err) < 0)
 			device_failed(a, err); /* keep serving; the main loop retries */
+	} else if (a->kind == IN_NONE) {
+		set_state(a, "none", NULL);
 	} else {
 		if (a->in_rate != a->rate)
 			log_msg(LOGL_INFO, "%s: %d Hz, resampled to %d Hz", a->in_name, a->in_rate, a->rate);

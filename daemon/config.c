@@ -50,8 +50,9 @@ static const struct opt opts[] = {
 	 "capture device: an index or a substring of the name ('s4kws devices' lists them); empty: the default input", 0},
 	{"channels", T_INT, 0, 64, "0", F(channels), "N",
 	 "channels to open and spot in, each with its own model state; 0: 1 for a device, all of a file's", 0},
-	{"input", T_STR, 0, 0, "", F(input), "FILE|-",
-	 "read this audio file (any libsndfile format) or '-' (raw S16_LE on stdin) instead of a device", 0},
+	{"input", T_STR, 0, 0, "", F(input), "FILE|-|none",
+	 "read this audio file (any libsndfile format) or '-' (raw S16_LE on stdin) instead of a device; "
+	 "'none': no local audio (a Wyoming server only)", 0},
 	{"input-rate", T_INT, 0, 768000, "0", F(input_rate), "HZ",
 	 "sample rate of raw stdin input; 0: the model's rate", 0},
 	{"realtime", T_BOOL, 0, 1, "false", F(realtime), "BOOL",
@@ -104,6 +105,14 @@ static const struct opt opts[] = {
 	 "S4KWS_START, S4KWS_END, S4KWS_JSON", 0},
 	{"on-detect-timeout-ms", T_DBL, 10, 3600000, "10000", F(on_detect_timeout_ms), "MS",
 	 "an on-detect command still running after MS is killed (with its process group)", 0},
+	{"wyoming-port", T_INT, -1, 65535, "-1", F(wyoming_port), "PORT",
+	 "also serve wake-word detection over the Wyoming protocol (Home Assistant, wyoming-satellite) "
+	 "on this TCP port (usually 10400); -1: off, 0: any free port (see /v1/status)", 0},
+	{"wyoming-bind", T_STR, 0, 0, "127.0.0.1", F(wyoming_bind), "ADDR",
+	 "Wyoming listen address; the protocol has no authentication, so bind other addresses only "
+	 "on a trusted network", 0},
+	{"wyoming-clients", T_INT, 1, 256, "8", F(wyoming_clients), "N",
+	 "concurrent Wyoming clients, each with its own stepper; more get an error event", 0},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
 	{"inference-threads", T_INT, 0, 64, "0", F(inference_threads), "N",

@@ -70,6 +70,9 @@ struct cfg {
 	double save_post_ms;     /* clip audio after it, ms */
 	double dedup_ms;         /* cross-channel de-duplication window, ms (0 = off) */
 	char on_detect[1024];    /* shell command run for every detection; "" = none */
+	int wyoming_port;        /* Wyoming wake-word server port; -1 = off, 0 = any free port */
+	char wyoming_bind[64];   /* its listen address */
+	int wyoming_clients;     /* concurrent Wyoming clients */
 	double on_detect_timeout_ms; /* kill an on-detect command after this, ms */
 	int log_level;           /* enum log_level */
 	double hop_ms;           /* posterior evaluation period, ms (rounded to the model's hop) */

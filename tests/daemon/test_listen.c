@@ -271,6 +271,7 @@ static void reference(const char *wav, struct dets *d)
 			d->score[d->n] = json_number_value(json_object_get(e, "score"));
 			d->start[d->n] = json_number_value(json_object_get(e, "start"));
 			d->end[d->n] = json_number_value(json_object_get(e, "end"));
+			d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
 			d->n++;
 		}
 		json_decref(o);
@@ -1021,6 +1022,168 @@ static void test_mute(void)
 	unlink(fifo);
 }
 
+/* ---- Wyoming ---- */
+
+/* Send one Wyoming event: header line (with payload_length when len > 0), then the payload. */
+static int wy_send(int fd, const char *type, const char *data_json, const void *payload, size_t len)
+{
+	char h[512];
+	int n = len ? snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s,\"payload_length\":%zu}\n", type,
+			       data_json ? data_json : "{}", len)
+		    : snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s}\n", type, data_json ? data_json : "{}");
+	return send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, payload, len) < 0) ? -1 : 0;
+}
+
+/* Read one event line (no data/payload sections expected from the server) within timeout_ms:
+ * a new JSON reference, or NULL on timeout or close. */
+static json_t *wy_recv(int fd, int timeout_ms)
+{
+	static char line[1 << 16];
+	size_t n = 0;
+	int64_t end = client_ms() + timeout_ms;
+	while (n < sizeof line - 1) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		int left = (int)(end - client_ms());
+		if (left <= 0 || poll(&pf, 1, left) <= 0)
+			return NULL;
+		ssize_t k = recv(fd, line + n, 1, 0);
+		if (k <= 0)
+			return NULL;
+		if (line[n] == '\n') {
+			line[n] = 0;
+			json_error_t je;
+			return json_loads(line, 0, &je);
+		}
+		n++;
+	}
+	return NULL;
+}
+
+/* Stream the signal x (n samples at rate, mono, as S16_LE) in chunks and collect the detection
+ * timestamps (ms) until count arrived or 3 s of silence from the server. */
+static size_t wy_stream(int port, const float *x, size_t n, int rate, const char *names, double *ms,
+			size_t max, int *not_detected)
+{
+	int fd = client_connect(port);
+	char fmt[128];
+	snprintf(fmt, sizeof fmt, "{\"rate\":%d,\"width\":2,\"channels\":1}", rate);
+	char det[256];
+	snprintf(det, sizeof det, "{\"names\":%s}", names);
+	wy_send(fd, "detect", det, NULL, 0);
+	wy_send(fd, "audio-start", fmt, NULL, 0);
+	int16_t chunk[1000];
+	for (size_t i = 0; i < n; i += 1000) {
+		size_t k = n - i < 1000 ? n - i : 1000;
+		for (size_t j = 0; j < k; j++)
+			chunk[j] = (int16_t)lrintf(fmaxf(-32768.f, fminf(32767.f, x[i + j] * 32768.f)));
+		wy_send(fd, "audio-chunk", fmt, chunk, k * 2);
+	}
+	wy_send(fd, "audio-stop", NULL, NULL, 0);
+	size_t got = 0;
+	*not_detected = 0;
+	json_t *e;
+	while ((e = wy_recv(fd, 3000))) {
+		const char *t = json_string_value(json_object_get(e, "type"));
+		json_t *d = json_object_get(e, "data");
+		if (t && !strcmp(t, "detection") && got < max) {
+			const char *nm = json_string_value(json_object_get(d, "name"));
+			CHECK(nm && !strcmp(nm, "yes"), "detection name %s", nm ? nm : "(none)");
+			ms[got++] = (double)json_integer_value(json_object_get(d, "timestamp"));
+		}
+		if (t && !strcmp(t, "not-detected"))
+			*not_detected = 1;
+		json_decref(e);
+		if (*not_detected)
+			break;
+	}
+	close(fd);
+	return got;
+}
+
+/* --input none --wyoming-port 0: a Wyoming client gets info, and for the test signal streamed
+ * at 16 kHz exactly the detections of the live reference (same ms); at 48 kHz (resampled) the
+ * same number within 30 ms; a stream without a selected keyword gives not-detected; a bad header gets an error event
+ * without harming the server. */
+static void test_wyoming(void)
+{
+	struct proc p;
+	const char *a[] = {"--input", "none", "--wyoming-port", "0", NULL};
+	CHECK(start(&p, NULL, a, det_args) == 0, "start a Wyoming server: %s", p.err);
+	json_t *st = get_json(p.port, "/v1/status", NULL, NULL);
+	int wport = (int)json_integer_value(json_object_get(json_object_get(st, "wyoming"), "port"));
+	CHECK(wport > 0 && !strcmp(jstr(st, "input", "state"), "none"), "status: wyoming port %d, input %s", wport,
+	      jstr(st, "input", "state"));
+	json_decref(st);
+
+	int fd = client_connect(wport);
+	wy_send(fd, "describe", NULL, NULL, 0);
+	json_t *info = wy_recv(fd, 5000);
+	json_t *models = json_object_get(json_array_get(json_object_get(json_object_get(info, "data"), "wake"), 0),
+					 "models");
+	int has_yes = 0;
+	for (size_t i = 0; i < json_array_size(models); i++)
+		has_yes |= !strcmp(json_string_value(json_object_get(json_array_get(models, i), "name")), "yes");
+	CHECK(!strcmp(json_string_value(json_object_get(info, "type")), "info") && has_yes,
+	      "describe -> info with the keywords as wake models");
+	json_decref(info);
+	close(fd);
+
+	SF_INFO si = {0};
+	SNDFILE *sf = sf_open(path("mono.wav"), SFM_READ, &si);
+	float *x = malloc((size_t)si.frames * sizeof *x);
+	CHECK(sf && x && sf_readf_float(sf, x, si.frames) == si.frames, "read mono.wav");
+	sf_close(sf);
+	double ms[256];
+	int nd = 0;
+	size_t got = wy_stream(wport, x, (size_t)si.frames, 16000, "[\"yes\"]", ms, 256, &nd);
+	int same = got == ref_mono.n;
+	for (size_t i = 0; same && i < got; i++)
+		same = fabs(ms[i] - 1000 * ref_mono.offset[i]) <= 1;
+	CHECK(same && !nd, "16 kHz stream: %zu detections (reference %zu), the same times", got, ref_mono.n);
+
+	sf = sf_open(path("mono48k.wav"), SFM_READ, &si);
+	float *x48 = malloc((size_t)si.frames * sizeof *x48);
+	CHECK(sf && x48 && sf_readf_float(sf, x48, si.frames) == si.frames, "read mono48k.wav");
+	sf_close(sf);
+	got = wy_stream(wport, x48, (size_t)si.frames, 48000, "[]", ms, 256, &nd);
+	same = got == ref_mono.n;
+	for (size_t i = 0; same && i < got; i++)
+		same = fabs(ms[i] - 1000 * ref_mono.offset[i]) <= 30;
+	CHECK(same, "48 kHz stream, resampled: %zu detections (reference %zu) within 30 ms", got, ref_mono.n);
+	free(x48);
+
+	/* only "no", which the test settings never let fire: audio-stop answers not-detected */
+	got = wy_stream(wport, x, 16000, 16000, "[\"no\"]", ms, 256, &nd);
+	CHECK(got == 0 && nd, "no selected keyword said: not-detected (%zu detections)", got);
+	free(x);
+
+	fd = client_connect(wport);
+	send_all(fd, "this is not json\n", 17);
+	json_t *e = wy_recv(fd, 5000);
+	CHECK(e && !strcmp(json_string_value(json_object_get(e, "type")), "error") &&
+	      !strcmp(json_string_value(json_object_get(json_object_get(e, "data"), "code")), "bad-event"),
+	      "a bad header gets an error event");
+	json_decref(e);
+	CHECK(wy_recv(fd, 5000) == NULL, "and the connection is closed");
+	close(fd);
+	fd = client_connect(wport);
+	wy_send(fd, "audio-chunk", "{\"rate\":16000,\"width\":2,\"channels\":1}", NULL, 0);
+	send_all(fd, "{\"type\":\"audio-chunk\",\"payload_length\":99999999}\n", 50);
+	e = wy_recv(fd, 5000);
+	CHECK(e && !strcmp(json_string_value(json_object_get(e, "type")), "error"), "an oversize payload is refused");
+	json_decref(e);
+	close(fd);
+
+	st = get_json(p.port, "/v1/status", NULL, NULL);
+	json_t *w = json_object_get(st, "wyoming");
+	CHECK(json_integer_value(json_object_get(w, "connections")) == 6 &&
+	      json_integer_value(json_object_get(w, "errors")) == 2 &&
+	      json_integer_value(json_object_get(w, "detections")) == (json_int_t)(2 * ref_mono.n),
+	      "status counts: %s", json_dumps(w, 0));
+	json_decref(st);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+}
+
 /* Poll /v1/status until on_detect.run reaches want (10 s); returns the on_detect object's
  * figures in run/failed/skipped. */
 static void hook_figures(int port, long long want, long long *run, long long *failed, long long *skipped)
@@ -1181,6 +1344,7 @@ int main(int argc, char **argv)
 	test_dedup();
 	test_on_detect();
 	test_mute();
+	test_wyoming();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
 					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw", "both.wav"};
