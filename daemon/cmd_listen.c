@@ -579,6 +579,12 @@ static void prom_escape(FILE *f, const char *s)
 	}
 }
 
+/* One Prometheus sample with its HELP and TYPE lines. */
+static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name, (unsigned long long)v);
+}
+
 static void hook_metrics(void *ud, FILE *f)
 {
 	struct app *a = ud;
@@ -593,16 +599,15 @@ static void hook_metrics(void *ud, FILE *f)
 		prom_escape(f, cnt[i].keyword);
 		fprintf(f, "\",channel=\"%d\"} %llu\n", cnt[i].channel, (unsigned long long)cnt[i].count);
 	}
-	fprintf(f, "# HELP s4kws_deduplicated_total Detections not reported because another channel "
-		   "had the same keyword within dedup-ms.\n# TYPE s4kws_deduplicated_total counter\n"
-		   "s4kws_deduplicated_total %llu\n", (unsigned long long)s.deduplicated);
+	metric(f, "s4kws_deduplicated_total", "counter",
+	       "Detections not reported because another channel had the same keyword within dedup-ms.",
+	       s.deduplicated);
 	fprintf(f, "# HELP s4kws_audio_seconds_total Seconds of audio processed (per channel).\n"
 		   "# TYPE s4kws_audio_seconds_total counter\ns4kws_audio_seconds_total %.6f\n", s.audio_s);
-	fprintf(f, "# HELP s4kws_overruns_total Blocks of captured audio dropped because inference fell behind.\n"
-		   "# TYPE s4kws_overruns_total counter\ns4kws_overruns_total %u\n", ring_overruns(&a->ring));
-	fprintf(f, "# HELP s4kws_dropped_samples_total Samples in those blocks (all channels).\n"
-		   "# TYPE s4kws_dropped_samples_total counter\ns4kws_dropped_samples_total %llu\n",
-		(unsigned long long)ring_dropped(&a->ring));
+	metric(f, "s4kws_overruns_total", "counter",
+	       "Blocks of captured audio dropped because inference fell behind.", ring_overruns(&a->ring));
+	metric(f, "s4kws_dropped_samples_total", "counter", "Samples in those blocks (all channels).",
+	       ring_dropped(&a->ring));
 	fprintf(f, "# HELP s4kws_step_seconds Time to step every channel through one hop and post-process it.\n"
 		   "# TYPE s4kws_step_seconds histogram\n");
 	uint64_t cum = 0;
@@ -621,51 +626,42 @@ static void hook_metrics(void *ud, FILE *f)
 	pthread_mutex_lock(&a->mu);
 	uint64_t retries = a->retries;
 	pthread_mutex_unlock(&a->mu);
-	fprintf(f, "# HELP s4kws_input_up 1 while the input delivers audio.\n# TYPE s4kws_input_up gauge\n"
-		   "s4kws_input_up %d\n", up);
-	fprintf(f, "# HELP s4kws_input_retries_total Attempts to reopen a failed capture device.\n"
-		   "# TYPE s4kws_input_retries_total counter\ns4kws_input_retries_total %llu\n",
-		(unsigned long long)retries);
+	metric(f, "s4kws_input_up", "gauge", "1 while the input delivers audio.", (uint64_t)up);
+	metric(f, "s4kws_input_retries_total", "counter", "Attempts to reopen a failed capture device.", retries);
 	if (a->saver) {
 		struct saver_stats ss;
 		saver_stats(a->saver, &ss);
-		fprintf(f, "# HELP s4kws_clips_saved_total Detection clips written to --save-dir.\n"
-			   "# TYPE s4kws_clips_saved_total counter\ns4kws_clips_saved_total %llu\n"
-			   "# HELP s4kws_clips_dropped_total Detection clips dropped because the writer fell behind.\n"
-			   "# TYPE s4kws_clips_dropped_total counter\ns4kws_clips_dropped_total %llu\n"
-			   "# HELP s4kws_clip_errors_total Detection clips that could not be written.\n"
-			   "# TYPE s4kws_clip_errors_total counter\ns4kws_clip_errors_total %llu\n",
-			(unsigned long long)ss.saved, (unsigned long long)ss.dropped, (unsigned long long)ss.errors);
+		metric(f, "s4kws_clips_saved_total", "counter", "Detection clips written to --save-dir.", ss.saved);
+		metric(f, "s4kws_clips_dropped_total", "counter",
+		       "Detection clips dropped because the writer fell behind.", ss.dropped);
+		metric(f, "s4kws_clip_errors_total", "counter", "Detection clips that could not be written.",
+		       ss.errors);
 	}
 	if (a->hook) {
 		struct hook_stats hs;
 		hook_stats(a->hook, &hs);
-		fprintf(f, "# HELP s4kws_on_detect_runs_total On-detect commands run (counted when they end).\n"
-			   "# TYPE s4kws_on_detect_runs_total counter\ns4kws_on_detect_runs_total %llu\n"
-			   "# HELP s4kws_on_detect_failures_total On-detect commands that failed, timed out or did not start.\n"
-			   "# TYPE s4kws_on_detect_failures_total counter\ns4kws_on_detect_failures_total %llu\n"
-			   "# HELP s4kws_on_detect_skipped_total Detections whose command never ran (history wrapped or shutdown).\n"
-			   "# TYPE s4kws_on_detect_skipped_total counter\ns4kws_on_detect_skipped_total %llu\n",
-			(unsigned long long)hs.run, (unsigned long long)hs.failed, (unsigned long long)hs.skipped);
+		metric(f, "s4kws_on_detect_runs_total", "counter", "On-detect commands run (counted when they end).",
+		       hs.run);
+		metric(f, "s4kws_on_detect_failures_total", "counter",
+		       "On-detect commands that failed, timed out or did not start.", hs.failed);
+		metric(f, "s4kws_on_detect_skipped_total", "counter",
+		       "Detections whose command never ran (history wrapped or shutdown).", hs.skipped);
 	}
 	if (a->wy) {
 		struct wy_stats ws;
 		wy_stats(a->wy, &ws);
-		fprintf(f, "# HELP s4kws_wyoming_clients Connected Wyoming clients.\n# TYPE s4kws_wyoming_clients gauge\n"
-			   "s4kws_wyoming_clients %d\n# HELP s4kws_wyoming_connections_total Wyoming connections accepted.\n"
-			   "# TYPE s4kws_wyoming_connections_total counter\ns4kws_wyoming_connections_total %llu\n"
-			   "# HELP s4kws_wyoming_detections_total Detection events sent to Wyoming clients.\n"
-			   "# TYPE s4kws_wyoming_detections_total counter\ns4kws_wyoming_detections_total %llu\n"
-			   "# HELP s4kws_wyoming_errors_total Wyoming connections closed for bad input.\n"
-			   "# TYPE s4kws_wyoming_errors_total counter\ns4kws_wyoming_errors_total %llu\n",
-			ws.clients, (unsigned long long)ws.connections, (unsigned long long)ws.detections,
-			(unsigned long long)ws.errors);
+		metric(f, "s4kws_wyoming_clients", "gauge", "Connected Wyoming clients.", (uint64_t)ws.clients);
+		metric(f, "s4kws_wyoming_connections_total", "counter", "Wyoming connections accepted.",
+		       ws.connections);
+		metric(f, "s4kws_wyoming_detections_total", "counter", "Detection events sent to Wyoming clients.",
+		       ws.detections);
+		metric(f, "s4kws_wyoming_errors_total", "counter", "Wyoming connections closed for bad input.",
+		       ws.errors);
 	}
-	fprintf(f, "# HELP s4kws_muted 1 while detections are muted (POST /v1/mute).\n# TYPE s4kws_muted gauge\n"
-		   "s4kws_muted %d\n# HELP s4kws_muted_detections_total Detections not reported because "
-		   "they were muted.\n# TYPE s4kws_muted_detections_total counter\n"
-		   "s4kws_muted_detections_total %llu\n", a->det && detector_muted_until(a->det) ? 1 : 0,
-		(unsigned long long)s.muted);
+	metric(f, "s4kws_muted", "gauge", "1 while detections are muted (POST /v1/mute).",
+	       a->det && detector_muted_until(a->det) ? 1 : 0);
+	metric(f, "s4kws_muted_detections_total", "counter", "Detections not reported because they were muted.",
+	       s.muted);
 	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
 		a->C);
 	fprintf(f, "# HELP s4kws_uptime_seconds Seconds since start.\n# TYPE s4kws_uptime_seconds gauge\n"

@@ -1268,16 +1268,17 @@ static void test_on_detect(void)
 	unlink(path("hook.jsonl"));
 	unlink(path("hook.env"));
 
-	/* a hung command: killed after 300 ms with what it started in the background */
+	/* a hung command: killed after 1 s with what it started in the background (a loaded machine
+	 * may kill a shell before it wrote its child's pid: at least one pid is required) */
 	snprintf(cmd, sizeof cmd, "sleep 30 & echo $! >> %s; wait", path("hook.pids"));
-	const char *b[] = {"--input", path("mono.wav"), "--on-detect", cmd, "--on-detect-timeout-ms", "300", NULL};
+	const char *b[] = {"--input", path("mono.wav"), "--on-detect", cmd, "--on-detect-timeout-ms", "1000", NULL};
 	CHECK(start(&p, NULL, b, det_args) == 0, "start with a hanging --on-detect: %s", p.err);
 	json_decref(wait_state(p.port, "eof", NULL));
 	hook_figures(p.port, (long long)got.n, &run, &failed, &skipped);
 	CHECK(run == (long long)got.n && failed == run, "hung commands: run %lld, failed %lld (want %zu each)",
 	      run, failed, got.n);
 	CHECK_EQ(stop(&p, SIGTERM), 0);
-	CHECK(file_has(p.err, "was still running after 300 ms and was killed"), "the kill is logged (%s)", p.err);
+	CHECK(file_has(p.err, "was still running after 1000 ms and was killed"), "the kill is logged (%s)", p.err);
 	FILE *fp = fopen(path("hook.pids"), "r");
 	int pids = 0, alive = 0;
 	long pid;
@@ -1294,7 +1295,8 @@ static void test_on_detect(void)
 	if (fp)
 		fclose(fp);
 	unlink(path("hook.pids"));
-	CHECK(pids == (int)got.n && alive == 0, "%d background children started, %d still alive", pids, alive);
+	CHECK(pids >= 1 && pids <= (int)got.n && alive == 0, "%d background children started, %d still alive",
+	      pids, alive);
 
 	/* shutdown while a command hangs: bounded by the timeout, exit 0 */
 	const char *c[] = {"--input", path("mono.wav"), "--on-detect", "sleep 30", "--on-detect-timeout-ms", "1500", NULL};
