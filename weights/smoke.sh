@@ -28,3 +28,20 @@ assert len(s) == 12, s
 assert abs(sum(s.values()) - 1) < 1e-3, s
 print("smoke: C binary ran the freshly trained model:", o["label"], round(o["score"], 3))
 PY
+# a second stage that grows the model by two identity blocks (as stage 5 of the default recipe):
+# after one step at a negligible learning rate it must classify as the model it grew from, up to
+# that step's update of the BatchNorm statistics (random new blocks would move scores by ~0.1+)
+OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+	--run "$tmp/run2" --cache "$tmp/cache" --out "$tmp/grown.safetensors" --steps 1 --threads 2 \
+	--init "$tmp/run/ckpt.pt" --lr 1e-12 --ssm-lr 1e-12 \
+	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1]}'
+grep -q "grown from 6 to 8 blocks" "$tmp/run2/train.log"
+"$bin" info --model "$tmp/grown.safetensors" | grep -i "blocks\|param"
+out2=$("$bin" classify --model "$tmp/grown.safetensors" --format json "$clip")
+"$py" - "$out" "$out2" <<'PY'
+import json, sys
+a, b = (json.loads(x.splitlines()[0])["scores"] for x in sys.argv[1:3])
+d = max(abs(a[k] - b[k]) for k in a)
+assert d < 0.02, d
+print("smoke: grown model (8 blocks) classifies like its 6-block origin, max score diff %.2g" % d)
+PY

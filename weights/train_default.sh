@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The command that trains the shipped default model (weights/s4kws-sc12.safetensors).
-# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3 [MINUTES4]]]]
+# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3 [MINUTES4 [MINUTES5]]]]]
 #   SPEECH_COMMANDS_DIR  folder with train/ val/ _background_noise_/ (Speech Commands layout)
 #   CACHE_DIR            outside the work tree: synthetic clips, clip cache, checkpoints, log
-# Four stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
+# Five stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
 #   stage 1  CACHE_DIR/run   MINUTES1 (default 65) from scratch
 #   stage 2  CACHE_DIR/run2  MINUTES2 (default 135) from stage 1's weights, fresh schedule
 #   stage 3  CACHE_DIR/run3  MINUTES3 (default 125) from stage 2's weights, peak lr 2e-3, with
@@ -11,10 +11,14 @@
 #   stage 4  CACHE_DIR/run4  MINUTES4 (default 120) from stage 3's weights, peak lr 1e-3 (SSM 5e-4),
 #            same context, real clips drawn more often (0.8), more band-limited examples (0.2),
 #            exporting the moving average of the weights (--ema 0.999)
+#   stage 5  CACHE_DIR/run5  MINUTES5 (default 125) from stage 4's weights grown by two blocks of
+#            width 96 at 250 Hz that start as the identity (8 blocks), stage 4's recipe with
+#            more band-limited examples (0.3)
 # Re-running the same command resumes whichever stage was interrupted (a finished stage only
-# re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2, MINUTES4=0 after stage 3.
+# re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2, MINUTES4=0 after stage 3,
+# MINUTES5=0 after stage 4.
 set -euo pipefail
-sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}; minutes4=${6:-120}
+sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}; minutes4=${6:-120}; minutes5=${7:-125}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 [ -d "$cache/synth" ] || /usr/bin/python3 "$here/synth.py" --out "$cache/synth" --seed 1
@@ -33,5 +37,9 @@ common=(--data "$sc/train" --noise "$sc/_background_noise_" --synth "$cache/synt
 /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run3" --init "$cache/run2/ckpt.pt" \
 	--minutes "$minutes3" --lr 2e-3 --context 24000 --seed 3
 [ "$minutes4" = 0 ] && exit 0
-exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run4" --init "$cache/run3/ckpt.pt" \
+/usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run4" --init "$cache/run3/ckpt.pt" \
 	--minutes "$minutes4" --lr 1e-3 --ssm-lr 5e-4 --context 24000 --seed 4 --ema 0.999 --real-p 0.8 --band-p 0.2
+[ "$minutes5" = 0 ] && exit 0
+exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run5" --init "$cache/run4/ckpt.pt" \
+	--minutes "$minutes5" --lr 1e-3 --ssm-lr 5e-4 --context 24000 --seed 5 --ema 0.999 --real-p 0.8 --band-p 0.3 \
+	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1]}'
