@@ -30,7 +30,7 @@ print("smoke: C binary ran the freshly trained model:", o["label"], round(o["sco
 PY
 # a second stage that grows the model by two identity blocks (as stage 5 of the default recipe):
 # after one step at a negligible learning rate it must classify as the model it grew from, up to
-# that step's update of the BatchNorm statistics (random new blocks would move scores by ~0.1+)
+# that step's update of the BatchNorm statistics
 OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
 	--run "$tmp/run2" --cache "$tmp/cache" --out "$tmp/grown.safetensors" --steps 1 --threads 2 \
 	--init "$tmp/run/ckpt.pt" --lr 1e-12 --ssm-lr 1e-12 \
