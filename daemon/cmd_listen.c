@@ -535,6 +535,64 @@ static json_t *hook_mute(void *ud, int op, double seconds)
 	return mute_json(a);
 }
 
+/* /v1/thresholds: every keyword's threshold; with `set`, change some first (all or none). Live
+ * from the next hop; a SIGHUP re-reads the configuration and its thresholds win again. */
+static json_t *hook_thresholds(void *ud, json_t *set, char *err, size_t errlen)
+{
+	struct app *a = ud;
+	struct pp_kw *kw = malloc((size_t)a->K * sizeof *kw);
+	if (!kw) {
+		s4k_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	char changed[512] = "";
+	size_t cl = 0;
+	int rc = 0;
+	pthread_mutex_lock(&a->mu);
+	memcpy(kw, a->kw, (size_t)a->K * sizeof *kw);
+	const char *key;
+	json_t *v;
+	json_object_foreach(set, key, v) {
+		int k = 0;
+		while (k < a->K && (strcmp(a->labels[k], key) || a->labels[k][0] == '_'))
+			k++;
+		double t = json_number_value(v);
+		if (k == a->K) {
+			s4k_seterr(err, errlen, "'%s' is not a keyword of this model", key);
+			rc = -EINVAL;
+			break;
+		}
+		if (!json_is_number(v) || !(t >= 0.001 && t <= 1)) {
+			s4k_seterr(err, errlen, "the threshold of '%s' must be a number from 0.001 to 1", key);
+			rc = -EINVAL;
+			break;
+		}
+		kw[k].threshold = (float)t;
+		if (cl < sizeof changed)
+			cl += (size_t)snprintf(changed + cl, sizeof changed - cl, " %s=%g", key, t);
+	}
+	if (rc == 0 && set) {
+		struct pp_config pc = a->pc;
+		pc.kw = kw;
+		rc = detector_reconfigure(a->det, &pc, err, errlen);
+		if (rc == 0)
+			memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
+	}
+	json_t *o = NULL;
+	if (rc == 0) {
+		json_t *t = json_object();
+		for (int k = 0; k < a->K; k++)
+			if (a->labels[k][0] != '_')
+				json_object_set_new(t, a->labels[k], json_real(round((double)a->kw[k].threshold * 1e6) / 1e6));
+		o = json_pack("{s:o}", "thresholds", t);
+	}
+	pthread_mutex_unlock(&a->mu);
+	free(kw);
+	if (rc == 0 && set && changed[0])
+		log_msg(LOGL_INFO, "thresholds set over HTTP:%s", changed);
+	return o;
+}
+
 /* GET /v1/scores: every channel's smoothed posteriors as the detector last published them, so
  * that a user tuning thresholds can watch the margins (poll it, e.g. 10 times a second). */
 static json_t *hook_scores(void *ud)
@@ -769,8 +827,18 @@ static void reload(struct app *a)
 		snprintf(err, sizeof err, "out of memory");
 	if (rc == 0)
 		rc = build_pp(nc, a, kw, &pc, err, sizeof err);
-	if (rc == 0)
+	if (rc == 0) {
+		/* under mu, so that PUT /v1/thresholds cannot interleave: the detector's settings
+		 * and the published copy (kw, pc) stay the same */
+		pthread_mutex_lock(&a->mu);
 		rc = detector_reconfigure(a->det, &pc, err, sizeof err);
+		if (rc == 0) {
+			memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
+			a->pc = pc;
+			a->pc.kw = a->kw;
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
 	if (rc != 0) {
 		log_msg(LOGL_ERROR, "SIGHUP: the new configuration is invalid, keeping the old one: %s", err);
 		free(nc);
@@ -795,11 +863,6 @@ static void reload(struct app *a)
 	for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
 		if (memcmp((char *)nc + restart[i].off, (char *)&a->cfg + restart[i].off, restart[i].len))
 			log_msg(LOGL_WARN, "SIGHUP: a change of %s takes effect only after a restart", restart[i].name);
-	pthread_mutex_lock(&a->mu);
-	memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
-	a->pc = pc;
-	a->pc.kw = a->kw;
-	pthread_mutex_unlock(&a->mu);
 	/* keep what cannot change live; take the rest (a->cfg is the main thread's) */
 	memcpy(nc->model, a->cfg.model, sizeof nc->model);
 	memcpy(nc->device, a->cfg.device, sizeof nc->device);
@@ -1106,7 +1169,8 @@ int cmd_listen(int argc, char **argv)
 				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
 				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
 	struct http_hooks hooks = {.ud = a, .status = hook_status, .scores = hook_scores,
-				   .metrics = hook_metrics, .classify = hook_classify, .mute = hook_mute};
+				   .metrics = hook_metrics, .classify = hook_classify, .mute = hook_mute,
+				   .thresholds = hook_thresholds};
 	a->http = http_start(&hc, a->ev, &hooks, err, sizeof err);
 	if (!a->http) {
 		fprintf(stderr, "s4kws listen: %s\n", err);

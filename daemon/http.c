@@ -36,9 +36,11 @@
 #include "log.h"
 
 enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_SCORES, EP_METRICS, EP_CLASSIFY, EP_MUTE,
-	  EP_OTHER, N_EP };
+	  EP_THRESHOLDS, EP_OTHER, N_EP };
 static const char *const ep_names[N_EP] = {"/healthz", "/v1/detections", "/v1/events", "/v1/status",
-					   "/v1/scores", "/metrics", "/v1/classify", "/v1/mute", "other"};
+					   "/v1/scores", "/metrics", "/v1/classify", "/v1/mute",
+					   "/v1/thresholds", "other"};
+#define THRESHOLDS_MAX_BODY 16384 /* PUT /v1/thresholds: a JSON object of keyword: value */
 static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
@@ -492,7 +494,37 @@ static enum MHD_Result post_classify(struct http *h, struct MHD_Connection *conn
 	return reply_error(h, conn, EP_CLASSIFY, (unsigned)status, err[0] ? err : "classification failed");
 }
 
+/* PUT /v1/thresholds: a JSON object {"keyword": threshold, ...} applied together or not at all. */
+static enum MHD_Result put_thresholds(struct http *h, struct MHD_Connection *conn, struct req *rq)
+{
+	if (rq->too_big)
+		return reply_error(h, conn, EP_THRESHOLDS, 413, "the body is larger than 16 KiB");
+	json_error_t je;
+	json_t *in = rq->len ? json_loadb(rq->body, rq->len, 0, &je) : NULL;
+	if (!json_is_object(in)) {
+		json_decref(in);
+		return reply_error(h, conn, EP_THRESHOLDS, 400,
+				   "the body must be a JSON object of keyword: threshold, e.g. {\"yes\": 0.9}");
+	}
+	char err[S4K_ERR_LEN] = "";
+	json_t *out = h->hooks.thresholds(h->hooks.ud, in, err, sizeof err);
+	json_decref(in);
+	if (!out)
+		return reply_error(h, conn, EP_THRESHOLDS, 400, err[0] ? err : "the thresholds were not changed");
+	return reply_json(h, conn, EP_THRESHOLDS, 200, out);
+}
+
 /* ---- routing ---- */
+
+/* The largest body read for this endpoint and method (0: none is read). */
+static size_t body_limit(const struct http *h, enum ep ep, const char *method)
+{
+	if (ep == EP_CLASSIFY && !strcmp(method, "POST") && h->hooks.classify)
+		return h->c.max_body;
+	if (ep == EP_THRESHOLDS && !strcmp(method, "PUT") && h->hooks.thresholds)
+		return THRESHOLDS_MAX_BODY;
+	return 0;
+}
 
 static enum ep route(const char *url)
 {
@@ -515,26 +547,26 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return MHD_NO;
 		rq->ep = route(url);
 		*con_cls = rq;
-		/* only an authorized classify upload has a body worth reading: answer the rest now */
-		if (rq->ep != EP_CLASSIFY || strcmp(method, "POST") || !h->hooks.classify ||
-		    !authorized(h, conn))
+		/* only an authorized classify upload or thresholds update has a body worth reading:
+		 * answer the rest now */
+		if (!body_limit(h, rq->ep, method) || !authorized(h, conn))
 			goto answer;
 		/* refuse a declared oversize body before reading it */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > h->c.max_body) {
+		if (cl && strtoull(cl, NULL, 10) > body_limit(h, rq->ep, method)) {
 			rq->too_big = 1;
-			return post_classify(h, conn, rq);
+			return rq->ep == EP_CLASSIFY ? post_classify(h, conn, rq) : put_thresholds(h, conn, rq);
 		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		/* POST body chunk */
-		size_t n = *upload_size;
+		/* body chunk */
+		size_t n = *upload_size, max = body_limit(h, rq->ep, method);
 		*upload_size = 0;
-		if (rq->ep != EP_CLASSIFY || rq->too_big)
+		if (!max || rq->too_big)
 			return MHD_YES;
-		if (n > h->c.max_body - rq->len) {
+		if (n > max - rq->len) {
 			rq->too_big = 1;
 			free(rq->body);
 			rq->body = NULL;
@@ -545,8 +577,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			size_t cap = rq->cap ? rq->cap : 65536;
 			while (cap < rq->len + n)
 				cap *= 2;
-			if (cap > h->c.max_body)
-				cap = h->c.max_body;
+			if (cap > max)
+				cap = max;
 			char *b = realloc(rq->body, cap);
 			if (!b)
 				return MHD_NO;
@@ -592,6 +624,18 @@ answer:
 		if (!get && strcmp(method, "POST") && strcmp(method, "DELETE"))
 			return reply_405(h, conn, rq->ep, "GET, HEAD, POST, DELETE");
 		return mute(h, conn, method);
+	case EP_THRESHOLDS:
+		if (!h->hooks.thresholds)
+			break;
+		if (get) {
+			char err[S4K_ERR_LEN] = "";
+			json_t *o = h->hooks.thresholds(h->hooks.ud, NULL, err, sizeof err);
+			return o ? reply_json(h, conn, rq->ep, 200, o)
+				 : reply_error(h, conn, rq->ep, 500, "the thresholds are not available");
+		}
+		if (strcmp(method, "PUT"))
+			return reply_405(h, conn, rq->ep, "GET, HEAD, PUT");
+		return put_thresholds(h, conn, rq);
 	case EP_CLASSIFY:
 		if (!h->hooks.classify)
 			break;
@@ -601,7 +645,7 @@ answer:
 	default:
 		break;
 	}
-	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /v1/mute, /metrics");
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /v1/mute, /v1/thresholds, /metrics");
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,

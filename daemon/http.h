@@ -13,7 +13,8 @@
  *   http_stop(h);           // stops accepting, waits for the connection threads
  *
  * Endpoints: GET /healthz (never needs the token), GET /v1/detections, GET /v1/events (SSE),
- * GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify, GET/POST/DELETE /v1/mute. Errors are JSON {"error": "one sentence"}
+ * GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify, GET/POST/DELETE /v1/mute,
+ * GET/PUT /v1/thresholds. Errors are JSON {"error": "one sentence"}
  * with 400 (bad query), 401 (token), 404, 405 (+Allow), 413 (body too big), 415/400 (audio the
  * classify hook refuses) or 503 (too many streams or classify jobs).
  * Threads: one thread per connection, inside libmicrohttpd, with a connection limit and an idle
@@ -55,6 +56,10 @@ struct http_hooks {
 	 * (0: until DELETE), DELETE (op 2) unmutes; returns the state after it (new reference),
 	 * NULL gives 500. NULL hook: 404. */
 	json_t *(*mute)(void *ud, int op, double seconds);
+	/* /v1/thresholds: set (NULL: only read) per-keyword thresholds from a JSON object
+	 * {"keyword": value}; returns every keyword's threshold (new reference), or NULL with one
+	 * sentence in err (nothing changed). NULL hook: 404. */
+	json_t *(*thresholds)(void *ud, json_t *set, char *err, size_t errlen);
 	/* POST /v1/classify: decode and classify an audio file body. Returns 200 with *out set (new
 	 * reference), or a 4xx/5xx status with one sentence in err. NULL hook: 404. */
 	int (*classify)(void *ud, const void *body, size_t len, json_t **out, char *err,

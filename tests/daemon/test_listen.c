@@ -962,19 +962,20 @@ static void test_dedup(void)
 /* /v1/mute: with detections muted, the same audio (stdin through a FIFO, so that the mute is in
  * place before any audio) gives no detection, and every one the reference finds is counted as
  * muted; DELETE unmutes; a timed mute ends by itself; bad requests get 400 / 405. */
-static void test_mute(void)
+/* Start the daemon reading raw stdin from a FIFO that nothing is written to yet: the caller
+ * changes settings first, then feed_fifo() sends mono.raw and ends the input. */
+static int start_fifo(struct proc *p, const char *name, int *w)
 {
-	struct proc p;
-	const char *fifo = path("mute.fifo");
+	const char *fifo = path(name);
+	unlink(fifo);
 	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo");
-	int w = open(fifo, O_RDWR | O_CLOEXEC); /* the daemon's open for reading does not block */
+	*w = open(fifo, O_RDWR | O_CLOEXEC); /* the daemon's open for reading does not block */
 	const char *a[] = {"--input", "-", NULL};
-	CHECK(w >= 0 && start(&p, fifo, a, det_args) == 0, "start on a FIFO: %s", p.err);
-	struct resp r;
-	http_req(p.port, "POST", "/v1/mute", NULL, NULL, 0, &r);
-	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":true") && strstr(r.body, "\"remaining_s\":null"),
-	      "POST /v1/mute: %d %s", r.status, r.body ? r.body : "");
-	free(r.body);
+	return *w >= 0 && start(p, fifo, a, det_args) == 0 ? 0 : -1;
+}
+
+static void feed_fifo(int w)
+{
 	FILE *f = fopen(path("mono.raw"), "rb");
 	static char buf[1 << 16];
 	size_t n;
@@ -983,6 +984,19 @@ static void test_mute(void)
 	if (f)
 		fclose(f);
 	close(w);
+}
+
+static void test_mute(void)
+{
+	struct proc p;
+	int w;
+	CHECK(start_fifo(&p, "mute.fifo", &w) == 0, "start on a FIFO: %s", p.err);
+	struct resp r;
+	http_req(p.port, "POST", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":true") && strstr(r.body, "\"remaining_s\":null"),
+	      "POST /v1/mute: %d %s", r.status, r.body ? r.body : "");
+	free(r.body);
+	feed_fifo(w);
 	json_t *st = wait_state(p.port, "eof", NULL);
 	json_int_t muted = json_integer_value(json_object_get(st, "muted_detections"));
 	CHECK(json_is_true(json_object_get(json_object_get(st, "mute"), "muted")), "status says muted");
@@ -1019,7 +1033,52 @@ static void test_mute(void)
 	CHECK(r.status == 405, "PUT /v1/mute: %d", r.status);
 	free(r.body);
 	CHECK_EQ(stop(&p, SIGTERM), 0);
-	unlink(fifo);
+	unlink(path("mute.fifo"));
+}
+
+/* PUT /v1/thresholds: raising "yes" to 1 before the audio leaves no detection (the reference
+ * has several at 0.365); GET reads the values back; bad requests change nothing. */
+static void test_thresholds(void)
+{
+	struct proc p;
+	int w;
+	CHECK(start_fifo(&p, "thr.fifo", &w) == 0, "start on a FIFO: %s", p.err);
+	struct resp r;
+	const char *up = "{\"yes\": 1}";
+	http_req(p.port, "PUT", "/v1/thresholds", "Content-Type: application/json\r\n", up, strlen(up), &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"yes\":1") && strstr(r.body, "\"no\":1"),
+	      "PUT /v1/thresholds: %d %s", r.status, r.body ? r.body : "");
+	free(r.body);
+	static const char *const bad[] = {"{\"nope\": 0.5}", "{\"yes\": 2}", "{\"yes\": \"high\"}",
+					  "{\"_silence_\": 0.5}", "[0.5]", "{\"yes\": 0.5, \"bogus\": 1}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		http_req(p.port, "PUT", "/v1/thresholds", NULL, bad[i], strlen(bad[i]), &r);
+		CHECK(r.status == 400 && r.body && strstr(r.body, "error"), "bad body %s: %d", bad[i], r.status);
+		free(r.body);
+	}
+	static char big[20000];
+	memset(big, ' ', sizeof big);
+	big[0] = '{';
+	big[sizeof big - 1] = '}';
+	http_req(p.port, "PUT", "/v1/thresholds", NULL, big, sizeof big, &r);
+	CHECK(r.status == 413, "a 20 kB body: %d", r.status);
+	free(r.body);
+	http_req(p.port, "POST", "/v1/thresholds", NULL, up, strlen(up), &r);
+	CHECK(r.status == 405, "POST /v1/thresholds: %d", r.status);
+	free(r.body);
+	http_req(p.port, "GET", "/v1/thresholds", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"yes\":1"), "GET: the rejected bodies changed nothing: %s",
+	      r.body ? r.body : "");
+	free(r.body);
+	feed_fifo(w);
+	json_decref(wait_state(p.port, "eof", NULL));
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	size_t nd = json_array_size(json_object_get(o, "detections"));
+	json_decref(o);
+	CHECK(nd == 0 && ref_mono.n > 0, "yes at 1: %zu detections (%zu at 0.365)", nd, ref_mono.n);
+	CHECK(file_has(p.err, "thresholds set over HTTP: yes=1"), "the change is logged (%s)", p.err);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	unlink(path("thr.fifo"));
 }
 
 /* ---- Wyoming ---- */
@@ -1346,6 +1405,7 @@ int main(int argc, char **argv)
 	test_dedup();
 	test_on_detect();
 	test_mute();
+	test_thresholds();
 	test_wyoming();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
