@@ -79,6 +79,8 @@ struct app {
 	struct wyoming *wy;        /* --wyoming-port, or NULL; its own threads */
 	char on_detect[1024];
 	char cfg_wy_bind[64];      /* copy of wyoming-bind for status */
+	char (*ch_names)[EV_NAME_LEN]; /* (C) --channel-names, or NULL */
+	const char **ch_name_ptr;  /* (C) pointers into ch_names, for the detector */
 	int argc;
 	char **argv;
 	/* model (immutable after start) */
@@ -479,6 +481,12 @@ static json_t *hook_status(void *ud)
 		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
 		json_object_set_new(o, "deduplicated", json_integer((json_int_t)s.deduplicated));
 		json_object_set_new(o, "mute", mute_json(a));
+		if (a->ch_names) {
+			json_t *cn = json_array();
+			for (int c = 0; c < a->C; c++)
+				json_array_append_new(cn, json_string(a->ch_names[c]));
+			json_object_set_new(o, "channel_names", cn);
+		}
 		json_object_set_new(o, "muted_detections", json_integer((json_int_t)s.muted));
 	}
 	if (o && a->saver) {
@@ -854,7 +862,7 @@ static void reload(struct app *a)
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
 		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("wyoming-port", wyoming_port),
-		R("wyoming-bind", wyoming_bind), R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
+		R("wyoming-bind", wyoming_bind), R("channel-names", channel_names), R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
 		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),
@@ -872,6 +880,7 @@ static void reload(struct app *a)
 	nc->save_pre_ms = a->cfg.save_pre_ms;
 	memcpy(nc->on_detect, a->cfg.on_detect, sizeof nc->on_detect);
 	memcpy(nc->wyoming_bind, a->cfg.wyoming_bind, sizeof nc->wyoming_bind);
+	memcpy(nc->channel_names, a->cfg.channel_names, sizeof nc->channel_names);
 	nc->wyoming_port = a->cfg.wyoming_port;
 	nc->wyoming_clients = a->cfg.wyoming_clients;
 	nc->on_detect_timeout_ms = a->cfg.on_detect_timeout_ms;
@@ -907,6 +916,52 @@ static int write_port_file(const char *path, int port, char *err, size_t errlen)
 	if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) < 0) {
 		s4k_seterr(err, errlen, "cannot write the port file %s: %s", path, strerror(errno));
 		return -EIO;
+	}
+	return 0;
+}
+
+/* --channel-names: exactly one name per channel, 1 to 31 printable bytes, no quotes. */
+static int parse_channel_names(struct app *a, char *err, size_t errlen)
+{
+	const char *s = a->cfg.channel_names;
+	if (!s[0])
+		return 0;
+	a->ch_names = calloc((size_t)a->C, sizeof *a->ch_names);
+	a->ch_name_ptr = calloc((size_t)a->C, sizeof *a->ch_name_ptr);
+	if (!a->ch_names || !a->ch_name_ptr) {
+		s4k_seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	int n = 0;
+	for (const char *p = s;; n++) {
+		const char *e = strchr(p, ',');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		while (len && p[0] == ' ')
+			p++, len--;
+		while (len && p[len - 1] == ' ')
+			len--;
+		if (n >= a->C) {
+			s4k_seterr(err, errlen, "channel-names has more names than the %d channel%s", a->C,
+				   a->C == 1 ? "" : "s");
+			return -EINVAL;
+		}
+		int ok = len >= 1 && len < EV_NAME_LEN;
+		for (size_t i = 0; ok && i < len; i++)
+			ok = (unsigned char)p[i] >= 0x20 && p[i] != '"' && p[i] != '\\' && p[i] != 0x7f;
+		if (!ok) {
+			s4k_seterr(err, errlen, "channel-names: name %d must be 1 to %d printable characters "
+				   "without quotes or backslashes", n + 1, EV_NAME_LEN - 1);
+			return -EINVAL;
+		}
+		memcpy(a->ch_names[n], p, len);
+		a->ch_name_ptr[n] = a->ch_names[n];
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	if (n + 1 != a->C) {
+		s4k_seterr(err, errlen, "channel-names has %d name%s for %d channels", n + 1, n ? "s" : "", a->C);
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -997,6 +1052,8 @@ static void teardown(struct app *a)
 	free(a->ring_store);
 	free(a->kw);
 	free(a->labels);
+	free(a->ch_names);
+	free(a->ch_name_ptr);
 	s4m_free(a->m);
 	sem_destroy(&a->wake);
 	pthread_mutex_destroy(&a->mu);
@@ -1074,7 +1131,7 @@ int cmd_listen(int argc, char **argv)
 		fprintf(stderr, "s4kws listen: %s\n", err);
 		goto out;
 	}
-	if (input_setup(a, err, sizeof err) < 0) {
+	if (input_setup(a, err, sizeof err) < 0 || parse_channel_names(a, err, sizeof err) < 0) {
 		fprintf(stderr, "s4kws listen: %s\n", err);
 		goto out;
 	}
@@ -1131,7 +1188,8 @@ int cmd_listen(int argc, char **argv)
 				.ev = a->ev, .pc = &a->pc, .period = a->period,
 				.threads = a->cfg.inference_threads, .saver = a->saver,
 				.save_pre = pre, .save_post = post,
-				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate)};
+				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate),
+				.channel_names = a->ch_name_ptr};
 	if (dc.threads == 0) {
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;

@@ -59,6 +59,8 @@ static const struct opt opts[] = {
 	 "pace --input at real speed instead of as fast as the CPU allows", 0},
 	{"duration", T_DBL, 0, 1e9, "0", F(duration), "SECONDS",
 	 "stop the input after this much audio (status then says eof); 0: never", 0},
+	{"channel-names", T_STR, 0, 0, "", F(channel_names), "NAME,...",
+	 "a name for each channel (e.g. kitchen,hall), put in every detection as channel_name", 0},
 	{"frames-per-buffer", T_INT, 16, 65536, "320", F(frames_per_buffer), "FRAMES",
 	 "PortAudio period: frames per capture callback", 0},
 	{"ring-ms", T_INT, 100, 600000, "2000", F(ring_ms), "MS",
@@ -101,7 +103,7 @@ static const struct opt opts[] = {
 	 "audio after the decision point in each saved clip (the clip is written once it arrived)", 0},
 	{"on-detect", T_STR, 0, 0, "", F(on_detect), "CMD",
 	 "run CMD with /bin/sh for every detection, one at a time, the detection as JSON on stdin and "
-	 "in S4KWS_ID, S4KWS_KEYWORD, S4KWS_CHANNEL, S4KWS_SCORE, S4KWS_TIME, S4KWS_OFFSET, "
+	 "in S4KWS_ID, S4KWS_KEYWORD, S4KWS_CHANNEL, S4KWS_CHANNEL_NAME, S4KWS_SCORE, S4KWS_TIME, S4KWS_OFFSET, "
 	 "S4KWS_START, S4KWS_END, S4KWS_JSON", 0},
 	{"on-detect-timeout-ms", T_DBL, 10, 3600000, "10000", F(on_detect_timeout_ms), "MS",
 	 "an on-detect command still running after MS is killed (with its process group)", 0},

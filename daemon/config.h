@@ -48,6 +48,7 @@ struct cfg {
 	int realtime;            /* pace file input at real speed */
 	double duration;         /* stop the input after this many seconds; 0 = never */
 	int frames_per_buffer;   /* PortAudio period, frames */
+	char channel_names[1024]; /* comma-separated, one per channel; "" = none */
 	int ring_ms;             /* capture ring length, ms of audio */
 	double retry_max;        /* longest back-off between device reopen attempts, s */
 	double device_stall;     /* a device silent this long (no callback) has failed, s */

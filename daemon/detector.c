@@ -78,6 +78,7 @@ struct ctl {
 struct detector {
 	const struct s4m_model *m;
 	_Atomic int64_t mute_until; /* CLOCK_MONOTONIC ns; 0: not muted (detector_mute) */
+	char *names;              /* (C, EV_NAME_LEN) channel names, or NULL */
 	int C, K;
 	size_t hop;
 	int rate;                 /* model rate, Hz */
@@ -182,6 +183,12 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
 	d->pub_scores = calloc(C * (size_t)d->K, sizeof *d->pub_scores);
+	if (c->channel_names) {
+		d->names = calloc(C, EV_NAME_LEN);
+		for (size_t i = 0; d->names && i < C; i++)
+			snprintf(d->names + i * EV_NAME_LEN, EV_NAME_LEN, "%s",
+				 c->channel_names[i] ? c->channel_names[i] : "");
+	}
 	d->dedup = c->dedup;
 	if (d->dedup) {
 		d->last_at = calloc((size_t)d->K, sizeof *d->last_at);
@@ -196,7 +203,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
 	}
 	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw || !d->pub_scores ||
-	    (d->saver && (!d->hist || !d->clip)) || (d->dedup && (!d->last_at || !d->last_ch))) {
+	    (c->channel_names && !d->names) || (d->saver && (!d->hist || !d->clip)) || (d->dedup && (!d->last_at || !d->last_ch))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
 		return NULL;
@@ -317,6 +324,8 @@ static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 	memset(&e, 0, sizeof e);
 	snprintf(e.keyword, sizeof e.keyword, "%s", s4m_label(d->m, pd->label));
 	e.channel = ch;
+	if (d->names)
+		memcpy(e.channel_name, d->names + (size_t)ch * EV_NAME_LEN, EV_NAME_LEN);
 	e.score = pd->score;
 	double r = (double)d->rate;
 	e.offset = (double)(d->base + pd->sample) / r;
@@ -770,6 +779,7 @@ void detector_free(struct detector *d)
 	free(d->hist);
 	free(d->clip);
 	free(d->pub_scores);
+	free(d->names);
 	free(d->last_at);
 	free(d->last_ch);
 	pthread_mutex_destroy(&d->mu);

@@ -55,6 +55,7 @@ struct det_config {
 	size_t save_pre, save_post; /* model-rate samples before and after the decision point */
 	size_t dedup;               /* model-rate samples: a keyword detected on one channel is not
 	                               reported on another within this (0: off) */
+	const char *const *channel_names; /* (channels) names put in detections, or NULL (copied) */
 };
 
 struct det_stats {

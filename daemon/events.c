@@ -66,10 +66,13 @@ json_t *events_to_json(const struct ev_detection *d)
 {
 	char t[40];
 	events_format_time(d->time_ms, t, sizeof t);
-	return json_pack("{s:I, s:s, s:i, s:f, s:s, s:f, s:f, s:f}", "id", (json_int_t)d->id,
-			 "keyword", d->keyword, "channel", d->channel, "score",
-			 round((double)d->score * 1e4) / 1e4, "time", t, "offset", round_100ns(d->offset),
-			 "start", round_100ns(d->start), "end", round_100ns(d->end));
+	json_t *o = json_pack("{s:I, s:s, s:i, s:f, s:s, s:f, s:f, s:f}", "id", (json_int_t)d->id,
+			      "keyword", d->keyword, "channel", d->channel, "score",
+			      round((double)d->score * 1e4) / 1e4, "time", t, "offset", round_100ns(d->offset),
+			      "start", round_100ns(d->start), "end", round_100ns(d->end));
+	if (o && d->channel_name[0])
+		json_object_set_new(o, "channel_name", json_string(d->channel_name));
+	return o;
 }
 
 /* Parse "2026-11-29T09:15:52.123Z" back to ms since the epoch. */
@@ -108,6 +111,8 @@ int events_from_json_line(const char *line, size_t len, struct ev_detection *d)
 		d->offset = off;
 		d->start = st;
 		d->end = en;
+		const char *cn = json_string_value(json_object_get(o, "channel_name"));
+		snprintf(d->channel_name, sizeof d->channel_name, "%s", cn ? cn : "");
 	}
 	json_decref(o);
 	return rc == 0 ? 0 : -EINVAL;

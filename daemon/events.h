@@ -31,11 +31,13 @@
 #include <jansson.h>
 
 #define EV_KW_LEN 48
+#define EV_NAME_LEN 32            /* channel name + 1 */
 
 struct ev_detection {
 	uint64_t id;              /* assigned by events_add() */
 	char keyword[EV_KW_LEN];
 	int channel;              /* 0-based */
+	char channel_name[EV_NAME_LEN]; /* --channel-names entry, "" when none */
 	float score;              /* smoothed posterior, [0, 1] */
 	int64_t time_ms;          /* wall clock, ms since the Unix epoch (events_add() fills it if 0) */
 	double offset;            /* s of audio since the stream started, when it was decided */
@@ -87,8 +89,8 @@ size_t events_counts(struct events *ev, struct ev_counts *out, size_t max);
 /* Log write failures since start. */
 uint64_t events_log_errors(struct events *ev);
 
-/* JSON object of a detection (new reference): id, keyword, channel, score, time (RFC 3339 UTC
- * with ms), offset, start, end. */
+/* JSON object of a detection (new reference): id, keyword, channel, (channel_name when set,)
+ * score, time (RFC 3339 UTC with ms), offset, start, end. */
 json_t *events_to_json(const struct ev_detection *d);
 /* Format a wall-clock time (ms since the epoch) as RFC 3339 UTC with ms into buf (>= 25 bytes). */
 void events_format_time(int64_t time_ms, char *buf, size_t len);

@@ -36,7 +36,7 @@
 extern char **environ;
 
 #define HOOK_BATCH 16
-#define HOOK_N_ENV 9
+#define HOOK_N_ENV 10
 
 struct hook {
 	char *command;
@@ -83,6 +83,7 @@ static char **make_env(const struct ev_detection *d, const char *json, char vars
 	snprintf(vars[6], 640, "S4KWS_START=%.3f", d->start);
 	snprintf(vars[7], 640, "S4KWS_END=%.3f", d->end);
 	snprintf(vars[8], 640, "S4KWS_JSON=%s", json);
+	snprintf(vars[9], 640, "S4KWS_CHANNEL_NAME=%s", d->channel_name);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "S4KWS_", 6)) /* ours replace any inherited ones */

@@ -1243,6 +1243,48 @@ static void test_wyoming(void)
 	CHECK_EQ(stop(&p, SIGTERM), 0);
 }
 
+/* --channel-names: every detection carries its channel's name, over HTTP and in the log (and
+ * back after a restart); a wrong count is refused at start in one sentence. */
+static void test_channel_names(void)
+{
+	struct proc p;
+	const char *logp = path("names.jsonl");
+	unlink(logp);
+	const char *a[] = {"--input", path("both.wav"), "--channel-names", " kitchen , hall", "--log", logp, NULL};
+	CHECK(start(&p, NULL, a, det_args) == 0, "start with --channel-names: %s", p.err);
+	json_t *st = wait_state(p.port, "eof", NULL);
+	json_t *cn = json_object_get(st, "channel_names");
+	CHECK(json_array_size(cn) == 2 && !strcmp(json_string_value(json_array_get(cn, 0)), "kitchen") &&
+	      !strcmp(json_string_value(json_array_get(cn, 1)), "hall"), "status lists the names");
+	json_decref(st);
+	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
+	json_t *arr = json_object_get(o, "detections");
+	size_t ok = 0, n = json_array_size(arr);
+	for (size_t i = 0; i < n; i++) {
+		json_t *d = json_array_get(arr, i);
+		const char *nm = json_string_value(json_object_get(d, "channel_name"));
+		int ch = (int)json_integer_value(json_object_get(d, "channel"));
+		ok += nm && !strcmp(nm, ch == 0 ? "kitchen" : "hall");
+	}
+	json_decref(o);
+	CHECK(n == 2 * ref_mono.n && ok == n, "%zu of %zu detections carry their channel's name", ok, n);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	CHECK(file_has(logp, "\"channel_name\":\"hall\""), "the log has the names");
+	/* restart on the same log: the reloaded history keeps them */
+	const char *b[] = {"--input", path("both.wav"), "--channel-names", "kitchen,hall", "--log", logp,
+			   "--duration", "0.1", NULL};
+	CHECK(start(&p, NULL, b, det_args) == 0, "restart: %s", p.err);
+	o = get_json(p.port, "/v1/detections?limit=1", NULL, NULL);
+	json_t *d0 = json_array_get(json_object_get(o, "detections"), 0);
+	CHECK(d0 && json_string_value(json_object_get(d0, "channel_name")), "a reloaded detection keeps its name");
+	json_decref(o);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	unlink(logp);
+	const char *c[] = {"--input", path("both.wav"), "--channel-names", "a,b,c", NULL};
+	CHECK(start(&p, NULL, c, det_args) != 0, "three names for two channels are refused");
+	CHECK(file_has(p.err, "channel-names has more names than the 2 channels"), "one sentence (%s)", p.err);
+}
+
 /* Poll /v1/status until on_detect.run reaches want (10 s); returns the on_detect object's
  * figures in run/failed/skipped. */
 static void hook_figures(int port, long long want, long long *run, long long *failed, long long *skipped)
@@ -1406,6 +1448,7 @@ int main(int argc, char **argv)
 	test_on_detect();
 	test_mute();
 	test_thresholds();
+	test_channel_names();
 	test_wyoming();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
