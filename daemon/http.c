@@ -11,8 +11,10 @@
  * connection's own thread and may block, but never for longer than one heartbeat period (and
  * it wakes at once when the events store closes): it either returns queued "id/event/data"
  * records, a heartbeat comment, or end-of-stream at shutdown. Resumption uses Last-Event-ID
- * (or ?since=). POST bodies are collected up to max_body; a declared Content-Length above the
- * limit is refused at once with 413, a chunked body that grows past it is drained and refused.
+ * (or ?since=). Bodies are read only for POST /v1/classify (up to max_body) and PUT
+ * /v1/thresholds (16 KiB); a declared Content-Length above the limit is refused at once with
+ * 413, a chunked body that grows past it is drained and refused. Other requests with a body are
+ * answered without reading it.
  * Every reply goes through reply(), which counts requests by endpoint and status for /metrics.
  */
 #define _GNU_SOURCE
