@@ -1129,13 +1129,17 @@ static size_t wy_stream(int port, const float *x, size_t n, int rate, const char
 	char det[256];
 	snprintf(det, sizeof det, "{\"names\":%s}", names);
 	wy_send(fd, "detect", det, NULL, 0);
-	wy_send(fd, "audio-start", fmt, NULL, 0);
+	/* audio-start with its data in the additional-data section (data_length), as newer
+	 * clients send it */
+	char hdr[256];
+	int hl = snprintf(hdr, sizeof hdr, "{\"type\":\"audio-start\",\"data_length\":%zu}\n%s", strlen(fmt), fmt);
+	send_all(fd, hdr, (size_t)hl);
 	int16_t chunk[1000];
 	for (size_t i = 0; i < n; i += 1000) {
 		size_t k = n - i < 1000 ? n - i : 1000;
 		for (size_t j = 0; j < k; j++)
 			chunk[j] = (int16_t)lrintf(fmaxf(-32768.f, fminf(32767.f, x[i + j] * 32768.f)));
-		wy_send(fd, "audio-chunk", fmt, chunk, k * 2);
+		wy_send(fd, "audio-chunk", NULL, chunk, k * 2); /* the format of audio-start */
 	}
 	wy_send(fd, "audio-stop", NULL, NULL, 0);
 	size_t got = 0;
