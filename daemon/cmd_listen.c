@@ -26,7 +26,8 @@
  * Cross-thread traffic is the ring, the wake semaphore, the events store and the two
  * mutex-protected snapshots. Shutdown is ordered: stop the input, let the detector drain the
  * ring and stop, flush and close the events log (which ends SSE streams and lets the hook run
- * what is pending, bounded by its timeout), stop HTTP, write the queued clips, free (nothing the HTTP hooks read is freed while they can run).
+ * what is pending, bounded by its timeout), stop HTTP and the Wyoming server, write the queued
+ * clips, free (nothing the HTTP hooks read is freed while they can run).
  * A second SIGINT during shutdown kills the process (default action restored).
  */
 #define _GNU_SOURCE
@@ -862,7 +863,8 @@ static void reload(struct app *a)
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
 		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
 		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("wyoming-port", wyoming_port),
-		R("wyoming-bind", wyoming_bind), R("channel-names", channel_names), R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
+		R("wyoming-bind", wyoming_bind), R("channel-names", channel_names),
+		R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
 		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
 		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
 		R("realtime", realtime), R("duration", duration),

@@ -202,8 +202,9 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		d->hist = calloc(C * d->hist_len, sizeof *d->hist);
 		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
 	}
-	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw || !d->pub_scores ||
-	    (c->channel_names && !d->names) || (d->saver && (!d->hist || !d->clip)) || (d->dedup && (!d->last_at || !d->last_ch))) {
+	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw ||
+	    !d->pub_scores || (c->channel_names && !d->names) || (d->saver && (!d->hist || !d->clip)) ||
+	    (d->dedup && (!d->last_at || !d->last_ch))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
 		detector_free(d);
 		return NULL;

@@ -13,8 +13,8 @@
  * the detector never waits for a command. Commands run one at a time, in detection order, as
  * `/bin/sh -c CMD` in their own process group, with the detection's JSON line on stdin and in
  * the environment (S4KWS_ID, S4KWS_KEYWORD, S4KWS_CHANNEL, S4KWS_CHANNEL_NAME, S4KWS_SCORE,
- * S4KWS_TIME, S4KWS_OFFSET, S4KWS_START, S4KWS_END, S4KWS_JSON). A command still running after timeout_ms is killed (its
- * whole group) and counted as failed, as is a non-zero exit. Detections that left the history
+ * S4KWS_TIME, S4KWS_OFFSET, S4KWS_START, S4KWS_END, S4KWS_JSON). A command still running after
+ * timeout_ms is killed (its whole group) and counted as failed, as is a non-zero exit. Detections that left the history
  * while commands were busy are counted as skipped, never run late out of order.
  */
 #ifndef S4KWS_DAEMON_HOOK_H

@@ -647,7 +647,8 @@ answer:
 	default:
 		break;
 	}
-	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, /v1/events, /v1/scores, /v1/mute, /v1/thresholds, /metrics");
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, "
+			   "/v1/events, /v1/scores, /v1/mute, /v1/thresholds, /metrics");
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
