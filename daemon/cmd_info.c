@@ -68,6 +68,9 @@ static json_t *info_json(const struct s4m_model *m, const char *source, size_t c
 	json_object_set_new(o, "flops_step", json_real(s4m_flops_step(m)));
 	json_object_set_new(o, "flops_conv", json_real(s4m_flops_conv(m, clip)));
 	json_object_set_new(o, "flops_conv_len", json_integer((json_int_t)clip));
+	if (s4m_streamable(m) && s4m_preroll(m)) /* per clip: only the window is computed */
+		json_object_set_new(o, "flops_clip_primed",
+				    json_real(s4m_flops_conv(m, s4m_window(m)) * (double)s4m_window(m)));
 	json_object_set_new(o, "min_margin", json_real(s4m_min_margin(m)));
 	json_object_set_new(o, "drift_ok", json_boolean(s4m_min_margin(m) >= DRIFT_MARGIN));
 	json_object_set_new(o, "metadata", meta);
@@ -110,6 +113,9 @@ static void info_text(const struct s4m_model *m, const char *source, size_t clip
 	printf("FLOPs/sample:   step mode %.0f (%.1f MFLOP per second of audio)\n", fs, fs * sr / 1e6);
 	printf("                conv mode %.0f (clip of %zu samples: %.1f MFLOP)\n", fc, clip,
 	       fc * (double)clip / 1e6);
+	if (s4m_streamable(m) && s4m_preroll(m))
+		printf("                lone clip with the preroll's share precomputed (classify): %.1f MFLOP\n",
+		       s4m_flops_conv(m, s4m_window(m)) * (double)s4m_window(m) / 1e6);
 	double mm = s4m_min_margin(m);
 	printf("drift check:    min 1-|dA| = %.3g: %s\n", mm,
 	       mm >= DRIFT_MARGIN ? "ok (float32 states decay)"
