@@ -10,8 +10,8 @@
 # with `classify -j THREADS --format csv` over the clips; the twin (bench/bench_twin.py, needs
 # /usr/bin/python3 with torch, numpy, soundfile) is timed on the forward pass only, inputs
 # decoded and padded beforehand, batches of 32, torch.set_num_threads(THREADS). "x real time"
-# counts each clip as its length (1 s for Speech Commands; the 0.5 s of preroll zeros s4kws adds
-# are work, not audio). Also scans one long recording (pink noise, LONG_SECONDS) in conv and
+# counts each clip as its length (1 s for Speech Commands; the preroll zeros put before a lone
+# clip are not audio: s4kws computes their share once per workspace, the twin runs them). Also scans one long recording (pink noise, LONG_SECONDS) in conv and
 # stream mode. Every run's labels are compared with conv mode's.
 set -eu
 S4KWS=${1:-build/s4kws}
