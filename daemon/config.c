@@ -11,8 +11,10 @@
 #define _GNU_SOURCE /* open_memstream, strcasecmp */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <netinet/in.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -473,6 +475,27 @@ int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, ch
 			}
 		}
 	return 0;
+}
+
+int cfg_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	const char *a = !strcmp(addr, "localhost") ? "127.0.0.1" : addr;
+	if (inet_pton(AF_INET, a, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof *s4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, a, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof *s6;
+		return 0;
+	}
+	return -EINVAL;
 }
 
 int cfg_is_loopback(const char *a)

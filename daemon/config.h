@@ -20,6 +20,7 @@
 #define S4KWS_DAEMON_CONFIG_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #define CFG_HELP 1          /* cfg_parse(): --help was given */
 #define CFG_MAX_KW 64       /* per-keyword overrides per option */
@@ -111,5 +112,8 @@ int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, ch
 		       size_t errlen);
 /* 1 when the address is a loopback address (127.0.0.0/8, ::1, localhost). */
 int cfg_is_loopback(const char *addr);
+/* A listen address: an IPv4 or IPv6 literal or "localhost", with port, into *ss (family set)
+ * and *len. 0, or -EINVAL when addr is neither. */
+int cfg_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif

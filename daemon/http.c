@@ -695,23 +695,15 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 		return NULL;
 	}
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
+	socklen_t sl;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
 			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	const char *addr = !strcmp(bind, "localhost") ? "127.0.0.1" : bind;
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)c->port);
-	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)c->port);
-		flags |= MHD_USE_IPv6;
-	} else {
+	if (cfg_sockaddr(bind, c->port, &ss, &sl) < 0) {
 		s4k_seterr(err, errlen, "'%s' is not an IPv4 or IPv6 address", bind);
 		return NULL;
 	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
 	struct http *h = calloc(1, sizeof *h);
 	if (!h) {
 		s4k_seterr(err, errlen, "out of memory starting HTTP");

@@ -33,6 +33,7 @@
 
 #include "../common/err.h"
 #include "audio/resample.h"
+#include "config.h"
 #include "events.h"
 #include "log.h"
 
@@ -531,20 +532,8 @@ static void *acceptor(void *arg)
 struct wyoming *wy_start(const struct wy_config *c, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof ss);
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	const char *addr = !strcmp(c->bind, "localhost") ? "127.0.0.1" : c->bind;
 	socklen_t sl;
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)c->port);
-		sl = sizeof *s4;
-	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)c->port);
-		sl = sizeof *s6;
-	} else {
+	if (cfg_sockaddr(c->bind, c->port, &ss, &sl) < 0) {
 		s4k_seterr(err, errlen, "wyoming-bind '%s' is not an IPv4 or IPv6 address", c->bind);
 		return NULL;
 	}
