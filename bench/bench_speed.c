@@ -98,7 +98,7 @@ static void *conv_worker(void *arg)
 	struct conv_job *j = arg;
 	char err[S4K_ERR_LEN];
 	struct s4m_conv *cv = s4m_conv_new(j->m, j->len, err, sizeof err);
-	j->failed = !cv;
+	j->failed = !cv || s4m_conv_prime(cv, err, sizeof err) < 0;
 	pthread_barrier_wait(j->start);
 	double w0 = wall_s();
 	float logits[4096];
@@ -199,6 +199,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	float logits[4096];
+	if (s4m_conv_prime(cv, err, sizeof err) < 0) {
+		fprintf(stderr, "bench_speed: %s\n", err);
+		return 1;
+	}
 	lone_clip(cv, clip, len, logits); /* warm-up */
 	int primed = s4m_conv_primed(cv) != 0;
 	double whole_rate = clip_rate_1(cv, clip, len, 0, secs / 5);

@@ -253,7 +253,8 @@ static struct engine *engine_for(struct worker *w, const struct s4m_model *m, ch
 		}
 	} else {
 		e->clip_cv = s4m_conv_new(m, len, err, errlen);
-		if (!e->clip_cv) {
+		/* a worker classifies many clips: precompute the preroll's share once */
+		if (!e->clip_cv || s4m_conv_prime(e->clip_cv, err, errlen) < 0) {
 			engine_fini(e);
 			return NULL;
 		}

@@ -62,9 +62,11 @@ void s4m_conv_free(struct s4m_conv *cv);
 int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits);
 /* A lone clip without its preroll: x is the window (n == s4m_conv_primed(cv)) and the logits
  * are those of s4m_conv_logits() on [s4m_preroll() zeros | x], computed on the window alone with
- * the preroll's share precomputed at s4m_conv_new(). s4m_conv_primed() is 0 when the model does
- * not allow it (bidirectional, or preroll or window not whole decoder steps) or the workspace
- * is shorter than preroll + window; then callers use s4m_conv_logits(). */
+ * the preroll's share precomputed by s4m_conv_prime() (one forward pass over zeros, at setup:
+ * allocates and plans). s4m_conv_primed() is 0 before that, or when the model does not allow it
+ * (bidirectional, no preroll) or the workspace is shorter than preroll + window; then callers
+ * use s4m_conv_logits(). s4m_conv_prime() returns 0 (also when not applicable) or -ENOMEM. */
+int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen);
 size_t s4m_conv_primed(const struct s4m_conv *cv);
 int s4m_conv_logits_primed(struct s4m_conv *cv, const float *x, size_t n, float *logits);
 /* Per-decoder-step logits over x[0..n): out[(j)*n_labels + k] for every final step j whose

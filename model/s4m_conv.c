@@ -23,8 +23,9 @@
  * Primed lone clips: a lone clip is [preroll zeros | window], and the zeros are the same for
  * every clip. Every layer is position-wise except the causal SSM convolution, so each block's
  * output over the window is its convolution of the window's own input plus a fixed sequence,
- * the convolution of the preroll's block input carried into the window. The workspace computes
- * that sequence once per block (one forward pass over zeros) and s4m_conv_logits_primed() then
+ * the convolution of the preroll's block input carried into the window. s4m_conv_prime() computes
+ * that sequence once per block (one forward pass over zeros; worth it for a workspace that
+ * classifies many clips, not for one clip or a scan) and s4m_conv_logits_primed() then
  * runs the network over the window alone, with FFTs sized for the window: the same logits for
  * 40 % of the work with a 1.5 s preroll and a 1 s window. Causal models only (a backward kernel
  * would carry the window into the preroll), with preroll and window whole decoder steps.
@@ -238,9 +239,11 @@ static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, s
 
 /* Set up primed lone clips (see the top of the file) when the model allows it; 0 when it does
  * not apply, a negative errno when it does and setting it up failed. */
-static int prime_setup(struct s4m_conv *cv, char *err, size_t errlen)
+int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen)
 {
 	const struct s4m_model *m = cv->m;
+	if (cv->pwin)
+		return 0;
 	size_t P = m->preroll, W = s4m_window(m);
 	if (m->bidir || P == 0 || W == 0 || P % m->hop || W % m->hop || m->Wf * m->hop > W ||
 	    P + W > cv->max_len)
@@ -320,7 +323,7 @@ struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *e
 		s4k_seterr(err, errlen, "out of memory for a conv workspace of %zu samples.", max_len);
 		goto fail;
 	}
-	if (plan_all(cv, cv->cb, err, errlen) < 0 || prime_setup(cv, err, errlen) < 0)
+	if (plan_all(cv, cv->cb, err, errlen) < 0)
 		goto fail;
 	return cv;
 fail:

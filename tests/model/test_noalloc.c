@@ -58,7 +58,8 @@ static void run(int dplr)
 	size_t P = s4m_preroll(m);
 	struct s4m_conv *cv = s4m_conv_new(m, P + W, err, sizeof err);
 	CHECK(st && cv, "%s", err);
-	CHECK(cv && P > 0 && s4m_conv_primed(cv) == W, "the workspace is primed for lone clips");
+	CHECK(cv && P > 0 && s4m_conv_primed(cv) == 0 && s4m_conv_prime(cv, err, sizeof err) == 0 &&
+	      s4m_conv_primed(cv) == W, "the workspace is primed for lone clips on request");
 
 	allocs = 0;
 	armed = 1;

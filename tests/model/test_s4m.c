@@ -724,6 +724,9 @@ static void test_primed(void)
 		struct s4m_conv *small = s4m_conv_new(m, pre + w - 1, err, sizeof err);
 		float *buf = calloc(pre + w, sizeof *buf);
 		CHECK(cv && small && buf, "model %d: workspaces: %s", it, err);
+		CHECK(!cv || s4m_conv_primed(cv) == 0, "model %d: not primed until asked", it);
+		CHECK((!cv || s4m_conv_prime(cv, err, sizeof err) == 0) &&
+		      (!small || s4m_conv_prime(small, err, sizeof err) == 0), "model %d: prime: %s", it, err);
 		if (!cv || !small || !buf)
 			goto next;
 		CHECK((s4m_conv_primed(cv) == w) == expect, "model %d (%s, preroll %zu, hop %zu): primed %zu, "
