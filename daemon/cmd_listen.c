@@ -130,11 +130,16 @@ struct app {
 	double t0;                 /* monotonic start */
 };
 
-static double mono_s(void)
+static int64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double mono_s(void)
+{
+	return (double)mono_ns() * 1e-9;
 }
 
 static void set_state(struct app *a, const char *state, const char *err)
@@ -425,9 +430,7 @@ static json_t *mute_json(struct app *a)
 	int64_t u = a->det ? detector_muted_until(a->det) : 0;
 	json_t *rem = json_null();
 	if (u && u != INT64_MAX) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		double r = (double)(u - ((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec)) * 1e-9;
+		double r = (double)(u - mono_ns()) * 1e-9;
 		rem = json_real(r > 0 ? round(r * 1e3) / 1e3 : 0);
 	}
 	return json_pack("{s:b, s:o}", "muted", u != 0, "remaining_s", rem);
@@ -527,11 +530,8 @@ static json_t *hook_mute(void *ud, int op, double seconds)
 		return NULL;
 	if (op == 1) {
 		int64_t until = INT64_MAX;
-		if (seconds > 0) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			until = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + (int64_t)llround(seconds * 1e9);
-		}
+		if (seconds > 0)
+			until = mono_ns() + (int64_t)llround(seconds * 1e9);
 		detector_mute(a->det, until);
 		if (seconds > 0)
 			log_msg(LOGL_INFO, "muted for %.3f s (POST /v1/mute)", seconds);

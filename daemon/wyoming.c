@@ -351,6 +351,7 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 
 /* ---- connections ---- */
 
+/* At the end of a connection; the slot is cleared when the next client takes it. */
 static void conn_free_stream(struct wconn *c)
 {
 	s4m_relay_free(c->st);
@@ -364,13 +365,6 @@ static void conn_free_stream(struct wconn *c)
 	free(c->probs);
 	free(c->rb);
 	free(c->payload);
-	c->st = NULL;
-	c->pp = NULL;
-	c->rs_ok = 0;
-	c->want = NULL;
-	c->mono = c->res = c->hopbuf = c->probs = NULL;
-	c->rb = NULL;
-	c->payload = NULL;
 }
 
 static void *conn_main(void *arg)

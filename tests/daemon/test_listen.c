@@ -310,6 +310,14 @@ static void from_array(json_t *arr, struct dets *d)
 	}
 }
 
+/* Every detection the daemon holds (GET /v1/detections, up to 1000) into d. */
+static void fetch_dets(int port, struct dets *d)
+{
+	json_t *o = get_json(port, "/v1/detections?limit=1000", NULL, NULL);
+	from_array(json_object_get(o, "detections"), d);
+	json_decref(o);
+}
+
 /* Same detections as the reference, in some order by (channel, start)? Both are in decision
  * order per channel; the daemon interleaves channels, so compare as multisets. */
 static int same_dets(const struct dets *ref, const struct dets *got, int channel_override, const char *what)
@@ -865,14 +873,12 @@ static void test_save_dir(void)
 			   "--save-post-ms", "300", NULL};
 	CHECK(start(&p, NULL, a, det_args) == 0, "start with --save-dir: %s", p.err);
 	json_decref(wait_state(p.port, "eof", NULL));
-	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
 	struct dets got;
-	from_array(json_object_get(o, "detections"), &got);
-	json_decref(o);
+	fetch_dets(p.port, &got);
 	CHECK(got.n >= 3, "%zu detections", got.n);
 	json_int_t saved = -1;
 	for (int i = 0; i < 100 && saved != (json_int_t)got.n; i++) {
-		o = get_json(p.port, "/v1/status", NULL, NULL);
+		json_t *o = get_json(p.port, "/v1/status", NULL, NULL);
 		saved = json_integer_value(json_object_get(json_object_get(o, "clips"), "saved"));
 		json_decref(o);
 		usleep(50000);
@@ -942,10 +948,8 @@ static void test_dedup(void)
 		json_t *st = wait_state(p.port, "eof", NULL);
 		json_int_t dd = json_integer_value(json_object_get(st, "deduplicated"));
 		json_decref(st);
-		json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
 		struct dets got;
-		from_array(json_object_get(o, "detections"), &got);
-		json_decref(o);
+		fetch_dets(p.port, &got);
 		CHECK(metrics_have(p.port, "s4kws_deduplicated_total", (unsigned long long)dd, NULL, 0),
 		      "metrics: %lld deduplicated", (long long)dd);
 		CHECK_EQ(stop(&p, SIGTERM), 0);
@@ -1321,10 +1325,8 @@ static void test_on_detect(void)
 	const char *a[] = {"--input", path("mono.wav"), "--on-detect", cmd, NULL};
 	CHECK(start(&p, NULL, a, det_args) == 0, "start with --on-detect: %s", p.err);
 	json_decref(wait_state(p.port, "eof", NULL));
-	json_t *o = get_json(p.port, "/v1/detections?limit=1000", NULL, NULL);
 	struct dets got;
-	from_array(json_object_get(o, "detections"), &got);
-	json_decref(o);
+	fetch_dets(p.port, &got);
 	CHECK(got.n == ref_mono.n && got.n >= 3, "%zu detections", got.n);
 	long long run = 0, failed = 0, skipped = 0;
 	hook_figures(p.port, (long long)got.n, &run, &failed, &skipped);
