@@ -283,14 +283,9 @@ static int pp_setup(const struct run *r, const struct s4m_model *m, struct pp_co
 	const char **labels = malloc((size_t)K * sizeof *labels);
 	if (!labels)
 		return -ENOMEM;
-	for (int k = 0; k < K; k++) {
+	for (int k = 0; k < K; k++)
 		labels[k] = s4m_label(m, k);
-		pp_kw_default(&kw[k]);
-		kw[k].threshold = (float)cfg_kw_get(&c->threshold, labels[k]);
-		kw[k].smooth_ms = (float)cfg_kw_get(&c->smooth_ms, labels[k]);
-		kw[k].min_ms = (float)cfg_kw_get(&c->min_ms, labels[k]);
-		kw[k].refractory_ms = (float)cfg_kw_get(&c->refractory_ms, labels[k]);
-	}
+	cfg_pp_kw(c, labels, s4m_thresholds(m), K, kw);
 	double hz = s4m_sample_rate(m) / s4m_rate(m);
 	pp_config_default(pc, (int)lround(hz), scan_hop(m, c->hop_ms), K, labels, kw);
 	pc->warmup_ms = (float)c->warmup_ms;

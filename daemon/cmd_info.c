@@ -8,12 +8,14 @@
  * drift in a stream that never resets. JSON output is one object built with jansson.
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd.h"
 #include "model/s4m.h"
+#include "postproc.h" /* PP_DEF_THRESHOLD */
 
 #define DRIFT_MARGIN 1e-6
 
@@ -22,7 +24,7 @@ static const char *const known_keys[] = {
 	"format", "format_version", "name", "sample_rate", "labels", "kernel", "disc",
 	"dt_transform", "real_transform", "d_state", "n_ssm", "widths", "pools", "norm",
 	"prenorm", "final_norm", "activation", "output", "bidirectional", "decoder",
-	"decoder_window", "l_max", "l_kernel", "preroll",
+	"decoder_window", "l_max", "l_kernel", "preroll", "thresholds",
 };
 
 static const char *meta_or(const struct s4m_model *m, const char *key, const char *def)
@@ -58,6 +60,11 @@ static json_t *info_json(const struct s4m_model *m, const char *source, size_t c
 	json_object_set_new(o, "name", json_string(meta_or(m, "name", "")));
 	json_object_set_new(o, "sample_rate", json_integer(s4m_sample_rate(m)));
 	json_object_set_new(o, "labels", labels);
+	json_t *thr = json_object(); /* the model's tuned detection thresholds, where it has them */
+	for (int k = 0; k < s4m_n_labels(m); k++)
+		if (!isnan(s4m_thresholds(m)[k]))
+			json_object_set_new(thr, s4m_label(m, k), json_real(round(s4m_thresholds(m)[k] * 1e6) / 1e6));
+	json_object_set_new(o, "thresholds", thr);
 	json_object_set_new(o, "blocks", blocks);
 	json_object_set_new(o, "n_params", json_integer((json_int_t)s4m_n_params(m)));
 	json_object_set_new(o, "hop", json_integer((json_int_t)s4m_hop(m)));
@@ -98,6 +105,13 @@ static void info_text(const struct s4m_model *m, const char *source, size_t clip
 	printf("decoder:        %s, window %zu samples (%.3f s), hop %zu samples (%.2f ms), preroll %zu\n",
 	       meta_or(m, "decoder", "?"), s4m_window(m), (double)s4m_window(m) / sr, s4m_hop(m),
 	       1000.0 * (double)s4m_hop(m) / sr, s4m_preroll(m));
+	printf("thresholds:     ");
+	int any = 0;
+	for (int k = 0; k < s4m_n_labels(m); k++)
+		if (!isnan(s4m_thresholds(m)[k]))
+			printf("%s%s %.3g", any++ ? " " : "", s4m_label(m, k), s4m_thresholds(m)[k]);
+	printf(any ? " (tuned for this model; --threshold overrides)\n"
+		   : "none in the file (--threshold, default " PP_STR(PP_DEF_THRESHOLD) ")\n");
 	printf("blocks (%d):\n  %5s %6s %6s %5s %8s %12s %12s\n", s4m_n_blocks(m), "block", "width",
 	       "widen", "pool", "cumpool", "kernel taps", "min 1-|dA|");
 	for (int i = 0; i < s4m_n_blocks(m); i++) {

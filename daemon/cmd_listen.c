@@ -157,13 +157,7 @@ static int build_pp(const struct cfg *c, const struct app *a, struct pp_kw *kw, 
 {
 	if (cfg_check_keywords(c, a->labels, a->K, err, errlen) < 0)
 		return -EINVAL;
-	for (int k = 0; k < a->K; k++) {
-		pp_kw_default(&kw[k]);
-		kw[k].threshold = (float)cfg_kw_get(&c->threshold, a->labels[k]);
-		kw[k].smooth_ms = (float)cfg_kw_get(&c->smooth_ms, a->labels[k]);
-		kw[k].min_ms = (float)cfg_kw_get(&c->min_ms, a->labels[k]);
-		kw[k].refractory_ms = (float)cfg_kw_get(&c->refractory_ms, a->labels[k]);
-	}
+	cfg_pp_kw(c, a->labels, s4m_thresholds(a->m), a->K, kw);
 	pp_config_default(pc, a->rate, a->hop, a->K, a->labels, kw);
 	pc->warmup_ms = (float)c->warmup_ms;
 	pc->latency_ms = (float)c->latency_ms;

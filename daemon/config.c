@@ -130,7 +130,8 @@ static const struct opt opts[] = {
 	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
 	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
 	{"threshold", T_KW, 0.001, 1, PP_STR(PP_DEF_THRESHOLD), F(threshold), "[KW=]P",
-	 "smoothed posterior a keyword needs; KW=P sets one keyword (repeatable)", 0},
+	 "smoothed posterior a keyword needs; KW=P sets one keyword (repeatable); where none is given, "
+	 "the model's own tuned threshold of each keyword ('s4kws info'), if it has one, else the default", 0},
 	{"smooth-ms", T_KW, 0, 1000, PP_STR(PP_DEF_SMOOTH_MS), F(smooth_ms), "[KW=]MS",
 	 "moving-average window of the posterior", 0},
 	{"min-ms", T_KW, 0, 5000, PP_STR(PP_DEF_MIN_MS), F(min_ms), "[KW=]MS",
@@ -219,6 +220,7 @@ static int kw_set(struct cfg_kw *k, const struct opt *o, const char *kw, size_t 
 		return -EINVAL;
 	if (!kw) {
 		k->def = d;
+		k->def_set = 1;
 		return 0;
 	}
 	if (!valid_kw_name(kw, kwlen)) {
@@ -305,6 +307,8 @@ void cfg_defaults(struct cfg *c)
 	for (size_t i = 0; i < N_OPTS; i++) {
 		int rc = cfg_set(c, opts[i].name, opts[i].def, NULL, 0);
 		(void)rc; /* the table's own defaults; test_config checks they all parse */
+		if (opts[i].type == T_KW) /* a table default, not a value that was given */
+			((struct cfg_kw *)((char *)c + opts[i].off))->def_set = 0;
 	}
 }
 
@@ -452,6 +456,24 @@ double cfg_kw_get(const struct cfg_kw *k, const char *label)
 		if (!strcmp(k->v[i].name, label))
 			return k->v[i].value;
 	return k->def;
+}
+
+void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
+	       struct pp_kw *kw)
+{
+	for (int k = 0; k < K; k++) {
+		const char *l = labels[k];
+		double t = cfg_kw_get(&c->threshold, l);
+		int given = c->threshold.def_set;
+		for (int i = 0; i < c->threshold.n && !given; i++)
+			given = !strcmp(c->threshold.v[i].name, l);
+		if (!given && model_thr && !isnan(model_thr[k]))
+			t = model_thr[k];
+		kw[k].threshold = (float)t;
+		kw[k].smooth_ms = (float)cfg_kw_get(&c->smooth_ms, l);
+		kw[k].min_ms = (float)cfg_kw_get(&c->min_ms, l);
+		kw[k].refractory_ms = (float)cfg_kw_get(&c->refractory_ms, l);
+	}
 }
 
 int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,

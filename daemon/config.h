@@ -34,6 +34,7 @@ struct cfg_kwval {
 /* A per-keyword option: a default and overrides by label name. */
 struct cfg_kw {
 	double def;
+	int def_set;             /* def was given (config file or flag), not the table's default */
 	int n;
 	struct cfg_kwval v[CFG_MAX_KW];
 };
@@ -107,6 +108,13 @@ char *cfg_help(void);
 
 /* Per-keyword lookup: the override for label, else the default. */
 double cfg_kw_get(const struct cfg_kw *k, const char *label);
+/* The detection settings of a model's K labels into kw (K): each of threshold, smooth-ms, min-ms
+ * and refractory-ms is the keyword's override, else the option's value where the file or a flag
+ * gave one; else, for the threshold only, model_thr[k] (the model's own tuned threshold,
+ * s4m_thresholds) where it is not NaN; else the table's default. model_thr may be NULL. */
+struct pp_kw;
+void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
+	       struct pp_kw *kw);
 /* Check that every per-keyword override names one of labels[0..n): 0 or -EINVAL + sentence. */
 int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,
 		       size_t errlen);

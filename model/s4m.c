@@ -42,6 +42,7 @@ struct cfg {
 	int sample_rate;
 	char **labels;
 	int n_labels;
+	float *thresholds;      /* (n_labels), NaN = none */
 	int dplr;
 	enum s4k_disc disc;
 	int dt_tf;              /* 0 exp, 1 softplus */
@@ -59,6 +60,7 @@ static void cfg_free(struct cfg *c)
 		for (int i = 0; i < c->n_labels; i++)
 			free(c->labels[i]);
 	free(c->labels);
+	free(c->thresholds);
 	free(c->widths);
 	free(c->pools);
 	free(c->l_kernel);
@@ -228,6 +230,52 @@ out:
 	return rc;
 }
 
+/* Optional 'thresholds': {"keyword": P, ...}, each key a label of the model that does not start
+ * with '_' (those never fire), each P a number in (0, 1]. Missing: every entry NaN. */
+static int meta_thresholds(const struct st_file *f, struct cfg *c, char *err, size_t errlen)
+{
+	c->thresholds = malloc((size_t)c->n_labels * sizeof *c->thresholds);
+	if (!c->thresholds) {
+		s4k_seterr(err, errlen, "out of memory.");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < c->n_labels; i++)
+		c->thresholds[i] = NAN;
+	const char *v = st_meta(f, "thresholds");
+	if (!v)
+		return 0;
+	json_t *o = json_loads(v, JSON_DECODE_ANY, NULL);
+	int rc = -EINVAL;
+	if (!o || !json_is_object(o)) {
+		s4k_seterr(err, errlen, "metadata 'thresholds' is not a JSON object of keyword: threshold.");
+		goto out;
+	}
+	const char *key;
+	json_t *val;
+	json_object_foreach(o, key, val) {
+		int k = -1;
+		for (int i = 0; i < c->n_labels && k < 0; i++)
+			if (!strcmp(c->labels[i], key))
+				k = i;
+		if (k < 0 || key[0] == '_') {
+			s4k_seterr(err, errlen, "metadata 'thresholds' names '%.40s', which is not a keyword of "
+				   "this model.", key);
+			goto out;
+		}
+		double t = json_is_number(val) ? json_number_value(val) : NAN;
+		if (!(t > 0 && t <= 1)) {
+			s4k_seterr(err, errlen, "metadata 'thresholds' gives '%.40s' a value that is not a "
+				   "number in (0, 1].", key);
+			goto out;
+		}
+		c->thresholds[k] = (float)t;
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
 static int parse_cfg(const struct st_file *f, struct cfg *c, char *err, size_t errlen)
 {
 	static const char *const w_kernel[] = {"s4d", "dplr"},
@@ -265,7 +313,7 @@ static int parse_cfg(const struct st_file *f, struct cfg *c, char *err, size_t e
 	if ((rc = meta_long(f, "sample_rate", 1, 1000000, &v, err, errlen)))
 		return rc;
 	c->sample_rate = (int)v;
-	if ((rc = meta_labels(f, c, err, errlen)))
+	if ((rc = meta_labels(f, c, err, errlen)) || (rc = meta_thresholds(f, c, err, errlen)))
 		return rc;
 	if ((rc = meta_choice(f, "kernel", w_kernel, 2, &c->dplr, err, errlen)))
 		return rc;
@@ -698,6 +746,7 @@ void s4m_free(struct s4m_model *m)
 	for (int i = 0; i < m->n_labels; i++)
 		free(m->labels[i]);
 	free(m->labels);
+	free(m->thresholds);
 	for (size_t i = 0; i < 2 * m->n_meta; i++)
 		free(m->meta[i]);
 	free(m->meta);
@@ -742,6 +791,8 @@ static int build(struct s4m_model *m, const struct st_file *f, struct cfg *c, ch
 	m->n_labels = c->n_labels;
 	c->labels = NULL;
 	c->n_labels = 0;
+	m->thresholds = c->thresholds;
+	c->thresholds = NULL;
 	m->sample_rate = c->sample_rate;
 	m->n_blocks = c->nb;
 	m->batchnorm = c->batch;
@@ -919,6 +970,8 @@ size_t s4m_preroll(const struct s4m_model *m) { return m->preroll; }
 size_t s4m_hop(const struct s4m_model *m) { return m->hop; }
 size_t s4m_n_params(const struct s4m_model *m) { return m->n_params; }
 double s4m_min_margin(const struct s4m_model *m) { return m->min_margin; }
+
+const float *s4m_thresholds(const struct s4m_model *m) { return m->thresholds; }
 
 const char *s4m_label(const struct s4m_model *m, int i)
 {

@@ -43,6 +43,9 @@ int s4m_sample_rate(const struct s4m_model *m);          /* Hz of the input, as 
 int s4m_n_labels(const struct s4m_model *m);
 const char *s4m_label(const struct s4m_model *m, int i);
 const char *s4m_meta(const struct s4m_model *m, const char *key); /* raw metadata value or NULL */
+/* (n_labels) detection thresholds recommended by the file's optional metadata 'thresholds' (a
+ * JSON object {keyword: P}, P in (0, 1], tuned for this model); NaN where it gives none. */
+const float *s4m_thresholds(const struct s4m_model *m);
 size_t s4m_window(const struct s4m_model *m);            /* decoder window, input samples */
 size_t s4m_preroll(const struct s4m_model *m);           /* zeros put before a lone clip */
 size_t s4m_hop(const struct s4m_model *m);               /* total pool: samples per decoder step */

@@ -52,6 +52,7 @@ struct s4m_model {
 	int sample_rate;
 	int n_labels;
 	char **labels;                /* (n_labels) */
+	float *thresholds;            /* (n_labels) recommended detection thresholds, NaN = none */
 	char **meta;                  /* (2 * n_meta): key, value, ... */
 	size_t n_meta;
 	int n_blocks;

@@ -316,7 +316,8 @@ def main():
                          "instead of the last weights; 0: off")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
-                         "of another run's ckpt.pt; ignored when --run already has a checkpoint")
+                         "of another run's ckpt.pt or of an exported .safetensors model; ignored "
+                         "when --run already has a checkpoint")
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -376,7 +377,15 @@ def main():
         torch.set_rng_state(z["torch_rng"])
         log(a.run, f"resumed at step {state['step']} ({state['elapsed'] / 60:.1f} min done)")
     elif a.init:
-        z = torch.load(a.init, map_location="cpu")
+        if a.init.endswith(".safetensors"):
+            # an exported model (e.g. a stage's EMA export, or the shipped default): its
+            # weights and BatchNorm statistics; the training record comes from its metadata
+            m0 = s4twin.load_safetensors_model(a.init)
+            tr = json.loads(m0.cfg.get("training", "{}"))
+            z = {"model": m0.state_dict(), "cfg": m0.cfg,
+                 "state": {"step": tr.get("steps", 0), "elapsed": tr.get("seconds", 0)}}
+        else:
+            z = torch.load(a.init, map_location="cpu")
         zw, zp, n0 = z["cfg"]["widths"], z["cfg"]["pools"], len(z["cfg"]["widths"])
         grown = (zw == cfg["widths"][:n0] and zp == cfg["pools"][:n0] and len(cfg["widths"]) > n0
                  and all(w == zw[-1] for w in cfg["widths"][n0:])

@@ -6,6 +6,7 @@
  * to come from the same rows.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,15 @@ static const char *write_file(const char *name, const char *text)
 	fputs(text, f);
 	fclose(f);
 	return path;
+}
+
+/* The same values as b, whether or not they were given (def_set marks a per-keyword option's
+ * value as given, which matters only next to a model's own thresholds: test_model_thresholds). */
+static int same_values(const struct cfg *a, const struct cfg *b)
+{
+	struct cfg x = *a;
+	x.threshold.def_set = x.smooth_ms.def_set = x.min_ms.def_set = x.refractory_ms.def_set = 0;
+	return !memcmp(&x, b, sizeof x);
 }
 
 static int parse(struct cfg *c, char *err, const char *a1, const char *a2, const char *a3,
@@ -187,7 +197,7 @@ static void test_help_table(void)
 		char err[256], flag[256];
 		snprintf(flag, sizeof flag, "--%s=%s", name, val);
 		int rc = parse(&c, err, flag, NULL, NULL, NULL);
-		CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "--%s %s: rc %d %s", name, val, rc, err);
+		CHECK(rc == 0 && same_values(&c, &def), "--%s %s: rc %d %s", name, val, rc, err);
 		if (!strcmp(name, "config"))
 			continue;
 		char text[256];
@@ -195,7 +205,7 @@ static void test_help_table(void)
 		const char *p = write_file("row.conf", text);
 		cfg_defaults(&c);
 		rc = cfg_load_file(&c, p, err, sizeof err);
-		CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "file '%s': rc %d %s", name, rc, err);
+		CHECK(rc == 0 && same_values(&c, &def), "file '%s': rc %d %s", name, rc, err);
 	}
 	CHECK(rows >= 30, "%d option rows", rows);
 	CHECK(with_default >= 25, "%d rows with a default", with_default);
@@ -258,7 +268,7 @@ static void test_shipped(const char *conf)
 	const char *p = write_file("shipped.conf", text);
 	cfg_defaults(&c);
 	int rc = cfg_load_file(&c, p, err, sizeof err);
-	CHECK(rc == 0 && !memcmp(&c, &def, sizeof c), "uncommented defaults = table defaults: %s", err);
+	CHECK(rc == 0 && same_values(&c, &def), "uncommented defaults = table defaults: %s", err);
 	char *h = cfg_help();
 	char *save = NULL;
 	int missing = 0;
@@ -294,6 +304,41 @@ static void test_postproc_defaults(void)
 	      "pp_kw_default/pp_config_default match the option table");
 }
 
+/* cfg_pp_kw: a keyword's own value, else the option's given value, else the model's tuned
+ * threshold, else the table's default. */
+static void test_model_thresholds(void)
+{
+	const char *labels[4] = {"yes", "no", "up", "_silence_"};
+	const float model[4] = {0.6f, NAN, 0.9f, NAN};
+	struct pp_kw kw[4];
+	struct cfg c;
+	char err[256];
+	CHECK(parse(&c, err, NULL, NULL, NULL, NULL) == 0, "no flags: %s", err);
+	cfg_pp_kw(&c, labels, model, 4, kw);
+	CHECK(kw[0].threshold == 0.6f && kw[1].threshold == (float)PP_DEF_THRESHOLD && kw[2].threshold == 0.9f,
+	      "no flags: the model's thresholds, the default where it has none (%g %g %g)", kw[0].threshold,
+	      kw[1].threshold, kw[2].threshold);
+	cfg_pp_kw(&c, labels, NULL, 4, kw);
+	CHECK(kw[0].threshold == (float)PP_DEF_THRESHOLD && kw[2].threshold == (float)PP_DEF_THRESHOLD,
+	      "no model thresholds: the default");
+	CHECK(parse(&c, err, "--threshold", "up=0.5", NULL, NULL) == 0, "up=0.5: %s", err);
+	cfg_pp_kw(&c, labels, model, 4, kw);
+	CHECK(kw[0].threshold == 0.6f && kw[2].threshold == 0.5f, "a keyword's flag beats the model (%g %g)",
+	      kw[0].threshold, kw[2].threshold);
+	CHECK(parse(&c, err, "--threshold", "0.8", "--threshold", "no=0.3") == 0, "0.8: %s", err);
+	cfg_pp_kw(&c, labels, model, 4, kw);
+	CHECK(kw[0].threshold == 0.8f && kw[1].threshold == 0.3f && kw[2].threshold == 0.8f,
+	      "a given threshold, even the default value, beats the model (%g %g %g)", kw[0].threshold,
+	      kw[1].threshold, kw[2].threshold);
+	CHECK(kw[0].smooth_ms == (float)PP_DEF_SMOOTH_MS && kw[0].min_ms == (float)PP_DEF_MIN_MS &&
+		      kw[0].refractory_ms == (float)PP_DEF_REFRACTORY_MS,
+	      "the other settings are the table's");
+	const char *path = write_file("thr.conf", "threshold = 0.75\n");
+	CHECK(parse(&c, err, "--config", path, NULL, NULL) == 0, "config: %s", err);
+	cfg_pp_kw(&c, labels, model, 4, kw);
+	CHECK(kw[0].threshold == 0.75f && kw[2].threshold == 0.75f, "the config file's threshold beats the model");
+}
+
 int main(int argc, char **argv)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -307,10 +352,11 @@ int main(int argc, char **argv)
 	test_help_table();
 	test_keywords_and_loopback();
 	test_postproc_defaults();
+	test_model_thresholds();
 	if (argc > 1)
 		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
-					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf"};
+					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf", "thr.conf"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[600];
 		snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);

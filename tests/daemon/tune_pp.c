@@ -1,10 +1,13 @@
-/* tune_pp.c - sweep the post-processing settings on a stream with known keyword offsets.
+/* tune_pp.c - sweep the post-processing settings on streams with known keyword offsets.
  *
- * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L]
- *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET] [--restart-ms P]
+ * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... [--hop-ms MS]
+ *                [--tolerance-ms T] [--latency-ms L] [--restart-ms P]
+ *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET]
+ *                [--per-keyword SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE]]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
- * only). The posteriors are computed once, exactly as the daemon does (one s4m_stream, a
+ * only); --also adds more streams, and every figure is then the sum over all of them. The
+ * posteriors are computed once per stream, exactly as the daemon does (one s4m_stream, a
  * posterior vector every hop of scan_hop(model, hop_ms) samples); then every combination of
  * threshold x smoothing x minimum duration x onset is run through daemon/postproc and scored as
  * e2e_accuracy scores it (same keyword, reported end within +-tolerance of the true end, one to
@@ -12,7 +15,18 @@
  * the median end error (which is what latency-ms should be set to); the best setting with at
  * most 2 false detections per 10 minutes is printed last. --show runs one setting only and lists
  * every miss and every false detection with the nearest keyword. --restart-ms P: the steppers'
- * restart period (model/s4m_relay.c; default the daemon's, 0 = never). Not a test: a tuning aid.
+ * restart period (model/s4m_relay.c; default the daemon's, 0 = never).
+ *
+ * --per-keyword: one threshold per keyword, the other settings fixed. A keyword's detections
+ * depend only on its own threshold (smoothing, refractory and require-top do not look at the
+ * other keywords' thresholds) and are matched only to that keyword's truth, so its hits and
+ * false detections are counted once per threshold of the grid; then, for a price lambda of a
+ * false detection, every keyword takes the threshold (0.40, 0.45, ..., 0.95) that maximises
+ * hits - lambda x false. The
+ * output lists the sweep over lambda and, last, the thresholds that find the most keywords with
+ * at most MAX_FALSE false detections in all (default: as many as the best single threshold
+ * of the grid with at most as many false detections as the default threshold), as
+ * `--threshold KW=T` flags. Not a test: a tuning aid.
  */
 #include <math.h>
 #include <stdio.h>
@@ -24,9 +38,42 @@
 #include "daemon/scan.h"
 #include "model/s4m.h"
 
+#define MAX_STREAMS 8
+#define MAX_TRUTH 8192
+#define MAX_DET 65536
+#define MAX_LABELS 64
+
 struct truth {
-	char kw[48];
+	int label; /* model label index */
 	double end;
+};
+
+struct stream {
+	const char *path;
+	float *post;   /* (nh, K) posteriors */
+	size_t nh;
+	double minutes;
+	struct truth *tr;
+	int nt;
+};
+
+struct det {
+	int label;
+	double end, offset;
+};
+
+/* settings of one post-processing run */
+struct setting {
+	float thr[MAX_LABELS]; /* per label */
+	float smooth, min, onset;
+};
+
+/* tallies of one run over all streams */
+struct tally {
+	int hits[MAX_LABELS], falses[MAX_LABELS], truths[MAX_LABELS];
+	int matched, nfalse, nt;
+	double minutes;
+	double *delays, *errs; /* (MAX_TRUTH x streams) */
 };
 
 static int cmp_d(const void *a, const void *b)
@@ -35,20 +82,195 @@ static int cmp_d(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int label_index(const struct s4m_model *m, const char *name)
+{
+	for (int k = 0; k < s4m_n_labels(m); k++)
+		if (!strcmp(s4m_label(m, k), name))
+			return k;
+	return -1;
+}
+
+static int load_stream(struct s4m_model *m, const char *wav, const char *csv, size_t hop, double restart_ms,
+		       struct stream *s, char *err, size_t errlen)
+{
+	int rate = s4m_sample_rate(m), K = s4m_n_labels(m);
+	struct af_file *f = af_open(wav, err, errlen);
+	float *x = NULL;
+	size_t n = 0;
+	if (!f || af_set_output(f, AF_MIX, rate, RS_BEST, err, errlen) < 0 ||
+	    af_load(f, (size_t)rate * 7200, &x, &n, err, errlen) < 0) {
+		if (f)
+			af_close(f);
+		return -1;
+	}
+	af_close(f);
+	s->path = wav;
+	s->tr = malloc(MAX_TRUTH * sizeof *s->tr);
+	FILE *tf = fopen(csv, "r");
+	if (!tf || !s->tr) {
+		snprintf(err, errlen, "cannot read %s", csv);
+		if (tf)
+			fclose(tf);
+		free(x);
+		return -1;
+	}
+	char line[1024];
+	s->nt = 0;
+	while (fgets(line, sizeof line, tf) && s->nt < MAX_TRUTH) {
+		char kw[48];
+		double st, e;
+		if (sscanf(line, "%47[^,],%lf,%lf", kw, &st, &e) != 3 || !strcmp(kw, "-"))
+			continue;
+		int k = label_index(m, kw);
+		if (k < 0)
+			continue;
+		s->tr[s->nt].label = k;
+		s->tr[s->nt].end = e;
+		s->nt++;
+	}
+	fclose(tf);
+	/* posteriors, as the daemon computes them: one relay with the configured restart period */
+	s->nh = n / hop;
+	s->post = malloc(s->nh * (size_t)K * sizeof *s->post);
+	struct s4m_relay *rl = s4m_relay_new(m, scan_period(m, restart_ms), err, errlen);
+	if (!s->post || !rl) {
+		if (rl)
+			snprintf(err, errlen, "out of memory");
+		s4m_relay_free(rl);
+		free(x);
+		return -1;
+	}
+	for (size_t h = 0; h < s->nh; h++) {
+		s4m_relay_push(rl, x + h * hop, hop);
+		s4m_relay_scores(rl, s->post + h * (size_t)K);
+	}
+	s4m_relay_free(rl);
+	s->minutes = (double)n / rate / 60;
+	free(x);
+	return 0;
+}
+
+/* the detections of one stream under one setting; returns how many (<= MAX_DET) */
+static int run_pp(const struct stream *s, const struct setting *st, int rate, size_t hop, int K,
+		  const char *const *labels, double latency, struct det *det)
+{
+	struct pp_kw kw[MAX_LABELS];
+	for (int k = 0; k < K; k++) {
+		pp_kw_default(&kw[k]);
+		kw[k].threshold = st->thr[k];
+		kw[k].smooth_ms = st->smooth;
+		kw[k].min_ms = st->min;
+	}
+	struct pp_config pc;
+	pp_config_default(&pc, rate, hop, K, labels, kw);
+	pc.onset = st->onset;
+	pc.latency_ms = (float)latency;
+	char err[256];
+	struct pp *pp = pp_new(&pc, err, sizeof err);
+	if (!pp)
+		return 0;
+	int nd = 0;
+	for (size_t h = 0; h < s->nh; h++) {
+		struct pp_detection d[PP_MAX_OUT];
+		int k = pp_push(pp, s->post + h * (size_t)K, d, PP_MAX_OUT);
+		for (int j = 0; j < k && nd < MAX_DET; j++) {
+			det[nd].label = d[j].label;
+			det[nd].end = (double)d[j].end / rate;
+			det[nd].offset = (double)d[j].sample / rate;
+			nd++;
+		}
+	}
+	pp_free(pp);
+	return nd;
+}
+
+/* Score one setting over all streams as e2e_accuracy does; with show, list misses and false
+ * detections. */
+static void score(const struct stream *ss, int ns, const struct setting *st, int rate, size_t hop, int K,
+		  const char *const *labels, double latency, double tol, int show, struct tally *t)
+{
+	static struct det det[MAX_DET];
+	static int used[MAX_DET];
+	memset(t->hits, 0, sizeof t->hits);
+	memset(t->falses, 0, sizeof t->falses);
+	memset(t->truths, 0, sizeof t->truths);
+	t->matched = t->nfalse = t->nt = 0;
+	t->minutes = 0;
+	for (int si = 0; si < ns; si++) {
+		const struct stream *s = &ss[si];
+		int nd = run_pp(s, st, rate, hop, K, labels, latency, det);
+		memset(used, 0, (size_t)nd * sizeof *used);
+		if (show && ns > 1)
+			printf("%s\n", s->path);
+		for (int i = 0; i < s->nt; i++) {
+			const struct truth *tr = &s->tr[i];
+			int bi = -1;
+			for (int j = 0; j < nd; j++)
+				if (!used[j] && det[j].label == tr->label && fabs(det[j].end - tr->end) <= tol &&
+				    (bi < 0 || fabs(det[j].end - tr->end) < fabs(det[bi].end - tr->end)))
+					bi = j;
+			t->truths[tr->label]++;
+			if (bi < 0 && show) {
+				int ni = -1; /* nearest detection of any keyword */
+				for (int j = 0; j < nd; j++)
+					if (ni < 0 || fabs(det[j].end - tr->end) < fabs(det[ni].end - tr->end))
+						ni = j;
+				printf("miss  %-6s end %8.2f s; nearest detection: %s end %+.2f s\n",
+				       labels[tr->label], tr->end, ni >= 0 ? labels[det[ni].label] : "none",
+				       ni >= 0 ? det[ni].end - tr->end : 0.0);
+			}
+			if (bi >= 0) {
+				used[bi] = 1;
+				t->delays[t->matched] = det[bi].offset - tr->end;
+				t->errs[t->matched] = det[bi].end - tr->end;
+				t->matched++;
+				t->hits[tr->label]++;
+			}
+		}
+		for (int j = 0; j < nd; j++) {
+			if (used[j])
+				continue;
+			t->falses[det[j].label]++;
+			t->nfalse++;
+			if (!show)
+				continue;
+			int ti = -1; /* nearest keyword */
+			for (int i = 0; i < s->nt; i++)
+				if (ti < 0 || fabs(det[j].end - s->tr[i].end) < fabs(det[j].end - s->tr[ti].end))
+					ti = i;
+			printf("false %-6s end %8.2f s; nearest keyword: %s end %+.2f s\n", labels[det[j].label],
+			       det[j].end, ti >= 0 ? labels[s->tr[ti].label] : "none",
+			       ti >= 0 ? det[j].end - s->tr[ti].end : 0.0);
+		}
+		t->nt += s->nt;
+		t->minutes += s->minutes;
+	}
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_d);
+	return n ? v[n / 2] : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O] [--restart-ms P]\n");
+		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... "
+				"[--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O] "
+				"[--per-keyword S,M,O[,MAX_FALSE]] [--restart-ms P]\n");
 		return 2;
 	}
 	double hop_ms = 10, tol = 0.3, latency = PP_DEF_LATENCY_MS;
-	float thr[] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
+	float thr[16] = {0.4f, 0.5f, 0.6f, 0.7f, 0.8f, 0.85f, 0.9f, 0.95f};
 	float sm[] = {10, 30, 60, 100};
 	float mn[] = {10, 30, 60, 100};
 	float on[] = {1.0f, 0.75f, 0.5f, 0.25f};
-	size_t n_thr = sizeof thr / sizeof thr[0], n_sm = sizeof sm / sizeof sm[0];
+	size_t n_thr = 8, n_sm = sizeof sm / sizeof sm[0];
 	size_t n_mn = sizeof mn / sizeof mn[0], n_on = sizeof on / sizeof on[0];
-	int show = 0;
+	int show = 0, per_kw = 0, max_false = -1;
+	const char *wavs[MAX_STREAMS] = {argv[2]}, *csvs[MAX_STREAMS] = {argv[3]};
+	int ns = 1;
 	double restart_ms = PP_DEF_RESTART_MS;
 	for (int i = 4; i + 1 < argc; i += 2) {
 		if (!strcmp(argv[i], "--hop-ms"))
@@ -59,13 +281,30 @@ int main(int argc, char **argv)
 			latency = atof(argv[i + 1]);
 		else if (!strcmp(argv[i], "--restart-ms"))
 			restart_ms = atof(argv[i + 1]);
-		else if (!strcmp(argv[i], "--show")) {
+		else if (!strcmp(argv[i], "--also") && i + 2 < argc && ns < MAX_STREAMS) {
+			wavs[ns] = argv[i + 1];
+			csvs[ns++] = argv[i + 2];
+			i++;
+		} else if (!strcmp(argv[i], "--show")) {
 			if (sscanf(argv[i + 1], "%f,%f,%f,%f", &thr[0], &sm[0], &mn[0], &on[0]) != 4) {
 				fprintf(stderr, "tune_pp: --show takes THRESHOLD,SMOOTH_MS,MIN_MS,ONSET\n");
 				return 2;
 			}
 			n_thr = n_sm = n_mn = n_on = 1;
 			show = 1;
+		} else if (!strcmp(argv[i], "--per-keyword")) {
+			if (sscanf(argv[i + 1], "%f,%f,%f,%d", &sm[0], &mn[0], &on[0], &max_false) < 3) {
+				fprintf(stderr, "tune_pp: --per-keyword takes SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE]\n");
+				return 2;
+			}
+			n_sm = n_mn = n_on = 1;
+			per_kw = 1;
+			n_thr = 12; /* a finer grid: 0.40, 0.45, ..., 0.95 */
+			for (size_t a = 0; a < n_thr; a++)
+				thr[a] = 0.40f + 0.05f * (float)a;
+		} else {
+			fprintf(stderr, "tune_pp: unknown option %s\n", argv[i]);
+			return 2;
 		}
 	}
 	char err[S4K_ERR_LEN];
@@ -75,147 +314,128 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	int rate = s4m_sample_rate(m), K = s4m_n_labels(m);
-	struct af_file *f = af_open(argv[2], err, sizeof err);
-	float *x = NULL;
-	size_t n = 0;
-	if (!f || af_set_output(f, AF_MIX, rate, RS_BEST, err, sizeof err) < 0 ||
-	    af_load(f, (size_t)rate * 7200, &x, &n, err, sizeof err) < 0) {
-		fprintf(stderr, "tune_pp: %s: %s\n", argv[2], err);
+	if (K > MAX_LABELS) {
+		fprintf(stderr, "tune_pp: more than %d labels\n", MAX_LABELS);
 		return 1;
 	}
-	af_close(f);
-	FILE *tf = fopen(argv[3], "r");
-	static struct truth tr[8192];
-	int nt = 0;
-	char line[1024];
-	while (tf && fgets(line, sizeof line, tf) && nt < 8192) {
-		char kw[48];
-		double s, e;
-		if (sscanf(line, "%47[^,],%lf,%lf", kw, &s, &e) == 3 && strcmp(kw, "-")) {
-			snprintf(tr[nt].kw, sizeof tr[nt].kw, "%s", kw);
-			tr[nt].end = e;
-			nt++;
-		}
-	}
-	if (tf)
-		fclose(tf);
-	/* posteriors, as the daemon computes them */
 	size_t hop = scan_hop(m, hop_ms);
-	size_t nh = n / hop;
-	float *post = malloc(nh * (size_t)K * sizeof *post);
-	/* the daemon's steppers: one relay with the configured restart period */
-	struct s4m_relay *rl = s4m_relay_new(m, scan_period(m, restart_ms), err, sizeof err);
-	if (!post || !rl) {
-		fprintf(stderr, "tune_pp: %s\n", rl ? "out of memory" : err);
+	static struct stream ss[MAX_STREAMS];
+	for (int i = 0; i < ns; i++) {
+		if (load_stream(m, wavs[i], csvs[i], hop, restart_ms, &ss[i], err, sizeof err) < 0) {
+			fprintf(stderr, "tune_pp: %s: %s\n", wavs[i], err);
+			return 1;
+		}
+		printf("%s: %.1f min, %d keywords, hop %zu samples\n", wavs[i], ss[i].minutes, ss[i].nt, hop);
+	}
+	printf("latency-ms %.0f, restart-ms %.0f\n", latency, restart_ms);
+	const char **labels = malloc((size_t)K * sizeof *labels);
+	struct tally t = {.delays = malloc((size_t)ns * MAX_TRUTH * sizeof(double)),
+			  .errs = malloc((size_t)ns * MAX_TRUTH * sizeof(double))};
+	if (!labels || !t.delays || !t.errs) {
+		fprintf(stderr, "tune_pp: out of memory\n");
 		return 1;
 	}
-	for (size_t h = 0; h < nh; h++) {
-		s4m_relay_push(rl, x + h * hop, hop);
-		s4m_relay_scores(rl, post + h * (size_t)K);
-	}
-	s4m_relay_free(rl);
-	double minutes = (double)n / rate / 60;
-	printf("%s: %.1f min, %d keywords, hop %zu samples\n", argv[2], minutes, nt, hop);
-	printf("latency-ms %.0f, restart-ms %.0f\n", latency, restart_ms);
-	printf("%9s %6s %6s %5s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "onset", "recall", "false",
-	       "delay", "end-err");
-	const char **labels = malloc((size_t)K * sizeof *labels);
 	for (int k = 0; k < K; k++)
 		labels[k] = s4m_label(m, k);
-	struct pp_kw *kw = malloc((size_t)K * sizeof *kw);
-	double best_score = -1;
+	printf("%9s %6s %6s %5s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "onset", "recall", "false",
+	       "delay", "end-err");
+	static int hits[16][MAX_LABELS], falses[16][MAX_LABELS];
+	int tot_false[16], tot_hits[16];
+	int truths[MAX_LABELS] = {0}, nt = 0;
+	double minutes = 0, best_score = -1;
 	char best[256] = "";
-	static double delays[8192], errs[8192];
-	static int used[65536];
-	static struct {
-		int label;
-		double end, offset;
-	} det[65536];
 	for (size_t a = 0; a < n_thr; a++)
 		for (size_t b = 0; b < n_sm; b++)
 			for (size_t c = 0; c < n_mn; c++)
-			for (size_t o = 0; o < n_on; o++) {
-				for (int k = 0; k < K; k++) {
-					pp_kw_default(&kw[k]);
-					kw[k].threshold = thr[a];
-					kw[k].smooth_ms = sm[b];
-					kw[k].min_ms = mn[c];
-				}
-				struct pp_config pc;
-				pp_config_default(&pc, rate, hop, K, labels, kw);
-				pc.onset = on[o];
-				pc.latency_ms = (float)latency;
-				struct pp *pp = pp_new(&pc, err, sizeof err);
-				if (!pp)
-					continue;
-				int nd = 0;
-				for (size_t h = 0; h < nh; h++) {
-					struct pp_detection d[PP_MAX_OUT];
-					int k = pp_push(pp, post + h * (size_t)K, d, PP_MAX_OUT);
-					for (int j = 0; j < k && nd < 65536; j++) {
-						det[nd].label = d[j].label;
-						det[nd].end = (double)d[j].end / rate;
-						det[nd].offset = (double)d[j].sample / rate;
-						nd++;
+				for (size_t o = 0; o < n_on; o++) {
+					struct setting st = {.smooth = sm[b], .min = mn[c], .onset = on[o]};
+					for (int k = 0; k < K; k++)
+						st.thr[k] = thr[a];
+					score(ss, ns, &st, rate, hop, K, labels, latency, tol, show, &t);
+					memcpy(hits[a], t.hits, sizeof t.hits);
+					memcpy(falses[a], t.falses, sizeof t.falses);
+					memcpy(truths, t.truths, sizeof t.truths);
+					tot_hits[a] = t.matched;
+					tot_false[a] = t.nfalse;
+					nt = t.nt;
+					minutes = t.minutes;
+					double rec = t.nt ? (double)t.matched / t.nt : 0;
+					double dmed = median(t.delays, t.matched), emed = median(t.errs, t.matched);
+					printf("%9.2f %6.0f %6.0f %5.2f %7.1f%% %6d %6.0fms %+7.0fms\n", thr[a], sm[b], mn[c],
+					       on[o], 100 * rec, t.nfalse, 1000 * dmed, 1000 * emed);
+					double fp10 = t.nfalse / t.minutes * 10;
+					if (fp10 <= 2 && rec - 0.001 * dmed > best_score) {
+						best_score = rec - 0.001 * dmed;
+						snprintf(best, sizeof best,
+							 "threshold %.2f smooth-ms %.0f min-ms %.0f onset %.2f: recall %.1f %%, "
+							 "%d false, median delay %.0f ms, median end error %+.0f ms",
+							 thr[a], sm[b], mn[c], on[o], 100 * rec, t.nfalse, 1000 * dmed, 1000 * emed);
 					}
 				}
-				pp_free(pp);
-				memset(used, 0, (size_t)nd * sizeof *used);
-				int matched = 0;
-				for (int t = 0; t < nt; t++) {
-					int bi = -1;
-					for (int j = 0; j < nd; j++)
-						if (!used[j] && !strcmp(labels[det[j].label], tr[t].kw) &&
-						    fabs(det[j].end - tr[t].end) <= tol &&
-						    (bi < 0 || fabs(det[j].end - tr[t].end) < fabs(det[bi].end - tr[t].end)))
-							bi = j;
-					if (bi < 0 && show) {
-						int ni = -1; /* nearest detection of any keyword */
-						for (int j = 0; j < nd; j++)
-							if (ni < 0 || fabs(det[j].end - tr[t].end) < fabs(det[ni].end - tr[t].end))
-								ni = j;
-						printf("miss  %-6s end %8.2f s; nearest detection: %s end %+.2f s\n", tr[t].kw,
-						       tr[t].end, ni >= 0 ? labels[det[ni].label] : "none",
-						       ni >= 0 ? det[ni].end - tr[t].end : 0.0);
-					}
-					if (bi >= 0) {
-						used[bi] = 1;
-						delays[matched] = det[bi].offset - tr[t].end;
-						errs[matched] = det[bi].end - tr[t].end;
-						matched++;
-					}
-				}
-				for (int j = 0; show && j < nd; j++) {
-					if (used[j])
-						continue;
-					int ti = -1; /* nearest keyword */
-					for (int t = 0; t < nt; t++)
-						if (ti < 0 || fabs(det[j].end - tr[t].end) < fabs(det[j].end - tr[ti].end))
-							ti = t;
-					printf("false %-6s end %8.2f s; nearest keyword: %s end %+.2f s\n", labels[det[j].label],
-					       det[j].end, ti >= 0 ? tr[ti].kw : "none", ti >= 0 ? det[j].end - tr[ti].end : 0.0);
-				}
-				int nfalse = nd - matched;
-				qsort(delays, (size_t)matched, sizeof *delays, cmp_d);
-				qsort(errs, (size_t)matched, sizeof *errs, cmp_d);
-				double rec = nt ? (double)matched / nt : 0;
-				double dmed = matched ? delays[matched / 2] : 0, emed = matched ? errs[matched / 2] : 0;
-				printf("%9.2f %6.0f %6.0f %5.2f %7.1f%% %6d %6.0fms %+7.0fms\n", thr[a], sm[b], mn[c], on[o], 100 * rec,
-				       nfalse, 1000 * dmed, 1000 * emed);
-				double fp10 = nfalse / minutes * 10;
-				if (fp10 <= 2 && rec - 0.001 * dmed > best_score) {
-					best_score = rec - 0.001 * dmed;
-					snprintf(best, sizeof best,
-						 "threshold %.2f smooth-ms %.0f min-ms %.0f onset %.2f: recall %.1f %%, "
-						 "%d false, median delay %.0f ms, median end error %+.0f ms",
-						 thr[a], sm[b], mn[c], on[o], 100 * rec, nfalse, 1000 * dmed, 1000 * emed);
+	if (!per_kw) {
+		printf("best with <= 2 false per 10 min: %s\n", best[0] ? best : "none");
+		return 0;
+	}
+	/* per-keyword thresholds: the default threshold's false count is the budget unless given */
+	if (max_false < 0)
+		for (size_t a = 0; a < n_thr; a++)
+			if (fabsf(thr[a] - (float)PP_DEF_THRESHOLD) < 1e-4f)
+				max_false = tot_false[a];
+	int ref_hits = -1; /* the best single threshold within the budget */
+	for (size_t a = 0; a < n_thr; a++)
+		if (tot_false[a] <= max_false && tot_hits[a] > ref_hits)
+			ref_hits = tot_hits[a];
+	printf("\nper-keyword thresholds (smooth-ms %.0f min-ms %.0f onset %.2f; %d keywords, %.1f min): "
+	       "budget %d false, best single threshold finds %d\n", sm[0], mn[0], on[0], nt, minutes, max_false,
+	       ref_hits);
+	printf("%7s %8s %6s  thresholds\n", "lambda", "recall", "false");
+	int best_hits = -1, best_false = 0;
+	size_t best_pick[MAX_LABELS] = {0};
+	for (double lambda = 0.1; lambda <= 20.0; lambda *= 1.25) {
+		size_t pick[MAX_LABELS] = {0};
+		int h = 0, f = 0;
+		for (int k = 0; k < K; k++) {
+			if (labels[k][0] == '_')
+				continue;
+			double bv = -1e30;
+			for (size_t a = 0; a < n_thr; a++) { /* ties go to the higher threshold */
+				double v = hits[a][k] - lambda * falses[a][k];
+				if (v >= bv) {
+					bv = v;
+					pick[k] = a;
 				}
 			}
-	printf("best with <= 2 false per 10 min: %s\n", best[0] ? best : "none");
-	free(kw);
+			h += hits[pick[k]][k];
+			f += falses[pick[k]][k];
+		}
+		printf("%7.2f %7.1f%% %6d ", lambda, nt ? 100.0 * h / nt : 0, f);
+		for (int k = 0; k < K; k++)
+			if (labels[k][0] != '_')
+				printf(" %s=%.2f", labels[k], thr[pick[k]]);
+		printf("\n");
+		if (f <= max_false && (h > best_hits || (h == best_hits && f < best_false))) {
+			best_hits = h;
+			best_false = f;
+			memcpy(best_pick, pick, sizeof pick);
+		}
+	}
+	if (best_hits < 0) {
+		printf("no per-keyword setting within %d false detections\n", max_false);
+		return 0;
+	}
+	printf("best per-keyword thresholds within %d false: recall %.1f %% (%d), %d false:\n", max_false,
+	       nt ? 100.0 * best_hits / nt : 0, best_hits, best_false);
+	for (int k = 0; k < K; k++)
+		if (labels[k][0] != '_')
+			printf(" --threshold %s=%.2f", labels[k], thr[best_pick[k]]);
+	printf("\n");
+	for (int k = 0; k < K; k++)
+		if (labels[k][0] != '_')
+			printf("  %-6s %3d keywords: %3d found, %2d false at %.2f\n", labels[k], truths[k],
+			       hits[best_pick[k]][k], falses[best_pick[k]][k], thr[best_pick[k]]);
+	free(t.delays);
+	free(t.errs);
 	free(labels);
-	free(post);
-	free(x);
 	s4m_free(m);
 	return 0;
 }

@@ -90,6 +90,10 @@ static void test_valid(void)
 		CHECK(s4m_hop(m) == 8 && s4m_window(m) == 1600 && s4m_preroll(m) == 800, "sizes");
 		CHECK(s4m_n_blocks(m) == 3, "blocks");
 		CHECK(s4m_meta(m, "name") && !strcmp(s4m_meta(m, "name"), "test-model"), "meta name");
+		int none = 1;
+		for (int k = 0; k < 5; k++)
+			none &= isnan(s4m_thresholds(m)[k]);
+		CHECK(none, "a file without 'thresholds' recommends none");
 		size_t np = 0;
 		for (size_t i = 0; i < f.n; i++)
 			np += f.t[i].numel;
@@ -235,6 +239,12 @@ static void test_metadata(void)
 		{"n_ssm negative", "n_ssm", "-1", "'n_ssm' is '-1'"},
 		{"l_kernel on s4d", "l_kernel", "[0, 5, 0]", "must be 0 for kernel 's4d'"},
 		{"zoh for dplr", "kernel", "dplr", "dplr"}, /* with disc zoh present */
+		{"thresholds not an object", "thresholds", "[0.5]", "'thresholds' is not a JSON object"},
+		{"thresholds not JSON", "thresholds", "w1=0.5", "'thresholds' is not a JSON object"},
+		{"thresholds for a non-label", "thresholds", "{\"w1\": 0.5, \"yes\": 0.5}", "names 'yes', which is not a keyword"},
+		{"threshold above 1", "thresholds", "{\"w1\": 1.5}", "gives 'w1' a value that is not a number in (0, 1]"},
+		{"threshold 0", "thresholds", "{\"w1\": 0}", "gives 'w1' a value that is not a number in (0, 1]"},
+		{"threshold a string", "thresholds", "{\"w1\": \"0.5\"}", "gives 'w1' a value that is not"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		f = fresh(&o);
@@ -247,6 +257,24 @@ static void test_metadata(void)
 		expect_fail(cases[i].what, &f, cases[i].want);
 		mg_free(&f);
 	}
+	/* tuned thresholds: the ones given, NaN for the rest */
+	f = fresh(&o);
+	mg_meta_set(&f, "thresholds", "{\"w1\": 0.7, \"w4\": 1}");
+	{
+		size_t len;
+		char err[S4K_ERR_LEN] = "no memory";
+		unsigned char *buf = mg_serialize(&f, &len);
+		struct s4m_model *m = buf ? s4m_load_buffer(buf, len, 1.0, err, sizeof err) : NULL;
+		CHECK(m != NULL, "model with thresholds refused: %s", err);
+		if (m) {
+			const float *t = s4m_thresholds(m);
+			CHECK(isnan(t[0]) && t[1] == 0.7f && isnan(t[2]) && isnan(t[3]) && t[4] == 1.0f,
+			      "thresholds %g %g %g %g %g", t[0], t[1], t[2], t[3], t[4]);
+			s4m_free(m);
+		}
+		free(buf);
+	}
+	mg_free(&f);
 	f = fresh(&o);
 	mg_meta_del(&f, "widths");
 	expect_fail("missing metadata key", &f, "lacks the key 'widths'");
