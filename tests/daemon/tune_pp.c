@@ -433,6 +433,21 @@ int main(int argc, char **argv)
 		if (labels[k][0] != '_')
 			printf("  %-6s %3d keywords: %3d found, %2d false at %.2f\n", labels[k], truths[k],
 			       hits[best_pick[k]][k], falses[best_pick[k]][k], thr[best_pick[k]]);
+	/* the chosen thresholds run together: the same counts if the keywords are independent */
+	struct setting st = {.smooth = sm[0], .min = mn[0], .onset = on[0]};
+	for (int k = 0; k < K; k++)
+		st.thr[k] = thr[best_pick[k]];
+	score(ss, ns, &st, rate, hop, K, labels, latency, tol, 0, &t);
+	printf("run together: recall %.1f %% (%d), %d false, median delay %.0f ms, median end error %+.0f ms\n",
+	       t.nt ? 100.0 * t.matched / t.nt : 0, t.matched, t.nfalse, 1000 * median(t.delays, t.matched),
+	       1000 * median(t.errs, t.matched));
+	printf("metadata: {");
+	for (int k = 0, first = 1; k < K; k++)
+		if (labels[k][0] != '_') {
+			printf("%s\"%s\": %.2f", first ? "" : ", ", labels[k], thr[best_pick[k]]);
+			first = 0;
+		}
+	printf("}\n");
 	free(t.delays);
 	free(t.errs);
 	free(labels);
