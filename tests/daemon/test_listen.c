@@ -1086,6 +1086,80 @@ static void test_thresholds(void)
 	unlink(path("thr.fifo"));
 }
 
+/* Copy the safetensors file src to dst with the metadata key `key` set to `val` (the tensors'
+ * bytes unchanged). 0 or -1. */
+static int copy_with_meta(const char *src, const char *dst, const char *key, const char *val)
+{
+	FILE *f = fopen(src, "rb");
+	if (!f)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	long len = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	unsigned char *b = len > 8 ? malloc((size_t)len) : NULL;
+	int ok = b && fread(b, 1, (size_t)len, f) == (size_t)len;
+	fclose(f);
+	uint64_t n = 0;
+	for (int i = 7; ok && i >= 0; i--)
+		n = n << 8 | b[i];
+	json_t *h = ok && n <= (uint64_t)len - 8 ? json_loadb((const char *)b + 8, (size_t)n, 0, NULL) : NULL;
+	json_t *meta = json_object_get(h, "__metadata__");
+	char *text = meta && !json_object_set_new(meta, key, json_string(val)) ? json_dumps(h, JSON_COMPACT) : NULL;
+	FILE *o = text ? fopen(dst, "wb") : NULL;
+	if (o) {
+		size_t hl = strlen(text), pad = (8 - hl % 8) % 8;
+		unsigned char l8[8];
+		for (int i = 0; i < 8; i++)
+			l8[i] = (unsigned char)((hl + pad) >> (8 * i));
+		ok = fwrite(l8, 1, 8, o) == 8 && fwrite(text, 1, hl, o) == hl && fwrite("        ", 1, pad, o) == pad &&
+		     fwrite(b + 8 + n, 1, (size_t)len - 8 - n, o) == (size_t)len - 8 - n;
+		ok = fclose(o) == 0 && ok;
+	}
+	free(text);
+	json_decref(h);
+	free(b);
+	return o && ok ? 0 : -1;
+}
+
+/* A model file's own thresholds (metadata 'thresholds') apply where no flag sets one: the test
+ * model carrying the reference's thresholds finds the reference's detections with no
+ * --threshold flag, and GET /v1/thresholds shows them; a --threshold flag still wins. */
+static void test_model_thresholds(void)
+{
+	char copy[600], wav[600];
+	const char *own = model;
+	snprintf(copy, sizeof copy, "%s", path("thr_model.safetensors"));
+	snprintf(wav, sizeof wav, "%s", path("mono.wav"));
+	CHECK(copy_with_meta(model, copy, "thresholds",
+			     "{\"yes\":0.365,\"no\":1,\"up\":1,\"down\":1,\"left\":1,\"right\":1,\"on\":1,"
+			     "\"off\":1,\"stop\":1,\"go\":1}") == 0,
+	      "write a copy of the model with thresholds");
+	model = copy;
+	static const char *const args[] = {"--input", NULL, "--refractory-ms", "300", "--warmup-ms", "200", NULL};
+	const char *a[7];
+	memcpy(a, args, sizeof a);
+	a[1] = wav;
+	struct proc p;
+	CHECK(start(&p, NULL, a, NULL) == 0, "start with the model's thresholds: see %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	json_t *t = get_json(p.port, "/v1/thresholds", NULL, NULL);
+	CHECK(fabs(jnum(t, "thresholds", "yes") - 0.365) < 1e-6 && jnum(t, "thresholds", "go") == 1,
+	      "GET /v1/thresholds: the model's (yes %g, go %g)", jnum(t, "thresholds", "yes"), jnum(t, "thresholds", "go"));
+	json_decref(t);
+	struct dets got;
+	fetch_dets(p.port, &got);
+	CHECK(same_dets(&ref_mono, &got, -1, "model thresholds"), "the model's thresholds = the reference's flags");
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	static const char *const over[] = {"--threshold", "1", NULL};
+	CHECK(start(&p, NULL, a, over) == 0, "start with --threshold 1: see %s", p.err);
+	json_decref(wait_state(p.port, "eof", NULL));
+	fetch_dets(p.port, &got);
+	CHECK(got.n == 0 && ref_mono.n > 0, "--threshold 1 beats the model's thresholds: %zu detections", got.n);
+	CHECK_EQ(stop(&p, SIGTERM), 0);
+	model = own;
+	unlink(copy);
+}
+
 /* ---- Wyoming ---- */
 
 /* Send one Wyoming event: header line (with payload_length when len > 0), then the payload. */
@@ -1449,6 +1523,7 @@ int main(int argc, char **argv)
 	test_dedup();
 	test_on_detect();
 	test_mute();
+	test_model_thresholds();
 	test_thresholds();
 	test_channel_names();
 	test_wyoming();
