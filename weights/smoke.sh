@@ -45,3 +45,23 @@ d = max(abs(a[k] - b[k]) for k in a)
 assert d < 0.02, d
 print("smoke: grown model (8 blocks) classifies like its 6-block origin, max score diff %.2g" % d)
 PY
+# a third stage as stage 6 of the default recipe: from the exported .safetensors (weights and
+# BatchNorm statistics, no optimizer state), grown again to 10 blocks; then the tuned
+# per-keyword thresholds are stored in its metadata and the C binary must report them
+OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+	--run "$tmp/run3" --cache "$tmp/cache" --out "$tmp/grown2.safetensors" --steps 1 --threads 2 \
+	--init "$tmp/grown.safetensors" --lr 1e-12 --ssm-lr 1e-12 \
+	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}'
+grep -q "grown from 8 to 10 blocks" "$tmp/run3/train.log"
+grep -q "initialised from .*grown.safetensors" "$tmp/run3/train.log"
+"$py" "$here/set_thresholds.py" "$tmp/grown2.safetensors" yes=0.7 stop=0.9
+"$bin" info --model "$tmp/grown2.safetensors" | grep -q "thresholds: *yes 0.7 stop 0.9 (tuned"
+out3=$("$bin" classify --model "$tmp/grown2.safetensors" --format json "$clip")
+"$py" - "$out2" "$out3" <<'PY'
+import json, sys
+a, b = (json.loads(x.splitlines()[0])["scores"] for x in sys.argv[1:3])
+d = max(abs(a[k] - b[k]) for k in a)
+assert d < 0.02, d
+print("smoke: regrown model (10 blocks, from the exported file, thresholds set) classifies like "
+      "its origin, max score diff %.2g" % d)
+PY
