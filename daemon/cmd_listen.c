@@ -1237,6 +1237,19 @@ int cmd_listen(int argc, char **argv)
 	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s:%d/", a->model_src,
 		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", a->cfg.bind,
 		http_port(a->http));
+	{ /* the thresholds in force, so that a log says which the model's tuning set */
+		char t[1024];
+		size_t n = 0;
+		for (int k = 0; k < a->K && n < sizeof t - 64; k++)
+			if (a->labels[k][0] != '_')
+				n += (size_t)snprintf(t + n, sizeof t - n, "%s%s %.3g", n ? " " : "", a->labels[k],
+						      (double)a->kw[k].threshold);
+		int tuned = 0;
+		for (int k = 0; k < a->K; k++)
+			tuned |= !isnan(s4m_thresholds(a->m)[k]);
+		log_msg(LOGL_INFO, "thresholds: %s%s", t,
+			tuned ? " (the model's tuned values where no flag or config sets one)" : "");
+	}
 
 	/* start the input */
 	if (a->kind == IN_DEVICE) {
