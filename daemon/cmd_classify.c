@@ -66,6 +66,7 @@ struct opts {
 	const char *ctx_file;         /* context from this file instead of other eval clips */
 	unsigned long seed;
 	int progress;                 /* -1 auto (TTY), 0 off, 1 on */
+	int summary;                  /* --summary: counts and detections per hour on stderr */
 	size_t chunk;                 /* conv scan chunk, samples (0 = default) */
 	struct cfg det;               /* detection settings (shared option table with listen) */
 };
@@ -652,6 +653,66 @@ static const char *jstr(json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+/* --summary: what the records of a run add up to (a record per file, or per channel with
+ * --channels each: each channel's audio counts as audio listened to). */
+struct summary {
+	size_t records, failed, clips, scans;
+	double scan_s;                /* seconds of audio scanned as recordings */
+	long *label_n, *det_n;        /* (K) clips per predicted label, detections per keyword */
+};
+
+static void summary_add(struct summary *s, const struct run *r, json_t *rec)
+{
+	s->records++;
+	if (jstr(rec, "error")) {
+		s->failed++;
+		return;
+	}
+	json_t *dets = json_object_get(rec, "detections");
+	const char *label = jstr(rec, "label");
+	for (int k = 0; label && k < r->K; k++)
+		if (!strcmp(label, r->labels[k])) {
+			s->clips++;
+			s->label_n[k]++;
+		}
+	if (!dets)
+		return;
+	s->scans++;
+	s->scan_s += json_number_value(json_object_get(rec, "duration"));
+	size_t i;
+	json_t *d;
+	json_array_foreach(dets, i, d) {
+		const char *kw = jstr(d, "keyword");
+		for (int k = 0; kw && k < r->K; k++)
+			if (!strcmp(kw, r->labels[k]))
+				s->det_n[k]++;
+	}
+}
+
+static void summary_print(FILE *f, const struct summary *s, const struct run *r)
+{
+	fprintf(f, "summary: %zu record%s, %zu failed\n", s->records, s->records == 1 ? "" : "s", s->failed);
+	fprintf(f, "  clips classified: %zu", s->clips);
+	for (int k = 0, first = 1; k < r->K; k++)
+		if (s->label_n[k]) {
+			fprintf(f, "%s%s %ld", first ? " (" : ", ", r->labels[k], s->label_n[k]);
+			first = 0;
+		}
+	fprintf(f, "%s\n", s->clips ? ")" : "");
+	long total = 0;
+	for (int k = 0; k < r->K; k++)
+		total += s->det_n[k];
+	double h = s->scan_s / 3600;
+	fprintf(f, "  recordings scanned: %zu, %.3f h of audio, %ld detection%s", s->scans, h, total,
+		total == 1 ? "" : "s");
+	if (h > 0)
+		fprintf(f, ", %.1f per hour", (double)total / h);
+	fprintf(f, "\n");
+	for (int k = 0; k < r->K && h > 0; k++)
+		if (s->det_n[k])
+			fprintf(f, "    %-12s %6ld  %8.1f per hour\n", r->labels[k], s->det_n[k], (double)s->det_n[k] / h);
+}
+
 static void print_record(FILE *out, const struct run *r, json_t *rec)
 {
 	const struct opts *o = r->o;
@@ -912,6 +973,9 @@ static void usage(FILE *f)
 "  --resample best|medium|fast  libsamplerate converter (default best)\n"
 "  --min-duration S     shortest accepted input in seconds (default 0.1)\n"
 "  --progress, --no-progress  progress bar on stderr (default: when stderr is a TTY)\n"
+"  --summary            at the end, on stderr: how many clips got each label, and for the\n"
+"                       recordings scanned their hours of audio and detections per hour\n"
+"                       per keyword (on recordings without keywords: false alarms per hour)\n"
 "\n"
 "A clip (up to the model window, 1 s, plus 1/64 slack for resampling) is classified once:\n"
 "zeros are appended up to the window and the model's preroll zeros put in front, as in\n"
@@ -953,6 +1017,7 @@ static const char *const det_opts[] = {
 enum {
 	O_MODEL = 256, O_MODE, O_FORMAT, O_TOP, O_CHANNELS, O_NATIVE, O_RESAMPLE, O_MIN, O_EVAL,
 	O_PLOT, O_CTX, O_CTXFILE, O_SEED, O_PROGRESS, O_NOPROGRESS, O_CHUNK, O_CONFIG, O_HELP,
+	O_SUMMARY,
 	O_DET0 = 400,
 };
 
@@ -990,6 +1055,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		{"seed", required_argument, 0, O_SEED},
 		{"progress", no_argument, 0, O_PROGRESS},
 		{"no-progress", no_argument, 0, O_NOPROGRESS},
+		{"summary", no_argument, 0, O_SUMMARY},
 		{"chunk", required_argument, 0, O_CHUNK},
 		{"config", required_argument, 0, O_CONFIG},
 		{"help", no_argument, 0, O_HELP},
@@ -1109,6 +1175,9 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 			break;
 		case O_NOPROGRESS:
 			o->progress = 0;
+			break;
+		case O_SUMMARY:
+			o->summary = 1;
 			break;
 		case O_CHUNK:
 			if (parse_num("--chunk", optarg, 0.01, 36000, &d) < 0)
@@ -1346,6 +1415,9 @@ int cmd_classify(int argc, char **argv)
 	}
 	size_t printed = 0, done = 0, n_failed = 0;
 	double audio = 0, t0 = now_s(), last = 0;
+	struct summary sum = {.label_n = calloc((size_t)r.K, sizeof(long)), .det_n = calloc((size_t)r.K, sizeof(long))};
+	if (!sum.label_n || !sum.det_n)
+		o.summary = 0;
 	pthread_mutex_lock(&r.lock);
 	while (printed < r.n_items) {
 		while (!r.res[printed].done) {
@@ -1403,8 +1475,11 @@ int cmd_classify(int argc, char **argv)
 				fputs("\r\033[K", stderr);
 			size_t i;
 			json_t *rec;
-			json_array_foreach(res->records, i, rec)
+			json_array_foreach(res->records, i, rec) {
 				print_record(stdout, &r, rec);
+				if (o.summary)
+					summary_add(&sum, &r, rec);
+			}
 			fflush(stdout);
 		}
 		json_decref(res->records);
@@ -1431,6 +1506,10 @@ int cmd_classify(int argc, char **argv)
 	free(th);
 
 	status = n_failed ? 1 : 0;
+	if (o.summary && !o.eval_dir)
+		summary_print(stderr, &sum, &r);
+	free(sum.label_n);
+	free(sum.det_n);
 	if (o.eval_dir && conf) {
 		print_eval(&r, conf, mis, n_failed, stdout);
 		if (o.plot) {

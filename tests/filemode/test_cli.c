@@ -466,6 +466,20 @@ static void test_long(int seconds)
 	}
 	if (trained)
 		CHECK(found >= 2, "only %d of the 3 inserted keywords detected", found);
+	/* --summary: the recording's detections per hour and the two clips' labels, on stderr */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --summary -j 1 '%s/long60.flac' '%s/wav16/%s.wav' "
+		    "'%s/wav16/%s.wav' > /dev/null 2> '%s/summary.err'", exe, model, dir, dir, clips[0], dir,
+		    clips[1], dir), 0);
+	snprintf(p, sizeof p, "%s/summary.err", dir);
+	char *sum = slurp(p);
+	size_t nd = json_array_size(dets);
+	char want[256], want2[128];
+	snprintf(want, sizeof want, "recordings scanned: 1, 0.017 h of audio, %zu detection%s", nd, nd == 1 ? "" : "s");
+	snprintf(want2, sizeof want2, ", %.1f per hour", nd * 60.0);
+	CHECK(sum && strstr(sum, "summary: 3 records, 0 failed") && strstr(sum, "clips classified: 2 (") &&
+		      strstr(sum, want) && (!nd || strstr(sum, want2)),
+	      "--summary (want '%s%s'):\n%s", want, nd ? want2 : "", sum ? sum : "(none)");
+	free(sum);
 	json_decref(b);
 	CHECK(rssN < rss60 + rss60 / 10 + 8192, "memory grows with the length: %ld vs %ld KiB", rssN,
 	      rss60);
