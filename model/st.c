@@ -308,7 +308,10 @@ static int parse(struct st_file *f, const unsigned char *buf, size_t len, char *
 	json_error_t je;
 	json_t *root = json_loadb((const char *)buf + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &je);
 	if (!root) {
-		s4k_seterr(err, errlen, "header is not valid JSON: %s (at byte %d).", je.text, je.position);
+		/* jansson quotes the offending bytes: made printable, so the sentence stays one line */
+		char pb[PNAME_LEN];
+		s4k_seterr(err, errlen, "header is not valid JSON: %s (at byte %d).", pname(je.text, pb),
+			   je.position);
 		return -EBADMSG;
 	}
 	int rc = 0;

@@ -31,6 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    s4m_window(m) < s4m_hop(m) || s4m_window(m) % s4m_hop(m) || !(s4m_flops_step(m) > 0) ||
 	    !isfinite(s4m_flops_conv(m, s4m_window(m))) || s4m_receptive_field(m) % s4m_hop(m))
 		abort();
+	for (int k = 0; k < s4m_n_labels(m); k++) { /* tuned thresholds: none, or in (0, 1] */
+		float t = s4m_thresholds(m)[k];
+		if (!isnan(t) && !(t > 0 && t <= 1 && s4m_label(m, k)[0] != '_'))
+			abort();
+	}
 	for (int i = 0; i < s4m_n_blocks(m); i++) {
 		struct s4m_block_info bi;
 		if (s4m_block_info(m, i, &bi) || !s4m_block_kernel(m, i, 0))
