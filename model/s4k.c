@@ -64,6 +64,7 @@
 #include <fftw3.h>
 
 #include "../common/err.h"
+#include "../common/hot.h"
 
 #ifndef CMPLX /* glibc's <complex.h> defines CMPLX/CMPLXF for GCC only */
 #define CMPLX(x, y) ((union { double complex z; double p[2]; }){ .p = { (x), (y) } }).z
@@ -905,8 +906,8 @@ static inline float dot_re(const float complex *restrict ac, const float complex
 
 /* The hot path: one sample for every channel, in the near-identity form documented in s4k.h.
  * Complex products are spelled out in real arithmetic (no libgcc __mulsc3, vectorizable). */
-void s4k_step(const struct s4k_step *restrict st, float complex *restrict x, const float *restrict u,
-	      float *restrict y, float complex *restrict scratch)
+S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict x, const float *restrict u,
+		     float *restrict y, float complex *restrict scratch)
 {
 	(void)scratch;
 	const int H = st->H, N2 = st->N2;

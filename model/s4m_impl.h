@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/hot.h"
 #include "s4k.h"
 #include "s4m.h"
 
@@ -136,15 +137,8 @@ static inline float s4m__sigmoid(float x)
 	return 1.f / (1.f + s4m__expf(-x));
 }
 
-/* Hot loops get an AVX2+FMA clone next to the baseline one, picked once by the dynamic linker
- * (GCC target_clones / ifunc); elsewhere only the baseline. Not under ThreadSanitizer: the ifunc
- * resolver runs during relocation, before the TSan runtime is up, and its instrumented code
- * crashes there (the binary segfaulted before main). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
-#define S4M_HOT __attribute__((target_clones("arch=x86-64-v3", "default"), noinline))
-#else
-#define S4M_HOT __attribute__((noinline))
-#endif
+/* Hot loops: an AVX2+FMA clone next to the baseline one (common/hot.h). */
+#define S4M_HOT S4_HOT
 
 /* Smallest even FFT length >= need of the form 2^a 3^b (s4m_conv.c). */
 size_t s4m__fft_len(size_t need);
