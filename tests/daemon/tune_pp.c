@@ -3,7 +3,7 @@
  * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... [--hop-ms MS]
  *                [--tolerance-ms T] [--latency-ms L] [--restart-ms P]
  *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET]
- *                [--per-keyword SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE]]
+ *                [--per-keyword SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE[,LOWEST]]]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
  * only); --also adds more streams, and every figure is then the sum over all of them. The
@@ -21,8 +21,8 @@
  * depend only on its own threshold (smoothing, refractory and require-top do not look at the
  * other keywords' thresholds) and are matched only to that keyword's truth, so its hits and
  * false detections are counted once per threshold of the grid; then, for a price lambda of a
- * false detection, every keyword takes the threshold (0.40, 0.45, ..., 0.95) that maximises
- * hits - lambda x false. The
+ * false detection, every keyword takes the threshold (LOWEST, default 0.40, in steps of 0.05 to
+ * 0.95) that maximises hits - lambda x false. The
  * output lists the sweep over lambda and, last, the thresholds that find the most keywords with
  * at most MAX_FALSE false detections in all (default: as many as the best single threshold
  * of the grid with at most as many false detections as the default threshold), as
@@ -293,15 +293,17 @@ int main(int argc, char **argv)
 			n_thr = n_sm = n_mn = n_on = 1;
 			show = 1;
 		} else if (!strcmp(argv[i], "--per-keyword")) {
-			if (sscanf(argv[i + 1], "%f,%f,%f,%d", &sm[0], &mn[0], &on[0], &max_false) < 3) {
-				fprintf(stderr, "tune_pp: --per-keyword takes SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE]\n");
+			float lo = 0.40f;
+			if (sscanf(argv[i + 1], "%f,%f,%f,%d,%f", &sm[0], &mn[0], &on[0], &max_false, &lo) < 3 ||
+			    !(lo >= 0.05f && lo <= 0.95f)) {
+				fprintf(stderr, "tune_pp: --per-keyword takes SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE[,LOWEST]]\n");
 				return 2;
 			}
 			n_sm = n_mn = n_on = 1;
 			per_kw = 1;
-			n_thr = 12; /* a finer grid: 0.40, 0.45, ..., 0.95 */
-			for (size_t a = 0; a < n_thr; a++)
-				thr[a] = 0.40f + 0.05f * (float)a;
+			n_thr = 0; /* a finer grid: LOWEST (0.40), + 0.05, ..., 0.95 */
+			for (float t = lo; t < 0.951f && n_thr < 16; t += 0.05f)
+				thr[n_thr++] = t;
 		} else {
 			fprintf(stderr, "tune_pp: unknown option %s\n", argv[i]);
 			return 2;
