@@ -1415,9 +1415,13 @@ int cmd_classify(int argc, char **argv)
 	}
 	size_t printed = 0, done = 0, n_failed = 0;
 	double audio = 0, t0 = now_s(), last = 0;
-	struct summary sum = {.label_n = calloc((size_t)r.K, sizeof(long)), .det_n = calloc((size_t)r.K, sizeof(long))};
-	if (!sum.label_n || !sum.det_n)
-		o.summary = 0;
+	struct summary sum = {0};
+	if (o.summary && !o.eval_dir) {
+		sum.label_n = calloc((size_t)r.K, sizeof(long));
+		sum.det_n = calloc((size_t)r.K, sizeof(long));
+		if (!sum.label_n || !sum.det_n)
+			fprintf(stderr, "s4kws classify: --summary: out of memory; no summary\n");
+	}
 	pthread_mutex_lock(&r.lock);
 	while (printed < r.n_items) {
 		while (!r.res[printed].done) {
@@ -1477,7 +1481,7 @@ int cmd_classify(int argc, char **argv)
 			json_t *rec;
 			json_array_foreach(res->records, i, rec) {
 				print_record(stdout, &r, rec);
-				if (o.summary)
+				if (sum.label_n && sum.det_n)
 					summary_add(&sum, &r, rec);
 			}
 			fflush(stdout);
@@ -1506,7 +1510,7 @@ int cmd_classify(int argc, char **argv)
 	free(th);
 
 	status = n_failed ? 1 : 0;
-	if (o.summary && !o.eval_dir)
+	if (sum.label_n && sum.det_n)
 		summary_print(stderr, &sum, &r);
 	free(sum.label_n);
 	free(sum.det_n);

@@ -450,12 +450,19 @@ char *cfg_help(void)
 	return buf;
 }
 
-double cfg_kw_get(const struct cfg_kw *k, const char *label)
+/* The override for label, or NULL. */
+static const struct cfg_kwval *kw_find(const struct cfg_kw *k, const char *label)
 {
 	for (int i = 0; i < k->n; i++)
 		if (!strcmp(k->v[i].name, label))
-			return k->v[i].value;
-	return k->def;
+			return &k->v[i];
+	return NULL;
+}
+
+double cfg_kw_get(const struct cfg_kw *k, const char *label)
+{
+	const struct cfg_kwval *v = kw_find(k, label);
+	return v ? v->value : k->def;
 }
 
 void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
@@ -464,9 +471,7 @@ void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *mode
 	for (int k = 0; k < K; k++) {
 		const char *l = labels[k];
 		double t = cfg_kw_get(&c->threshold, l);
-		int given = c->threshold.def_set;
-		for (int i = 0; i < c->threshold.n && !given; i++)
-			given = !strcmp(c->threshold.v[i].name, l);
+		int given = c->threshold.def_set || kw_find(&c->threshold, l);
 		if (!given && model_thr && !isnan(model_thr[k]))
 			t = model_thr[k];
 		kw[k].threshold = (float)t;

@@ -28,6 +28,16 @@ assert len(s) == 12, s
 assert abs(sum(s.values()) - 1) < 1e-3, s
 print("smoke: C binary ran the freshly trained model:", o["label"], round(o["score"], 3))
 PY
+# same_scores JSON_A JSON_B WHAT: the two classify outputs' scores agree within 0.02
+same_scores() {
+	"$py" - "$1" "$2" "$3" <<'PY'
+import json, sys
+a, b = (json.loads(x.splitlines()[0])["scores"] for x in sys.argv[1:3])
+d = max(abs(a[k] - b[k]) for k in a)
+assert d < 0.02, d
+print("smoke: %s, max score diff %.2g" % (sys.argv[3], d))
+PY
+}
 # a second stage that grows the model by two identity blocks (as stage 5 of the default recipe):
 # after one step at a negligible learning rate it must classify as the model it grew from, up to
 # that step's update of the BatchNorm statistics
@@ -38,13 +48,7 @@ OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/n
 grep -q "grown from 6 to 8 blocks" "$tmp/run2/train.log"
 "$bin" info --model "$tmp/grown.safetensors" | grep -i "blocks\|param"
 out2=$("$bin" classify --model "$tmp/grown.safetensors" --format json "$clip")
-"$py" - "$out" "$out2" <<'PY'
-import json, sys
-a, b = (json.loads(x.splitlines()[0])["scores"] for x in sys.argv[1:3])
-d = max(abs(a[k] - b[k]) for k in a)
-assert d < 0.02, d
-print("smoke: grown model (8 blocks) classifies like its 6-block origin, max score diff %.2g" % d)
-PY
+same_scores "$out" "$out2" "grown model (8 blocks) classifies like its 6-block origin"
 # a third stage as stage 6 of the default recipe: from the exported .safetensors (weights and
 # BatchNorm statistics, no optimizer state), grown again to 10 blocks; then the tuned
 # per-keyword thresholds are stored in its metadata and the C binary must report them
@@ -57,11 +61,4 @@ grep -q "initialised from .*grown.safetensors" "$tmp/run3/train.log"
 "$py" "$here/set_thresholds.py" "$tmp/grown2.safetensors" yes=0.7 stop=0.9
 "$bin" info --model "$tmp/grown2.safetensors" | grep -q "thresholds: *yes 0.7 stop 0.9 (tuned"
 out3=$("$bin" classify --model "$tmp/grown2.safetensors" --format json "$clip")
-"$py" - "$out2" "$out3" <<'PY'
-import json, sys
-a, b = (json.loads(x.splitlines()[0])["scores"] for x in sys.argv[1:3])
-d = max(abs(a[k] - b[k]) for k in a)
-assert d < 0.02, d
-print("smoke: regrown model (10 blocks, from the exported file, thresholds set) classifies like "
-      "its origin, max score diff %.2g" % d)
-PY
+same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, thresholds set) classifies like its origin"
