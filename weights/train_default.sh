@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The command that trains the shipped default model (weights/s4kws-sc12.safetensors).
-# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3 [MINUTES4 [MINUTES5 [MINUTES6]]]]]]
+# usage: weights/train_default.sh SPEECH_COMMANDS_DIR CACHE_DIR [MINUTES1 [MINUTES2 [MINUTES3 [MINUTES4 [MINUTES5 [MINUTES6 [MINUTES7]]]]]]]
 #   SPEECH_COMMANDS_DIR  folder with train/ val/ _background_noise_/ (Speech Commands layout)
 #   CACHE_DIR            outside the work tree: synthetic clips, clip cache, checkpoints, log
-# Six stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
+# Seven stages of wall-clock cosine schedules (a session on this machine lasts at most 3 hours):
 #   stage 1  CACHE_DIR/run   MINUTES1 (default 65) from scratch
 #   stage 2  CACHE_DIR/run2  MINUTES2 (default 135) from stage 1's weights, fresh schedule
 #   stage 3  CACHE_DIR/run3  MINUTES3 (default 125) from stage 2's weights, peak lr 2e-3, with
@@ -17,11 +17,15 @@
 #   stage 6  CACHE_DIR/run6  MINUTES6 (default 110) from stage 5's exported (EMA) weights grown by
 #            two more identity blocks of width 96 at 250 Hz (10 blocks), stage 5's recipe with
 #            band-limited examples 0.35
+#   stage 7  CACHE_DIR/run7  MINUTES7 (default 120) from stage 6's exported (EMA) weights grown by
+#            two more identity blocks of width 96 at 250 Hz (12 blocks), stage 6's recipe with
+#            band-limited examples 0.4
 # Re-running the same command resumes whichever stage was interrupted (a finished stage only
 # re-exports). MINUTES2=0 stops after stage 1, MINUTES3=0 after stage 2, MINUTES4=0 after stage 3,
-# MINUTES5=0 after stage 4, MINUTES6=0 after stage 5.
+# MINUTES5=0 after stage 4, MINUTES6=0 after stage 5,
+# MINUTES7=0 after stage 6.
 set -euo pipefail
-sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}; minutes4=${6:-120}; minutes5=${7:-125}; minutes6=${8:-110}
+sc=$(readlink -f "$1"); cache=$(readlink -f "$2"); minutes1=${3:-65}; minutes2=${4:-135}; minutes3=${5:-125}; minutes4=${6:-120}; minutes5=${7:-125}; minutes6=${8:-110}; minutes7=${9:-120}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$cache"
 [ -d "$cache/synth" ] || /usr/bin/python3 "$here/synth.py" --out "$cache/synth" --seed 1
@@ -49,6 +53,12 @@ common=(--data "$sc/train" --noise "$sc/_background_noise_" --synth "$cache/synt
 [ "$minutes6" = 0 ] && exit 0
 # stage 6 starts from what stage 5 exported (its EMA), not from its last weights in ckpt.pt
 cp "$here/s4kws-sc12.safetensors" "$cache/run5/export.safetensors"
-exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run6" --init "$cache/run5/export.safetensors" \
+/usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run6" --init "$cache/run5/export.safetensors" \
 	--minutes "$minutes6" --lr 1e-3 --ssm-lr 5e-4 --context 24000 --seed 6 --ema 0.999 --real-p 0.8 --band-p 0.35 \
 	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}'
+[ "$minutes7" = 0 ] && exit 0
+# stage 7 likewise starts from stage 6's export
+cp "$here/s4kws-sc12.safetensors" "$cache/run6/export.safetensors"
+exec /usr/bin/python3 "$here/train.py" "${common[@]}" --run "$cache/run7" --init "$cache/run6/export.safetensors" \
+	--minutes "$minutes7" --lr 1e-3 --ssm-lr 5e-4 --context 24000 --seed 7 --ema 0.999 --real-p 0.8 --band-p 0.4 \
+	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1, 1, 1]}'
