@@ -286,14 +286,8 @@ static int pp_setup(const struct run *r, const struct s4m_model *m, struct pp_co
 		return -ENOMEM;
 	for (int k = 0; k < K; k++)
 		labels[k] = s4m_label(m, k);
-	cfg_pp_kw(c, labels, s4m_thresholds(m), K, kw);
 	double hz = s4m_sample_rate(m) / s4m_rate(m);
-	pp_config_default(pc, (int)lround(hz), scan_hop(m, c->hop_ms), K, labels, kw);
-	pc->warmup_ms = (float)c->warmup_ms;
-	pc->latency_ms = (float)c->latency_ms;
-	pc->word_ms = (float)c->word_ms;
-	pc->onset = (float)c->onset;
-	pc->require_top = c->require_top;
+	cfg_pp_config(c, labels, s4m_thresholds(m), K, (int)lround(hz), scan_hop(m, c->hop_ms), kw, pc);
 	int rc = pp_validate(pc, err, errlen);
 	pc->labels = NULL;
 	free(labels);
@@ -1001,7 +995,7 @@ static void usage(FILE *f)
 "offset = where it was decided, in seconds; keyword, score, channel). Detection settings\n"
 "are those of 's4kws listen': --config FILE, --threshold [KW=]P, --smooth-ms, --min-ms,\n"
 "--refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms, --require-top, --hop-ms,\n"
-"--restart-ms;\n"
+"--restart-ms, --verify, --verify-after-ms;\n"
 "  --chunk S            conv-mode scan chunk in seconds, with --restart-ms 0 (default: automatic)\n"
 "\n"
 "Exit status: 0 all inputs classified, 1 some input failed (each failure is one line on\n"
@@ -1010,7 +1004,7 @@ static void usage(FILE *f)
 
 static const char *const det_opts[] = {
 	"threshold", "smooth-ms", "min-ms", "refractory-ms", "warmup-ms", "latency-ms",
-	"onset", "word-ms", "require-top", "hop-ms", "restart-ms",
+	"onset", "word-ms", "require-top", "hop-ms", "restart-ms", "verify", "verify-after-ms",
 };
 #define N_DET (sizeof det_opts / sizeof det_opts[0])
 

@@ -157,13 +157,7 @@ static int build_pp(const struct cfg *c, const struct app *a, struct pp_kw *kw, 
 {
 	if (cfg_check_keywords(c, a->labels, a->K, err, errlen) < 0)
 		return -EINVAL;
-	cfg_pp_kw(c, a->labels, s4m_thresholds(a->m), a->K, kw);
-	pp_config_default(pc, a->rate, a->hop, a->K, a->labels, kw);
-	pc->warmup_ms = (float)c->warmup_ms;
-	pc->latency_ms = (float)c->latency_ms;
-	pc->word_ms = (float)c->word_ms;
-	pc->onset = (float)c->onset;
-	pc->require_top = c->require_top;
+	cfg_pp_config(c, a->labels, s4m_thresholds(a->m), a->K, a->rate, a->hop, kw, pc);
 	return pp_validate(pc, err, errlen);
 }
 
@@ -478,6 +472,7 @@ static json_t *hook_status(void *ud)
 		json_object_set_new(o, "inference_cpu_s", json_real(s.cpu_s));
 		json_object_set_new(o, "inference_threads", json_integer(a->det ? detector_threads(a->det) : 0));
 		json_object_set_new(o, "deduplicated", json_integer((json_int_t)s.deduplicated));
+		json_object_set_new(o, "verify_rejected", json_integer((json_int_t)s.rejected));
 		json_object_set_new(o, "mute", mute_json(a));
 		if (a->ch_names) {
 			json_t *cn = json_array();
@@ -663,6 +658,9 @@ static void hook_metrics(void *ud, FILE *f)
 	metric(f, "s4kws_deduplicated_total", "counter",
 	       "Detections not reported because another channel had the same keyword within dedup-ms.",
 	       s.deduplicated);
+	metric(f, "s4kws_verify_rejected_total", "counter",
+	       "Candidate detections not reported because the second opinion (verify) disagreed.",
+	       s.rejected);
 	fprintf(f, "# HELP s4kws_audio_seconds_total Seconds of audio processed (per channel).\n"
 		   "# TYPE s4kws_audio_seconds_total counter\ns4kws_audio_seconds_total %.6f\n", s.audio_s);
 	metric(f, "s4kws_overruns_total", "counter",

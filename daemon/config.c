@@ -149,6 +149,12 @@ static const struct opt opts[] = {
 	 "typical keyword length, for the reported start (= end - word-ms)", 0},
 	{"require-top", T_BOOL, 0, 1, "true", F(require_top), "BOOL",
 	 "a keyword counts as above threshold only while it is the most probable label", 0},
+	{"verify", T_DBL, 0, 1, PP_STR(PP_DEF_VERIFY), F(verify), "P",
+	 "second opinion: a detection is reported only if the keyword's own one-second window, "
+	 "classified again as a lone clip, gives it the top probability and at least P (costs one "
+	 "clip classification per candidate and verify-after-ms of delay); 0: off", 0},
+	{"verify-after-ms", T_DBL, 0, 1000, PP_STR(PP_DEF_VERIFY_AFTER_MS), F(verify_after_ms), "MS",
+	 "the verified window ends MS after the keyword's estimated end", 0},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -479,6 +485,20 @@ void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *mode
 		kw[k].min_ms = (float)cfg_kw_get(&c->min_ms, l);
 		kw[k].refractory_ms = (float)cfg_kw_get(&c->refractory_ms, l);
 	}
+}
+
+void cfg_pp_config(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
+		   int rate, size_t hop, struct pp_kw *kw, struct pp_config *pc)
+{
+	cfg_pp_kw(c, labels, model_thr, K, kw);
+	pp_config_default(pc, rate, hop, K, labels, kw);
+	pc->warmup_ms = (float)c->warmup_ms;
+	pc->latency_ms = (float)c->latency_ms;
+	pc->word_ms = (float)c->word_ms;
+	pc->onset = (float)c->onset;
+	pc->require_top = c->require_top;
+	pc->verify = (float)c->verify;
+	pc->verify_after_ms = (float)c->verify_after_ms;
 }
 
 int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,

@@ -90,6 +90,8 @@ struct cfg {
 	double word_ms;
 	double onset;            /* fraction of the threshold where a rise starts, for `end` */
 	int require_top;
+	double verify;           /* second-opinion probability (daemon/verify.h); 0 = off */
+	double verify_after_ms;  /* its window ends this long after the estimated end, ms */
 };
 
 /* Fill c with every option's default. */
@@ -115,6 +117,12 @@ double cfg_kw_get(const struct cfg_kw *k, const char *label);
 struct pp_kw;
 void cfg_pp_kw(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
 	       struct pp_kw *kw);
+/* All detection settings: cfg_pp_kw() into kw (K), then pc = pp_config_default(rate, hop,
+ * labels, kw) with the warm-up, latency, word length, onset, require-top and verify options.
+ * pc keeps the labels and kw pointers; check it with pp_validate(). */
+struct pp_config;
+void cfg_pp_config(const struct cfg *c, const char *const *labels, const float *model_thr, int K,
+		   int rate, size_t hop, struct pp_kw *kw, struct pp_config *pc);
 /* Check that every per-keyword override names one of labels[0..n): 0 or -EINVAL + sentence. */
 int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,
 		       size_t errlen);

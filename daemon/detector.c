@@ -25,6 +25,15 @@
  * one channel is not published for another channel within dedup samples (the first channel in
  * time wins; within one hop, the lowest channel). Counted in det_stats.deduplicated.
  *
+ * Second opinion (--verify, daemon/verify.h): every hop's frames also go into the verifier's
+ * history; with verify > 0 a channel's postproc detections are candidates that wait in the
+ * verifier until the keyword's window has arrived and are emitted only if it agrees (the
+ * rejected are counted). The verifier (~50 MB for the default model, most of it the conv
+ * workspace) exists only if verify was on at start: SIGHUP may change its settings or turn it
+ * off and on again, not create it. Its one conv workspace belongs to the inference thread, which judges the candidates of every
+ * channel after the hop's barrier, in the order they were decided. Pending candidates are judged
+ * with what there is when the input ends or changes.
+ *
  * Mute (POST /v1/mute) is one atomic deadline (CLOCK_MONOTONIC ns) that emit() compares with the
  * clock, only when a detection happens: a muted detection is counted, nothing else.
  *
@@ -98,6 +107,8 @@ struct detector {
 	/* inference thread only */
 	struct s4m_relay **st;    /* (C) */
 	struct pp **pp;           /* (C) */
+	struct vf *vf;            /* second opinion over all channels (verify > 0 at start), or NULL */
+	float verify;             /* 0: off; else the verifier's threshold (vf_set) */
 	int T;                    /* stepping threads, the inference thread included */
 	struct worker *wk;        /* (T); wk[0] is the inference thread's */
 	pthread_barrier_t go, done;
@@ -139,6 +150,22 @@ static double mono_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Take pc's verify settings (0 = off). 0 or -EINVAL with err set. */
+static int set_verify(struct detector *d, const struct pp_config *pc, char *err, size_t errlen)
+{
+	if (pc->verify > 0 && !d->vf) {
+		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
+		return -EINVAL;
+	}
+	if (pc->verify > 0 && vf_set(d->vf, pc->verify, vf_samples(d->m, pc->verify_after_ms)) < 0) {
+		s4k_seterr(err, errlen, "verify must be in (0, 1] and verify-after-ms 0 to %g",
+			   VF_MAX_AFTER_MS);
+		return -EINVAL;
+	}
+	d->verify = pc->verify;
+	return 0;
 }
 
 struct detector *detector_new(const struct det_config *c, char *err, size_t errlen)
@@ -220,6 +247,15 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 			return NULL;
 		}
 	}
+	/* candidates wait for hop-sized pieces; 2 s covers an end estimated long before the decision */
+	if (c->pc->verify > 0 && !(d->vf = vf_new(c->m, d->C, 2 * (size_t)d->rate + d->hop, err, errlen))) {
+		detector_free(d);
+		return NULL;
+	}
+	if (set_verify(d, c->pc, err, errlen) < 0) {
+		detector_free(d);
+		return NULL;
+	}
 	for (size_t i = 0; i < C; i++) {
 		d->st[i] = s4m_relay_new(c->m, c->period, err, errlen);
 		d->pp[i] = d->st[i] ? pp_new(c->pc, err, errlen) : NULL;
@@ -273,9 +309,14 @@ static int set_rate(struct detector *d, int in_rate, enum rs_quality q)
 /* New stream: zero states, warm-up again; offsets keep counting. */
 static void flush_clips(struct detector *d, int all);
 
+static void judge(struct detector *d, int all);
+
 static void reset_streams(struct detector *d)
 {
-	flush_clips(d, 1); /* with what the old stream gave */
+	judge(d, 1);       /* with what the old stream gave */
+	flush_clips(d, 1);
+	if (d->vf)
+		vf_reset(d->vf);
 	d->hist_from = d->s.frames;
 	for (int c = 0; c < d->C; c++) {
 		s4m_relay_reset(d->st[c]);
@@ -389,6 +430,29 @@ static void flush_clips(struct detector *d, int all)
 	d->n_pending = kept;
 }
 
+/* Judge the candidates whose window has arrived (all: every one, with what there is) and emit
+ * the accepted ones. Inference thread. */
+static void judge(struct detector *d, int all)
+{
+	struct vf_result r[VF_MAX_OUT];
+	int n;
+	if (!d->vf)
+		return;
+	do {
+		n = vf_poll(d->vf, all, r, VF_MAX_OUT);
+		for (int i = 0; i < n; i++) {
+			if (r[i].accepted) {
+				emit(d, r[i].channel, &r[i].d);
+				continue;
+			}
+			d->s.rejected++;
+			log_msg(LOGL_DEBUG, "candidate %s on channel %d (score %.3f) rejected by the "
+				"second opinion (%.3f)", s4m_label(d->m, r[i].d.label), r[i].channel,
+				(double)r[i].d.score, (double)r[i].score);
+		}
+	} while (n == VF_MAX_OUT || (all && n && vf_pending(d->vf)));
+}
+
 /* Worker w's share of one hop: its channels through their steppers and post-processing. */
 static void step_channels(struct detector *d, struct worker *wk)
 {
@@ -431,14 +495,25 @@ static void run_hops(struct detector *d)
 		d->frame = d->pend + off * C;
 		if (d->saver)
 			keep_history(d, d->frame);
+		if (d->vf)
+			vf_push(d->vf, d->frame, hop);
 		if (d->T > 1)
 			pthread_barrier_wait(&d->go);
 		step_channels(d, &d->wk[0]);
 		if (d->T > 1)
 			pthread_barrier_wait(&d->done);
 		for (size_t c = 0; c < C; c++)
-			for (int k = 0; k < d->nout[c]; k++)
-				emit(d, (int)c, &d->out[c * PP_MAX_OUT + (size_t)k]);
+			for (int k = 0; k < d->nout[c]; k++) {
+				const struct pp_detection *pd = &d->out[c * PP_MAX_OUT + (size_t)k];
+				if (!(d->verify > 0)) {
+					emit(d, (int)c, pd);
+					continue;
+				}
+				while (vf_add(d->vf, (int)c, pd) < 0)
+					judge(d, 1); /* full: judge the waiting ones now */
+			}
+		if (d->vf && vf_pending(d->vf))
+			judge(d, 0);
 		double dt = mono_s() - t0;
 		size_t b = 0;
 		while (b < DET_HIST_BUCKETS && dt > det_hist_bounds[b])
@@ -502,6 +577,9 @@ static void take_control(struct detector *d, int *stop)
 			if (pp_reconfigure(d->pp[i], &pc, err, sizeof err) < 0)
 				log_msg(LOGL_ERROR, "new detection settings refused: %s", err);
 		}
+		char err[S4K_ERR_LEN];
+		if (set_verify(d, &pc, err, sizeof err) < 0)
+			log_msg(LOGL_ERROR, "new verify settings refused: %s", err);
 	}
 	pthread_mutex_unlock(&d->mu);
 	*stop = c.stop;
@@ -574,7 +652,8 @@ static void *thread_main(void *arg)
 			/* the end of the input: flush the resampler; the partial last hop is dropped */
 			if (d->rs_on)
 				feed(d, NULL, 0, 1);
-			flush_clips(d, 1); /* no more post-roll is coming */
+			judge(d, 1);       /* no more audio is coming */
+			flush_clips(d, 1); /* nor post-roll */
 			d->eof = 1;
 			got = 1;
 		}
@@ -595,6 +674,7 @@ static void *thread_main(void *arg)
 			;
 	}
 	drain(d, 0);
+	judge(d, 1);
 	flush_clips(d, 1);
 	publish(d);
 	return NULL;
@@ -706,6 +786,10 @@ int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *e
 		s4k_seterr(err, errlen, "new detection settings change the rate, hop or labels; restart instead");
 		return -EINVAL;
 	}
+	if (pc->verify > 0 && !d->vf) { /* d->vf is fixed at detector_new: safe to read here */
+		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
+		return -EINVAL;
+	}
 	pthread_mutex_lock(&d->mu);
 	d->ctl.pc = *pc;
 	memcpy(d->ctl.kw, pc->kw, (size_t)d->K * sizeof *d->ctl.kw);
@@ -762,6 +846,7 @@ void detector_free(struct detector *d)
 		s4m_relay_free(d->st[i]);
 	for (int i = 0; d->pp && i < d->C; i++)
 		pp_free(d->pp[i]);
+	vf_free(d->vf);
 	if (d->rs_on)
 		rs_fini(&d->rs);
 	free(d->st);

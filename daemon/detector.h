@@ -35,6 +35,7 @@
 #include "model/s4m.h"
 #include "postproc.h"
 #include "saver.h"
+#include "verify.h"
 
 #define DET_HIST_BUCKETS 11
 /* Upper bounds (s) of the step-time histogram buckets; the last bucket is +Inf. */
@@ -74,6 +75,7 @@ struct det_stats {
 	uint64_t detections;        /* published by this detector */
 	uint64_t deduplicated;      /* detections not published: another channel had them (dedup) */
 	uint64_t muted;             /* detections not published: detector_mute() was in effect */
+	uint64_t rejected;          /* candidates the second opinion (--verify) did not confirm */
 };
 
 struct detector;

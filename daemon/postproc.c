@@ -81,6 +81,8 @@ void pp_config_default(struct pp_config *c, int rate, size_t hop, int n_labels,
 	c->word_ms = (float)PP_DEF_WORD_MS;
 	c->onset = (float)PP_DEF_ONSET;
 	c->require_top = 1;
+	c->verify = (float)PP_DEF_VERIFY;
+	c->verify_after_ms = (float)PP_DEF_VERIFY_AFTER_MS;
 }
 
 static unsigned ms_to_hops(int rate, size_t hop, float ms)
@@ -116,6 +118,10 @@ int pp_validate(const struct pp_config *c, char *err, size_t errlen)
 	if (!finite_range(c->warmup_ms, 0, 3.6e6f) || !finite_range(c->latency_ms, -10000, 10000) ||
 	    !finite_range(c->word_ms, 0, 10000) || !(c->onset > 0 && c->onset <= 1)) {
 		s4k_seterr(err, errlen, "post-processing warm-up, latency, word length or onset is out of range");
+		return -EINVAL;
+	}
+	if (!(c->verify >= 0 && c->verify <= 1) || !finite_range(c->verify_after_ms, 0, 1000)) {
+		s4k_seterr(err, errlen, "verify must be 0 (off) or in (0, 1] and verify-after-ms 0 to 1000");
 		return -EINVAL;
 	}
 	for (int k = 0; k < c->n_labels; k++) {

@@ -51,6 +51,8 @@
 #define PP_DEF_ONSET 0.75
 #define PP_DEF_WORD_MS 600
 #define PP_DEF_RESTART_MS 0 /* not post-processing, but tuned with it: see daemon/scan.h */
+#define PP_DEF_VERIFY 0           /* second opinion (daemon/verify.h): 0 = off */
+#define PP_DEF_VERIFY_AFTER_MS 400
 #define PP_STR_(x) #x
 #define PP_STR(x) PP_STR_(x)
 
@@ -75,6 +77,10 @@ struct pp_config {
 	float onset;                /* in (0, 1]: the score's rise towards a detection is taken to start
 	                               after its last hop below onset x threshold (for `end`) */
 	int require_top;            /* 1: a keyword is above only while it is the top label */
+	/* Not used by postproc itself: the second opinion (daemon/verify.h) that the scanner and
+	 * the live detector put behind it, configured (and reloaded) with it. */
+	float verify;               /* 0: off; else the lone-clip probability a candidate needs, (0, 1] */
+	float verify_after_ms;      /* the verified window ends this long after the estimated end */
 };
 
 /* One detection, decided at hop `hop`. Sample positions count from the last reset. */

@@ -22,6 +22,12 @@
  * e.g. 10 ms): for conv mode that is every (hop / s4m_hop)-th decoder step of s4m_conv_scan,
  * softmaxed; for stream mode the relay's steppers are pushed hop samples at a time and
  * s4m_relay_scores() read. Both feed pp_push(), so detections follow exactly the live rules.
+ *
+ * With pc->verify > 0, postproc's detections are candidates for the second opinion of
+ * daemon/verify.h, as in live mode: every sample also goes into the verifier's history (pieces
+ * of at most PIECE samples, so that a conv chunk's detections are at most one piece plus the
+ * buffered chunk behind the newest sample), and a candidate reaches the sink once judged and
+ * accepted. scan_finish() judges the ones still waiting, with zeros after the last sample.
  */
 #include "scan.h"
 
@@ -30,6 +36,8 @@
 #include <string.h>
 
 #include "../common/err.h"
+
+#define PIECE 4096 /* samples pushed into the engine and the verifier at a time */
 
 struct scan {
 	const struct s4m_model *m;
@@ -55,6 +63,7 @@ struct scan {
 	struct s4m_relay *st;
 	size_t in_hop;           /* samples pushed since the last posterior */
 	/* both */
+	struct vf *vf;           /* second opinion (pc->verify > 0), else NULL */
 	float *probs;            /* (K) */
 	uint64_t pushed;         /* samples since reset */
 };
@@ -138,6 +147,20 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 		goto fail;
 	}
 	sc->half = period / 2;
+	if (pc->verify > 0) {
+		/* a candidate's window may end up to one piece plus the buffered chunk (its front
+		 * and its new samples) behind the newest sample */
+		size_t lag = PIECE + (mode == SCAN_STREAM ? pc->hop : period ? s4m_preroll(m) + period
+				      : 2 * (pre_context(m) + (chunk ? chunk : scan_default_chunk(m))) + pc->hop);
+		sc->vf = vf_new(m, 1, lag, err, errlen);
+		if (!sc->vf)
+			goto fail;
+		if (vf_set(sc->vf, pc->verify, vf_samples(m, pc->verify_after_ms)) < 0) {
+			s4k_seterr(err, errlen, "verify must be in (0, 1] and verify-after-ms 0 to %g",
+				   VF_MAX_AFTER_MS);
+			goto fail;
+		}
+	}
 	if (mode == SCAN_STREAM) {
 		sc->st = s4m_relay_new(m, period, err, errlen);
 		if (!sc->st)
@@ -186,6 +209,7 @@ void scan_free(struct scan *sc)
 		s4m_conv_free(sc->cv);
 	if (sc->st)
 		s4m_relay_free(sc->st);
+	vf_free(sc->vf);
 	free(sc->buf);
 	free(sc->logits);
 	free(sc->probs);
@@ -197,6 +221,8 @@ void scan_reset(struct scan *sc)
 	pp_reset(sc->pp);
 	if (sc->st)
 		s4m_relay_reset(sc->st);
+	if (sc->vf)
+		vf_reset(sc->vf);
 	sc->len = 0;
 	sc->buf_start = 0;
 	sc->done = 0;
@@ -215,6 +241,8 @@ size_t scan_mem(const struct scan *sc)
 	       sc->max_steps * (size_t)sc->K * sizeof(float) + (size_t)sc->K * sizeof(float);
 }
 
+static void judge(struct scan *sc, int all);
+
 /* One posterior vector after `sample` samples: to the sink and to postproc. */
 static void posterior(struct scan *sc, uint64_t sample, const float *probs)
 {
@@ -222,9 +250,28 @@ static void posterior(struct scan *sc, uint64_t sample, const float *probs)
 		sc->sink.posterior(sc->sink.user, sample, probs);
 	struct pp_detection d[PP_MAX_OUT];
 	int n = pp_push(sc->pp, probs, d, PP_MAX_OUT);
-	for (int i = 0; i < n; i++)
-		if (sc->sink.detection)
-			sc->sink.detection(sc->sink.user, &d[i]);
+	for (int i = 0; i < n; i++) {
+		if (!sc->vf) {
+			if (sc->sink.detection)
+				sc->sink.detection(sc->sink.user, &d[i]);
+			continue;
+		}
+		while (vf_add(sc->vf, 0, &d[i]) < 0)
+			judge(sc, 1); /* the queue is full: judge the oldest now */
+	}
+}
+
+/* Hand the candidates whose window has arrived (all: every one) to the verifier's judgement. */
+static void judge(struct scan *sc, int all)
+{
+	struct vf_result r[VF_MAX_OUT];
+	int n;
+	do {
+		n = vf_poll(sc->vf, all, r, VF_MAX_OUT);
+		for (int i = 0; i < n; i++)
+			if (r[i].accepted && sc->sink.detection)
+				sc->sink.detection(sc->sink.user, &r[i].d);
+	} while (n == VF_MAX_OUT || (all && n && vf_pending(sc->vf)));
 }
 
 /* Run the engine over buf[0 .. lead + len), where the first lead samples are a segment's preroll
@@ -337,11 +384,35 @@ static int push_stream(struct scan *sc, const float *x, size_t n)
 
 int scan_push(struct scan *sc, const float *x, size_t n)
 {
-	sc->pushed += n;
-	return sc->mode == SCAN_CONV ? push_conv(sc, x, n) : push_stream(sc, x, n);
+	if (!sc->vf) {
+		sc->pushed += n;
+		return sc->mode == SCAN_CONV ? push_conv(sc, x, n) : push_stream(sc, x, n);
+	}
+	while (n) {
+		size_t take = n < PIECE ? n : PIECE;
+		vf_push(sc->vf, x, take);
+		sc->pushed += take;
+		int rc = sc->mode == SCAN_CONV ? push_conv(sc, x, take) : push_stream(sc, x, take);
+		if (rc < 0)
+			return rc;
+		judge(sc, 0);
+		x += take;
+		n -= take;
+	}
+	return 0;
 }
 
+static int finish(struct scan *sc);
+
 int scan_finish(struct scan *sc)
+{
+	int rc = finish(sc);
+	if (sc->vf)
+		judge(sc, 1); /* no more audio is coming */
+	return rc;
+}
+
+static int finish(struct scan *sc)
 {
 	if (sc->mode != SCAN_CONV)
 		return 0;

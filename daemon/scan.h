@@ -29,6 +29,7 @@
 
 #include "model/s4m.h"
 #include "postproc.h"
+#include "verify.h"
 
 enum scan_mode { SCAN_CONV = 0, SCAN_STREAM = 1 };
 

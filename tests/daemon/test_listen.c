@@ -262,13 +262,15 @@ struct dets {
 	long long id[256];
 };
 
-static void reference(const char *wav, struct dets *d)
+static void reference_with(const char *wav, const char *const *extra, struct dets *d)
 {
 	char cmd[2048];
 	int k = snprintf(cmd, sizeof cmd, "'%s' classify --model '%s' --mode stream --format json --channels each", bin,
 			 model);
 	for (int i = 0; det_args[i]; i++)
 		k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", det_args[i]);
+	for (int i = 0; extra && extra[i]; i++)
+		k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", extra[i]);
 	snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s' 2>/dev/null", wav);
 	FILE *f = popen(cmd, "r");
 	memset(d, 0, sizeof *d);
@@ -292,6 +294,11 @@ static void reference(const char *wav, struct dets *d)
 	}
 	if (f)
 		pclose(f);
+}
+
+static void reference(const char *wav, struct dets *d)
+{
+	reference_with(wav, NULL, d);
 }
 
 static void from_array(json_t *arr, struct dets *d)
@@ -967,6 +974,43 @@ static void test_dedup(void)
 	}
 }
 
+/* --verify: the live detector's second opinion agrees with file mode's (classify --mode stream
+ * with the same flags): the same detections, decided once the window after the estimated end
+ * had arrived (the first one at the stream's first whole window); the candidates it rejects are
+ * counted in status and metrics, and with the confirmed ones they add up to the unverified
+ * reference's; --verify 1 (a lone-clip probability of 1 does not happen on this model) leaves none. */
+static void test_verify(void)
+{
+	const char *const vals[] = {"0.001", "1"};
+	for (int i = 0; i < 2; i++) {
+		/* onset 0.99: each end estimate just before its crossing (this model's score never
+		 * drops below the default onset), so the candidates are judged on different windows */
+		const char *va[] = {"--verify", vals[i], "--verify-after-ms", "200", "--onset", "0.99", NULL};
+		struct dets want, got;
+		reference_with(path("mono.wav"), va, &want);
+		const char *a[] = {"--input", path("mono.wav"), "--verify", vals[i], "--verify-after-ms", "200",
+				   "--onset", "0.99", NULL};
+		struct proc p;
+		CHECK(start(&p, NULL, a, det_args) == 0, "start, verify %s", vals[i]);
+		json_t *st = wait_state(p.port, "eof", NULL);
+		json_int_t rej = json_integer_value(json_object_get(st, "verify_rejected"));
+		json_decref(st);
+		fetch_dets(p.port, &got);
+		CHECK(metrics_have(p.port, "s4kws_verify_rejected_total", (unsigned long long)rej, NULL, 0),
+		      "metrics: %lld rejected", (long long)rej);
+		CHECK_EQ(stop(&p, SIGTERM), 0);
+		CHECK(same_dets(&want, &got, -1, "verify"), "verify %s: the file-mode reference's detections", vals[i]);
+		CHECK(got.n + (size_t)rej == ref_mono.n, "verify %s: %zu confirmed + %lld rejected = %zu candidates",
+		      vals[i], got.n, (long long)rej, ref_mono.n);
+		for (size_t j = 0; j < got.n; j++)
+			CHECK(got.offset[j] >= got.end[j] + 0.2 - 1e-3, "decided at %.3f s, after the window "
+			      "ending %.3f s", got.offset[j], got.end[j] + 0.2);
+		if (i == 0)
+			CHECK(got.n > 0, "verify %s: some confirmed (%zu)", vals[i], got.n);
+		else
+			CHECK(got.n == 0 && rej > 0, "verify 1: %zu detections, %lld rejected", got.n, (long long)rej);
+	}
+}
 
 /* /v1/mute: with detections muted, the same audio (stdin through a FIFO, so that the mute is in
  * place before any audio) gives no detection, and every one the reference finds is counted as
@@ -1521,6 +1565,7 @@ int main(int argc, char **argv)
 	test_auth_classify_reload();
 	test_save_dir();
 	test_dedup();
+	test_verify();
 	test_on_detect();
 	test_mute();
 	test_model_thresholds();

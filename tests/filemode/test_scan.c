@@ -1,7 +1,8 @@
 /* test_scan.c - scan_: conv-mode scanning in chunks of any size gives the posteriors of one
  * whole-input s4m_conv_scan (to float rounding) at every hop, whatever the push block sizes;
  * stream mode gives the same posteriors within step-vs-conv tolerance; detections do not depend
- * on the chunking; reset starts over; bad configurations are refused. */
+ * on the chunking; reset starts over; bad configurations are refused; with verify, exactly the
+ * detections that their lone-clip window confirms come out. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -186,6 +187,75 @@ static void test_model(uint64_t seed, int dplr)
 	for (int i = 0; same && i < a.ndet; i++)
 		same = a.det[i].label == b.det[i].label && a.det[i].sample == b.det[i].sample;
 	CHECK(same, "detections depend on the chunk size");
+
+	/* Second opinion (daemon/verify.h): each detection of the plain run is judged on the lone
+	 * clip x[end + after - W, end + after) (zeros after the input); exactly the ones whose label
+	 * is the top one there with p >= verify come out, in order, decided no earlier than the
+	 * window's end; in both modes and with small chunks and odd push blocks. */
+	{
+		/* settings that fire often; the plain run is the reference's input */
+		struct pp_kw kv[64];
+		for (int k = 0; k < K; k++) {
+			kv[k] = kw[k];
+			kv[k].threshold = 1.0f / K;
+			kv[k].refractory_ms = 300;
+		}
+		struct pp_config pv = pc;
+		pv.kw = kv;
+		struct rec base;
+		rec_init(&base, nref + 10, K);
+		run(m, SCAN_CONV, &pv, 0, 0, x, n, 4096, &base);
+		pv.verify = 1.0f / K;
+		pv.verify_after_ms = 50;
+		size_t W = s4m_window(m), after = vf_samples(m, pv.verify_after_ms), vpre = s4m_preroll(m);
+		float *win = calloc(vpre + W, sizeof *win), lgv[64], p[64];
+		struct s4m_conv *cw = s4m_conv_new(m, vpre + W, err, sizeof err);
+		struct rec want;
+		rec_init(&want, 1, K);
+		for (int i = 0; cw && i < base.ndet; i++) {
+			uint64_t at = base.det[i].end + after;
+			at = at < W ? W : at;
+			for (size_t j = 0; j < W; j++)
+				win[vpre + j] = at - W + j < n ? x[at - W + j] : 0.0f;
+			s4m_conv_logits(cw, win, vpre + W, lgv);
+			pp_softmax(lgv, K, p);
+			int t = 0;
+			for (int k = 1; k < K; k++)
+				t = p[k] > p[t] ? k : t;
+			if (t == base.det[i].label && p[t] >= pv.verify) {
+				want.det[want.ndet] = base.det[i];
+				if (want.det[want.ndet].sample < (at < n ? at : n))
+					want.det[want.ndet].sample = at < n ? at : n;
+				want.ndet++;
+			}
+		}
+		CHECK(base.ndet < 256, "room for every detection (%d)", base.ndet);
+		CHECK(want.ndet > 0 && want.ndet < base.ndet, "the second opinion keeps some detections "
+		      "(%d of %d) on this model", want.ndet, base.ndet);
+		const enum scan_mode modes[3] = {SCAN_CONV, SCAN_CONV, SCAN_STREAM};
+		const size_t chunks[3] = {0, 1, 0}, blks[3] = {4096, 1, 333};
+		for (int r = 0; r < 3; r++) {
+			struct rec v;
+			rec_init(&v, nref + 10, K);
+			run(m, modes[r], &pv, chunks[r], 0, x, n, blks[r], &v);
+			/* stream mode's own detections may differ from conv mode's after the kernels run out */
+			int ok = v.ndet == want.ndet;
+			for (int i = 0; ok && i < v.ndet; i++)
+				ok = v.det[i].label == want.det[i].label && v.det[i].end == want.det[i].end &&
+				       v.det[i].sample == want.det[i].sample;
+			if (modes[r] == SCAN_CONV)
+				CHECK(ok, "verified detections, chunk %zu: %d, want %d", chunks[r], v.ndet,
+				      want.ndet);
+			else
+				CHECK(v.ndet > 0 && v.ndet < base.ndet, "stream mode, verified: %d", v.ndet);
+			rec_free(&v);
+		}
+		printf("  verify %.2f: %d of %d detections confirmed\n", (double)pv.verify, want.ndet, base.ndet);
+		rec_free(&base);
+		s4m_conv_free(cw);
+		free(win);
+		rec_free(&want);
+	}
 
 	/* Restarts (model/s4m_relay.c): the posterior after t samples is the conv scan of
 	 * [preroll zeros | x[r .. t)], r = max(0, (t / h - 1) h), in both modes. */
