@@ -10,6 +10,9 @@
  * with SO_RCVTIMEO as the idle timeout; every length in a header is bounded before anything is
  * read, so a hostile client costs at most one connection's buffers and then an error event.
  * Writes use MSG_NOSIGNAL: a client that went away just ends its thread.
+ * With verify on (daemon/verify.h), each client also has a verifier (~50 MB for the default
+ * model): its detections are candidates until their window is in and confirmed, and audio-stop
+ * judges the ones still waiting before it says not-detected.
  */
 #define _GNU_SOURCE
 #include "wyoming.h"
@@ -36,6 +39,7 @@
 #include "config.h"
 #include "events.h"
 #include "log.h"
+#include "verify.h"
 
 #define WY_LINE_MAX 65536            /* header line and data section, bytes */
 #define WY_PAYLOAD_MAX (4u << 20)    /* one audio chunk, bytes */
@@ -52,6 +56,7 @@ struct wconn {
 	/* stream state (client thread) */
 	struct s4m_relay *st;
 	struct pp *pp;
+	struct vf *vf;               /* second opinion (w->pc.verify > 0), or NULL */
 	struct rs rs;
 	int rs_ok;
 	int rate, width, channels;   /* current stream format; rate 0: no stream */
@@ -208,6 +213,34 @@ static json_t *info_json(struct wyoming *w)
 	return json_pack("{s:[o]}", "wake", prog);
 }
 
+/* Report one detection to the client. */
+static int send_detection(struct wconn *c, const struct pp_detection *d)
+{
+	struct wyoming *w = c->w;
+	long long ms = llround((double)d->sample * 1000.0 / s4m_sample_rate(w->m));
+	c->detected++;
+	atomic_fetch_add(&w->detections, 1);
+	log_msg(LOGL_DEBUG, "wyoming: %s at %lld ms, score %.3f", w->labels[d->label], ms, (double)d->score);
+	return send_event(c, "detection", json_pack("{s:s, s:I}", "name", w->labels[d->label],
+						     "timestamp", (json_int_t)ms));
+}
+
+/* Report the candidates whose window is in (all: every one) that the second opinion confirms. */
+static int judge(struct wconn *c, int all)
+{
+	struct vf_result r[VF_MAX_OUT];
+	int n;
+	if (!c->vf)
+		return 0;
+	do {
+		n = vf_poll(c->vf, all, r, VF_MAX_OUT);
+		for (int i = 0; i < n; i++)
+			if (r[i].accepted && send_detection(c, &r[i].d) < 0)
+				return -EIO;
+	} while (n == VF_MAX_OUT || (all && n && vf_pending(c->vf)));
+	return 0;
+}
+
 /* Start a stream in the given format (audio-start, or a chunk in a new format). */
 static int stream_start(struct wconn *c, int rate, int width, int channels)
 {
@@ -220,6 +253,8 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 		rs_fini(&c->rs);
 	c->rs_ok = 0;
 	char err[S4K_ERR_LEN];
+	if (judge(c, 1) < 0) /* what the previous stream left waiting */
+		return -EIO;
 	if (rs_init(&c->rs, rate, s4m_sample_rate(w->m), 1, RS_MEDIUM, err, sizeof err) < 0)
 		return send_error(c, "resampler", err);
 	c->rs_ok = 1;
@@ -231,6 +266,8 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 	c->hop_fill = 0;
 	s4m_relay_reset(c->st);
 	pp_reset(c->pp);
+	if (c->vf)
+		vf_reset(c->vf);
 	return 0;
 }
 
@@ -248,6 +285,8 @@ static int push_model(struct wconn *c, const float *x, size_t n)
 		if (c->hop_fill < w->hop)
 			break;
 		c->hop_fill = 0;
+		if (c->vf)
+			vf_push(c->vf, c->hopbuf, w->hop);
 		s4m_relay_push(c->st, c->hopbuf, w->hop);
 		s4m_relay_scores(c->st, c->probs);
 		c->samples += w->hop;
@@ -255,15 +294,17 @@ static int push_model(struct wconn *c, const float *x, size_t n)
 		for (int i = 0; i < nd; i++) {
 			if (!c->want[d[i].label])
 				continue;
-			long long ms = llround((double)d[i].sample * 1000.0 / s4m_sample_rate(w->m));
-			c->detected++;
-			atomic_fetch_add(&w->detections, 1);
-			log_msg(LOGL_DEBUG, "wyoming: %s at %lld ms, score %.3f", w->labels[d[i].label], ms,
-				(double)d[i].score);
-			if (send_event(c, "detection", json_pack("{s:s, s:I}", "name", w->labels[d[i].label],
-								  "timestamp", (json_int_t)ms)) < 0)
-				return -EIO;
+			if (!c->vf) {
+				if (send_detection(c, &d[i]) < 0)
+					return -EIO;
+				continue;
+			}
+			while (vf_add(c->vf, 0, &d[i]) < 0)
+				if (judge(c, 1) < 0)
+					return -EIO;
 		}
+		if (judge(c, 0) < 0)
+			return -EIO;
 	}
 	return 0;
 }
@@ -342,6 +383,8 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 	if (!strcmp(type, "audio-chunk"))
 		return audio_chunk(c, data, p, len);
 	if (!strcmp(type, "audio-stop")) {
+		if (judge(c, 1) < 0) /* no more audio is coming */
+			return -EIO;
 		int rc = c->rate && !c->detected ? send_event(c, "not-detected", json_object()) : 0;
 		c->rate = 0;
 		return rc;
@@ -356,6 +399,7 @@ static void conn_free_stream(struct wconn *c)
 {
 	s4m_relay_free(c->st);
 	pp_free(c->pp);
+	vf_free(c->vf);
 	if (c->rs_ok)
 		rs_fini(&c->rs);
 	free(c->want);
@@ -377,6 +421,12 @@ static void *conn_main(void *arg)
 	c->res_cap = 65536; /* model-rate samples per resampler call; blocks are cut to fit */
 	c->st = s4m_relay_new(w->m, w->period, err, sizeof err);
 	c->pp = pp_new(&w->pc, err, sizeof err);
+	c->vf = NULL;
+	if (w->pc.verify > 0 && (!(c->vf = vf_new(w->m, 1, w->hop, err, sizeof err)) ||
+				 vf_set(c->vf, w->pc.verify, vf_samples(w->m, w->pc.verify_after_ms)) < 0)) {
+		send_error(c, "no-memory", "out of memory for a Wyoming client's verifier");
+		goto out;
+	}
 	c->want = malloc((size_t)w->K);
 	c->mono = malloc(c->mono_cap * sizeof *c->mono);
 	c->res = malloc(c->res_cap * sizeof *c->res);

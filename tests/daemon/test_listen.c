@@ -1370,6 +1370,42 @@ static void test_wyoming(void)
 	CHECK_EQ(stop(&p, SIGTERM), 0);
 }
 
+/* --verify on a Wyoming client: the detections of the file-mode reference with the same flags,
+ * at the same times (where they were decided); --verify 1: none, and audio-stop says
+ * not-detected after judging the candidates still waiting. */
+static void test_verify_wyoming(void)
+{
+	SF_INFO si = {0};
+	SNDFILE *sf = sf_open(path("mono.wav"), SFM_READ, &si);
+	float *x = malloc((size_t)si.frames * sizeof *x);
+	CHECK(sf && x && sf_readf_float(sf, x, si.frames) == si.frames, "read mono.wav");
+	sf_close(sf);
+	const char *const vals[] = {"0.001", "1"};
+	for (int i = 0; i < 2; i++) {
+		const char *va[] = {"--verify", vals[i], "--verify-after-ms", "200", "--onset", "0.99", NULL};
+		struct dets want;
+		reference_with(path("mono.wav"), va, &want);
+		const char *a[] = {"--input", "none", "--wyoming-port", "0", "--verify", vals[i], "--verify-after-ms",
+				   "200", "--onset", "0.99", NULL};
+		struct proc p;
+		CHECK(start(&p, NULL, a, det_args) == 0, "start a Wyoming server with verify %s: %s", vals[i], p.err);
+		json_t *st = get_json(p.port, "/v1/status", NULL, NULL);
+		int wport = (int)json_integer_value(json_object_get(json_object_get(st, "wyoming"), "port"));
+		json_decref(st);
+		double ms[256];
+		int nd = 0;
+		size_t got = wy_stream(wport, x, (size_t)si.frames, 16000, "[\"yes\"]", ms, 256, &nd);
+		int same = got == want.n;
+		for (size_t j = 0; same && j < got; j++)
+			same = fabs(ms[j] - 1000 * want.offset[j]) <= 1;
+		CHECK(same, "Wyoming, verify %s: %zu detections (reference %zu), the same times", vals[i], got, want.n);
+		if (i == 1)
+			CHECK(got == 0 && nd, "verify 1: no detection, not-detected (%zu)", got);
+		CHECK_EQ(stop(&p, SIGTERM), 0);
+	}
+	free(x);
+}
+
 /* --channel-names: every detection carries its channel's name, over HTTP and in the log (and
  * back after a restart); a wrong count is refused at start in one sentence. */
 static void test_channel_names(void)
@@ -1572,6 +1608,7 @@ int main(int argc, char **argv)
 	test_thresholds();
 	test_channel_names();
 	test_wyoming();
+	test_verify_wyoming();
 
 	static const char *const files[] = {"mono.wav", "mono.raw", "mono_padded.raw", "clip.wav", "stereo.wav",
 					    "mono48k.wav", "det.jsonl", "asound.conf", "s4kws.conf", "odd.raw", "both.wav"};
