@@ -1286,6 +1286,15 @@ static size_t wy_stream(int port, const float *x, size_t n, int rate, const char
 	return got;
 }
 
+/* The Wyoming detection times ms[0..got) are the reference's decision points within tol_ms. */
+static int same_times(const double *ms, size_t got, const struct dets *ref, double tol_ms)
+{
+	int same = got == ref->n;
+	for (size_t i = 0; same && i < got; i++)
+		same = fabs(ms[i] - 1000 * ref->offset[i]) <= tol_ms;
+	return same;
+}
+
 /* --input none --wyoming-port 0: a Wyoming client gets info, and for the test signal streamed
  * at 16 kHz exactly the detections of the live reference (same ms); at 48 kHz (resampled) the
  * same number within 30 ms; a stream without a selected keyword gives not-detected; a bad header gets an error event
@@ -1322,20 +1331,14 @@ static void test_wyoming(void)
 	double ms[256];
 	int nd = 0;
 	size_t got = wy_stream(wport, x, (size_t)si.frames, 16000, "[\"yes\"]", ms, 256, &nd);
-	int same = got == ref_mono.n;
-	for (size_t i = 0; same && i < got; i++)
-		same = fabs(ms[i] - 1000 * ref_mono.offset[i]) <= 1;
-	CHECK(same && !nd, "16 kHz stream: %zu detections (reference %zu), the same times", got, ref_mono.n);
+	CHECK(same_times(ms, got, &ref_mono, 1) && !nd, "16 kHz stream: %zu detections (reference %zu), the same times", got, ref_mono.n);
 
 	sf = sf_open(path("mono48k.wav"), SFM_READ, &si);
 	float *x48 = malloc((size_t)si.frames * sizeof *x48);
 	CHECK(sf && x48 && sf_readf_float(sf, x48, si.frames) == si.frames, "read mono48k.wav");
 	sf_close(sf);
 	got = wy_stream(wport, x48, (size_t)si.frames, 48000, "[]", ms, 256, &nd);
-	same = got == ref_mono.n;
-	for (size_t i = 0; same && i < got; i++)
-		same = fabs(ms[i] - 1000 * ref_mono.offset[i]) <= 30;
-	CHECK(same, "48 kHz stream, resampled: %zu detections (reference %zu) within 30 ms", got, ref_mono.n);
+	CHECK(same_times(ms, got, &ref_mono, 30), "48 kHz stream, resampled: %zu detections (reference %zu) within 30 ms", got, ref_mono.n);
 	free(x48);
 
 	/* only "no", which the test settings never let fire: audio-stop answers not-detected */
@@ -1395,10 +1398,7 @@ static void test_verify_wyoming(void)
 		double ms[256];
 		int nd = 0;
 		size_t got = wy_stream(wport, x, (size_t)si.frames, 16000, "[\"yes\"]", ms, 256, &nd);
-		int same = got == want.n;
-		for (size_t j = 0; same && j < got; j++)
-			same = fabs(ms[j] - 1000 * want.offset[j]) <= 1;
-		CHECK(same, "Wyoming, verify %s: %zu detections (reference %zu), the same times", vals[i], got, want.n);
+		CHECK(same_times(ms, got, &want, 1), "Wyoming, verify %s: %zu detections (reference %zu), the same times", vals[i], got, want.n);
 		if (i == 1)
 			CHECK(got == 0 && nd, "verify 1: no detection, not-detected (%zu)", got);
 		CHECK_EQ(stop(&p, SIGTERM), 0);
