@@ -129,11 +129,13 @@ void vf_reset(struct vf *v)
 void vf_push(struct vf *v, const float *restrict frames, size_t n)
 {
 	const size_t C = (size_t)v->C, L = v->L;
-	/* frames: (n, C) interleaved -> ring: (C, L) */
+	/* frames: (n, C) interleaved -> ring: (C, L); non-finite samples as 0, as the steppers take them */
 	for (size_t i = 0; i < n; i++) {
 		size_t at = (size_t)((v->n + i) % L);
-		for (size_t c = 0; c < C; c++)
-			v->ring[c * L + at] = frames[i * C + c];
+		for (size_t c = 0; c < C; c++) {
+			float x = frames[i * C + c];
+			v->ring[c * L + at] = isfinite(x) ? x : 0.0f;
+		}
 	}
 	v->n += n;
 }

@@ -4,7 +4,7 @@
  * window waits for an earlier candidate; accepted iff its keyword is the top label with a
  * probability >= the threshold in force when it is judged; its decision point moves to where it was judged; a full queue,
  * bad settings and a bidirectional model are refused; reset forgets the history; a window older
- * than the ring is clamped to the oldest one held. Random models (tests/model/modelgen), with a
+ * than the ring is clamped to the oldest one held; NaN samples count as 0. Random models (tests/model/modelgen), with a
  * preroll (the primed engine path) and without one. */
 #include <errno.h>
 #include <math.h>
@@ -198,11 +198,16 @@ static void test_model(uint64_t seed, long preroll)
 		got += g;
 	CHECK_EQ(got, VF_PENDING);
 
-	/* 7. reset: positions from 0 and no history (zeros before the new stream's first sample) */
+	/* 7. reset: positions from 0 and no history (zeros before the new stream's first sample);
+	 *    a NaN sample counts as 0 */
 	CHECK_EQ(vf_add(v, 0, &dold), 0);
 	vf_reset(v);
 	CHECK_EQ(vf_pending(v), 0);
+	float keep = x[100 * C];
+	ch[0][100] = 0.0f;
+	x[100 * C] = NAN;
 	vf_push(v, x, 500);
+	x[100 * C] = keep;
 	reference(m, ch[0], 500, 300 + after, p);
 	struct pp_detection dz = cand(0, 300, 400);
 	CHECK_EQ(vf_add(v, 0, &dz), 0);
