@@ -25,14 +25,14 @@
  * one channel is not published for another channel within dedup samples (the first channel in
  * time wins; within one hop, the lowest channel). Counted in det_stats.deduplicated.
  *
- * Second opinion (--verify, daemon/verify.h): every hop's frames also go into the verifier's
- * history; with verify > 0 a channel's postproc detections are candidates that wait in the
- * verifier until the keyword's window has arrived and are emitted only if it agrees (the
- * rejected are counted). The verifier (~50 MB for the default model, most of it the conv
- * workspace) exists only if verify was on at start: SIGHUP may change its settings or turn it
- * off and on again, not create it. Its one conv workspace belongs to the inference thread, which judges the candidates of every
- * channel after the hop's barrier, in the order they were decided. Pending candidates are judged
- * with what there is when the input ends or changes.
+ * Second opinion (--verify, daemon/verify.h): the verifier (~50 MB for the default model, most
+ * of it the conv workspace) exists only if verify was on at start; SIGHUP may change its
+ * settings or turn it off and on again, not create it. Every hop's frames go into its history;
+ * with verify > 0 a channel's postproc detections are candidates that wait in it until the
+ * keyword's window has arrived and are emitted only if it agrees (the rejected are counted).
+ * Its one conv workspace belongs to the inference thread, which judges the candidates of every
+ * channel after the hop's barrier, in the order they were decided. Pending candidates are
+ * judged with what there is when the input ends or changes.
  *
  * Mute (POST /v1/mute) is one atomic deadline (CLOCK_MONOTONIC ns) that emit() compares with the
  * clock, only when a detection happens: a muted detection is counted, nothing else.
