@@ -2,10 +2,10 @@
  * of its own channel, as a lone clip (s4m_conv_logits on [preroll zeros | window]); only once that
  * window has arrived, or when forced, with zeros for what never came; oldest first, so a later
  * window waits for an earlier candidate; accepted iff its keyword is the top label with a
- * probability >= the threshold in force when it is judged; its decision point moves to where it was judged; a full queue,
- * bad settings and a bidirectional model are refused; reset forgets the history; a window older
- * than the ring is clamped to the oldest one held; NaN samples count as 0. Random models (tests/model/modelgen), with a
- * preroll (the primed engine path) and without one. */
+ * probability >= the threshold in force when it is judged; its decision point moves to where it
+ * was judged; a full queue, bad settings and a bidirectional model are refused; reset forgets the
+ * history; a window older than the ring is clamped to the oldest one held; NaN samples count as
+ * 0. Random models (tests/model/modelgen), with a preroll (the primed engine path) and without. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
