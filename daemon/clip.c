@@ -115,9 +115,12 @@ int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const f
 json_t *clip_detection_json(const struct s4m_model *m, int rate, const struct pp_detection *d,
 			    int channel)
 {
-	return json_pack("{s:f, s:f, s:f, s:s, s:f, s:i}", "start", (double)d->start / rate, "end",
-			 (double)d->end / rate, "offset", (double)d->sample / rate, "keyword",
-			 s4m_label(m, d->label), "score", (double)d->score, "channel", channel);
+	json_t *o = json_pack("{s:f, s:f, s:f, s:s, s:f, s:i}", "start", (double)d->start / rate, "end",
+			      (double)d->end / rate, "offset", (double)d->sample / rate, "keyword",
+			      s4m_label(m, d->label), "score", (double)d->score, "channel", channel);
+	if (o && d->verify > 0) /* the second opinion's probability (--verify) */
+		json_object_set_new(o, "verify", json_real((double)d->verify));
+	return o;
 }
 
 json_t *clip_json(const struct s4m_model *m, const float *logits, int top_k, int *label)

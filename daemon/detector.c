@@ -369,6 +369,7 @@ static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 	if (d->names)
 		memcpy(e.channel_name, d->names + (size_t)ch * EV_NAME_LEN, EV_NAME_LEN);
 	e.score = pd->score;
+	e.verify = pd->verify;
 	double r = (double)d->rate;
 	e.offset = (double)(d->base + pd->sample) / r;
 	e.start = (double)(d->base + pd->start) / r;

@@ -72,6 +72,8 @@ json_t *events_to_json(const struct ev_detection *d)
 			      "start", round_100ns(d->start), "end", round_100ns(d->end));
 	if (o && d->channel_name[0])
 		json_object_set_new(o, "channel_name", json_string(d->channel_name));
+	if (o && d->verify > 0)
+		json_object_set_new(o, "verify", json_real(round((double)d->verify * 1e4) / 1e4));
 	return o;
 }
 
@@ -113,6 +115,8 @@ int events_from_json_line(const char *line, size_t len, struct ev_detection *d)
 		d->end = en;
 		const char *cn = json_string_value(json_object_get(o, "channel_name"));
 		snprintf(d->channel_name, sizeof d->channel_name, "%s", cn ? cn : "");
+		double v = json_number_value(json_object_get(o, "verify")); /* 0 when absent */
+		d->verify = v > 0 && v <= 1 ? (float)v : 0.0f;
 	}
 	json_decref(o);
 	return rc == 0 ? 0 : -EINVAL;

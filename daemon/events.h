@@ -39,6 +39,7 @@ struct ev_detection {
 	int channel;              /* 0-based */
 	char channel_name[EV_NAME_LEN]; /* --channel-names entry, "" when none */
 	float score;              /* smoothed posterior, [0, 1] */
+	float verify;             /* the second opinion's probability (--verify), (0, 1]; 0: none */
 	int64_t time_ms;          /* wall clock, ms since the Unix epoch (events_add() fills it if 0) */
 	double offset;            /* s of audio since the stream started, when it was decided */
 	double start, end;        /* s, estimated extent of the keyword */
@@ -90,7 +91,7 @@ size_t events_counts(struct events *ev, struct ev_counts *out, size_t max);
 uint64_t events_log_errors(struct events *ev);
 
 /* JSON object of a detection (new reference): id, keyword, channel, (channel_name when set,)
- * score, time (RFC 3339 UTC with ms), offset, start, end. */
+ * score, time (RFC 3339 UTC with ms), offset, start, end (, verify when verified). */
 json_t *events_to_json(const struct ev_detection *d);
 /* Format a wall-clock time (ms since the epoch) as RFC 3339 UTC with ms into buf (>= 25 bytes). */
 void events_format_time(int64_t time_ms, char *buf, size_t len);

@@ -298,6 +298,7 @@ int pp_push(struct pp *pp, const float *probs, struct pp_detection *out, int max
 		struct pp_detection *d = &out[n++];
 		d->label = k;
 		d->score = l->run_max;
+		d->verify = 0.0f;
 		d->hop = hop;
 		d->sample = (hop + 1) * (uint64_t)pp->hop;
 		/* first hop of the rise, less the moving average's delay and the model's latency */

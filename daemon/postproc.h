@@ -91,6 +91,8 @@ struct pp_detection {
 	uint64_t sample;    /* position of the decision: (hop + 1) * hop_samples */
 	uint64_t start;     /* estimated first sample of the keyword */
 	uint64_t end;       /* estimated sample just after the keyword */
+	float verify;       /* the second opinion's probability of the keyword (daemon/verify.h),
+	                       in (0, 1]; 0: not verified */
 };
 
 struct pp;

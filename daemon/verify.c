@@ -188,6 +188,7 @@ static void judge(struct vf *v, const struct cand *c, struct vf_result *r)
 	r->score = v->probs[k];
 	r->accepted = top == k && v->probs[k] >= v->threshold;
 	r->d = c->d;
+	r->d.verify = r->score; /* an accepted one has score >= threshold > 0 */
 	uint64_t when = at < v->n ? at : v->n; /* decided once the window was in (or forced) */
 	if (when > r->d.sample)
 		r->d.sample = when;

@@ -109,6 +109,15 @@ static void test_json(void)
 	CHECK_EQ(events_from_json_line(s, strlen(s), &back), 0);
 	CHECK(back.id == 42 && back.channel == 3 && back.time_ms == d.time_ms && !strcmp(back.keyword, "yes"),
 	      "round trip");
+	CHECK(!strstr(s, "verify") && back.verify == 0, "no verify key unless verified: %s", s);
+	d.verify = 0.8765432f; /* a verified detection carries the second opinion's probability */
+	json_t *ov = events_to_json(&d);
+	char *sv = json_dumps(ov, EV_JSON_FLAGS);
+	json_decref(ov);
+	CHECK(sv && strstr(sv, "\"verify\":0.8765"), "%s", sv ? sv : "(null)");
+	CHECK(sv && events_from_json_line(sv, strlen(sv), &back) == 0 && fabsf(back.verify - 0.8765f) < 1e-6f,
+	      "verify round trip: %g", (double)back.verify);
+	free(sv);
 	CHECK_EQ(events_from_json_line("{\"id\":1}", 8, &back), -EINVAL);
 	CHECK_EQ(events_from_json_line("not json", 8, &back), -EINVAL);
 	free(s);

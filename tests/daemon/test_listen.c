@@ -258,7 +258,7 @@ struct dets {
 	size_t n;
 	char kw[256][48];
 	int ch[256];
-	double score[256], start[256], end[256], offset[256];
+	double score[256], start[256], end[256], offset[256], verify[256]; /* verify: 0 when absent */
 	long long id[256];
 };
 
@@ -288,6 +288,7 @@ static void reference_with(const char *wav, const char *const *extra, struct det
 			d->start[d->n] = json_number_value(json_object_get(e, "start"));
 			d->end[d->n] = json_number_value(json_object_get(e, "end"));
 			d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
+			d->verify[d->n] = json_number_value(json_object_get(e, "verify"));
 			d->n++;
 		}
 		json_decref(o);
@@ -312,6 +313,7 @@ static void from_array(json_t *arr, struct dets *d)
 		d->start[d->n] = json_number_value(json_object_get(e, "start"));
 		d->end[d->n] = json_number_value(json_object_get(e, "end"));
 		d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
+		d->verify[d->n] = json_number_value(json_object_get(e, "verify"));
 		d->id[d->n] = json_integer_value(json_object_get(e, "id"));
 		d->n++;
 	}
@@ -1002,9 +1004,14 @@ static void test_verify(void)
 		CHECK(same_dets(&want, &got, -1, "verify"), "verify %s: the file-mode reference's detections", vals[i]);
 		CHECK(got.n + (size_t)rej == ref_mono.n, "verify %s: %zu confirmed + %lld rejected = %zu candidates",
 		      vals[i], got.n, (long long)rej, ref_mono.n);
-		for (size_t j = 0; j < got.n; j++)
+		for (size_t j = 0; j < got.n; j++) {
 			CHECK(got.offset[j] >= got.end[j] + 0.2 - 1e-3, "decided at %.3f s, after the window "
 			      "ending %.3f s", got.offset[j], got.end[j] + 0.2);
+			CHECK(got.verify[j] >= 0.001 && fabs(got.verify[j] - want.verify[j]) < 1e-3,
+			      "its second opinion %g (file mode %g)", got.verify[j], want.verify[j]);
+		}
+		for (size_t j = 0; j < ref_mono.n; j++)
+			CHECK(ref_mono.verify[j] == 0, "no verify key without --verify");
 		if (i == 0)
 			CHECK(got.n > 0, "verify %s: some confirmed (%zu)", vals[i], got.n);
 		else
