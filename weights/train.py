@@ -19,7 +19,10 @@ word whatever came before it (live mode: the stepper has heard everything before
 and zero preroll matches what `s4kws classify` feeds a lone clip. Augmentation: time shift,
 gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic reverberation, and a
 3.4-4 kHz band limit on --band-p (12 %) of examples (8 kHz and telephone recordings, resampled
-to 16 kHz). Keywords come from real clips with probability --real-p (0.65; 0.4 for labels with
+to 16 kHz). With --pair-p P a share P of the batch is also fed band-limited, and the
+band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
+the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
+16 kHz original's label, not merely a plausible one. Keywords come from real clips with probability --real-p (0.65; 0.4 for labels with
 fewer than 500 real clips), else from the synthetic folders. With --ema D the exported weights
 (and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
 
@@ -122,10 +125,11 @@ def rms(x):
 class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
-    def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12):
+    def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
+                 pair_p=0.0):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
-        self.real_p, self.band_p = real_p, band_p
+        self.real_p, self.band_p, self.pair_p = real_p, band_p, pair_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
 
@@ -198,7 +202,13 @@ class Maker:
         w *= 10 ** (rng.uniform(-15, 6) / 20)
         return w, rms(c) * 10 ** 0
 
-    def example(self, label):
+    def band_limit(self, x):
+        # an ideal low-pass at 3.4-4 kHz: an 8 kHz or telephone recording resampled to 16 kHz
+        X = np.fft.rfft(x)
+        X[int(len(X) * self.rng.uniform(3400, 4000) / (SR / 2)):] = 0
+        return np.fft.irfft(X, len(x)).astype(np.float32)
+
+    def example(self, label, band=True):
         rng = self.rng
         w, sig = self.window(label)
         x = np.zeros(self.pre + W, np.float32)
@@ -222,16 +232,22 @@ class Maker:
             lvl = max(rms(w[w != 0]) if np.any(w) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
             span = slice(self.pre, None) if kind < 0.3 else slice(0, None)
             x[span] += self.noise(len(x[span])) * lvl
-        if rng.random() < self.band_p:                    # 8 kHz / telephone band limit
-            X = np.fft.rfft(x)
-            X[int(len(X) * rng.uniform(3400, 4000) / (SR / 2)):] = 0
-            x = np.fft.irfft(X, len(x)).astype(np.float32)
+        if band and rng.random() < self.band_p:           # 8 kHz / telephone band limit
+            x = self.band_limit(x)
         return np.clip(x, -1.0, 1.0)
 
     def batch(self, B, weights):
+        """B examples, then (--pair-p) band-limited twins of some of them; returns
+        x (B + P, T), y (B + P,), and the rows (P,) of the B that the twins copy."""
         ys = self.rng.choice(len(self.labels), size=B, p=weights)
-        xs = np.stack([self.example(self.labels[y]) for y in ys])
-        return torch.from_numpy(xs), torch.from_numpy(ys.astype(np.int64))
+        # no extra random draws when pairing is off: earlier stages replay exactly
+        paired = self.rng.random(B) < self.pair_p if self.pair_p > 0 else np.zeros(B, bool)
+        xs = [self.example(self.labels[y], band=not q) for y, q in zip(ys, paired)]
+        src = np.flatnonzero(paired)
+        xs += [np.clip(self.band_limit(xs[i]), -1.0, 1.0) for i in src]
+        ys = np.concatenate([ys, ys[src]])
+        return (torch.from_numpy(np.stack(xs)), torch.from_numpy(ys.astype(np.int64)),
+                torch.from_numpy(src.astype(np.int64)))
 
 
 def class_weights(labels):
@@ -310,6 +326,11 @@ def main():
                          "(0.4 for thinner ones)")
     ap.add_argument("--band-p", type=float, default=0.12,
                     help="share of examples band-limited to 3.4-4 kHz (8 kHz, telephone)")
+    ap.add_argument("--pair-p", type=float, default=0.0,
+                    help="share of examples also fed band-limited, with a consistency loss "
+                         "pulling the band-limited prediction towards the full-band one; 0: off")
+    ap.add_argument("--pair-w", type=float, default=1.0,
+                    help="weight of that consistency loss (KL divergence)")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights (and BatchNorm "
                          "statistics) with this decay per step, e.g. 0.999, and export it "
@@ -408,7 +429,7 @@ def main():
                          "seconds": round(z["state"]["elapsed"])}
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
-    maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p)
+    maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
     ema = None
@@ -441,10 +462,15 @@ def main():
         f = min(1.0, (s + 1) / a.warmup) * 0.5 * (1 + math.cos(math.pi * p))
         for g in opt.param_groups:
             g["lr"] = g["base"] * max(f, 0.02)
-        x, y = maker.batch(a.batch, cw)
+        x, y, src = maker.batch(a.batch, cw)
         x, y = x.to(a.device, non_blocking=True), y.to(a.device, non_blocking=True)
         logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=a.smoothing)
+        if len(src):                                      # band-limited twins: rows B..
+            twin = F.log_softmax(logits[a.batch:], -1)    # (P, labels)
+            full = F.softmax(logits[src.to(a.device)].detach(), -1)
+            loss = loss + a.pair_w * F.kl_div(twin, full, reduction="batchmean")
+        logits, y = logits[:a.batch], y[:a.batch]        # train-acc over the batch proper
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -483,7 +509,8 @@ def main():
     cfg["training"] = {"steps": state["step"], "batch": a.batch, "seconds": round(state["elapsed"]),
                        "seed": a.seed, "init": state.get("init"), "real": {l: counts[l][0] for l in labels},
                        "synthetic": {l: counts[l][1] for l in labels},
-                       "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema}
+                       "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema,
+                       **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
