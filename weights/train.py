@@ -22,8 +22,9 @@ gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic rever
 to 16 kHz). With --pair-p P a share P of the batch is also fed band-limited, and the
 band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
 the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
-16 kHz original's label, not merely a plausible one. Keywords come from real clips with probability --real-p (0.65; 0.4 for labels with
-fewer than 500 real clips), else from the synthetic folders. With --ema D the exported weights
+16 kHz original's label, not merely a plausible one. Keywords come from real clips with
+probability --real-p (0.65; 0.4 for labels with fewer than 500 real clips), else from the
+synthetic folders. With --ema D the exported weights
 (and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
 
 Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
