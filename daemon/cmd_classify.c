@@ -47,6 +47,8 @@
 
 #define MAX_RATES 16              /* distinct native rates per run */
 #define READ_BLOCK 8192           /* samples per af_read_mono() while scanning */
+#define POST_BUF 65536            /* bytes of --posteriors lines a worker collects per write */
+#define POST_LINE 4096            /* longest line: quoted path + offset + K scores */
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV };
 
@@ -68,6 +70,7 @@ struct opts {
 	int progress;                 /* -1 auto (TTY), 0 off, 1 on */
 	int summary;                  /* --summary: counts and detections per hour on stderr */
 	size_t chunk;                 /* conv scan chunk, samples (0 = default) */
+	const char *post_path;        /* --posteriors: every hop's scores of scanned recordings */
 	struct cfg det;               /* detection settings (shared option table with listen) */
 };
 
@@ -109,6 +112,9 @@ struct run {
 	const char *const *labels;
 	int K;
 	const char *eval_root;
+	FILE *post;                   /* --posteriors file (NULL: off) */
+	pthread_mutex_t post_lock;    /* whole worker buffers go to it under this lock */
+	int post_failed;              /* a write failed (under post_lock) */
 };
 
 /* ---- small helpers ---- */
@@ -200,6 +206,9 @@ struct worker {
 	int det_channel;
 	double det_rate;
 	const struct s4m_model *det_model;
+	char *pbuf;                   /* (POST_BUF) --posteriors lines not yet written */
+	size_t plen;
+	char qpath[2048];             /* the current file's path, CSV-quoted */
 };
 
 static void engine_fini(struct engine *e)
@@ -275,6 +284,58 @@ static void on_detection(void *user, const struct pp_detection *d)
 		json_array_append_new(w->dets, o);
 }
 
+/* --posteriors: a worker's lines go to the shared file in whole buffers, so that lines never
+ * tear; with -j > 1 the blocks of different files interleave (every line names its file). */
+static void post_flush(struct worker *w)
+{
+	struct run *r = w->r;
+	if (!w->plen)
+		return;
+	pthread_mutex_lock(&r->post_lock);
+	if (fwrite(w->pbuf, 1, w->plen, r->post) != w->plen)
+		r->post_failed = 1;
+	pthread_mutex_unlock(&r->post_lock);
+	w->plen = 0;
+}
+
+/* One hop's posterior vector (K) after `sample` samples at det_rate: one CSV line. */
+static void on_posterior(void *user, uint64_t sample, const float *probs)
+{
+	struct worker *w = user;
+	if (!w->pbuf)
+		return;
+	if (POST_BUF - w->plen < POST_LINE)
+		post_flush(w);
+	char *p = w->pbuf + w->plen, *end = w->pbuf + POST_BUF;
+	int K = s4m_n_labels(w->det_model);
+	/* offset in seconds with the precision of one sample at 16 kHz and more */
+	int n = snprintf(p, (size_t)(end - p), "%s,%d,%.5f", w->qpath, w->det_channel,
+			 (double)sample / w->det_rate);
+	for (int k = 0; k < K && n > 0 && n < end - p; k++)
+		n += snprintf(p + n, (size_t)(end - p - n), ",%.5f", (double)probs[k]);
+	if (n > 0 && n < end - p - 1) {
+		p[n++] = '\n';
+		w->plen += (size_t)n;
+	}
+}
+
+/* CSV quoting into a buffer (RFC 4180: quotes when needed, inner quotes doubled). */
+static void csv_quote(const char *s, char *out, size_t cap)
+{
+	size_t o = 0;
+	int q = strpbrk(s, ",\"\n\r") != NULL;
+	if (q && o + 1 < cap)
+		out[o++] = '"';
+	for (; *s && o + 3 < cap; s++) {
+		if (q && *s == '"')
+			out[o++] = '"';
+		out[o++] = *s;
+	}
+	if (q && o + 1 < cap)
+		out[o++] = '"';
+	out[o] = 0;
+}
+
 /* Build the postproc configuration of the detection options for model m (input rate hz). */
 static int pp_setup(const struct run *r, const struct s4m_model *m, struct pp_config *pc,
 		    struct pp_kw *kw, char *err, size_t errlen)
@@ -316,6 +377,8 @@ static struct scan *scanner_for(struct worker *w, struct engine *e, char *err, s
 			labels[k] = s4m_label(e->m, k);
 		pc.labels = labels;
 		struct scan_sink sink = {.detection = on_detection, .user = w};
+		if (w->r->post)
+			sink.posterior = on_posterior;
 		e->scan = scan_new(e->m, w->r->o->mode, &pc, w->r->o->chunk,
 				   scan_period(e->m, w->r->o->det.restart_ms), &sink, err, errlen);
 	}
@@ -509,6 +572,7 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		w->det_channel = o->each ? channel : 0;
 		w->det_rate = hz;
 		w->det_model = m;
+		csv_quote(it->path, w->qpath, sizeof w->qpath);
 		if (!w->dets) {
 			s4k_seterr(err, sizeof err, "out of memory");
 			goto fail;
@@ -529,6 +593,8 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		}
 		if (rc == 0)
 			rc = scan_finish(sc);
+		if (w->pbuf)
+			post_flush(w);
 		if (rc < 0) {
 			json_decref(w->dets);
 			w->dets = NULL;
@@ -970,6 +1036,9 @@ static void usage(FILE *f)
 "  --summary            at the end, on stderr: how many clips got each label, and for the\n"
 "                       recordings scanned their hours of audio and detections per hour\n"
 "                       per keyword (on recordings without keywords: false alarms per hour)\n"
+"  --posteriors FILE    write every hop's label probabilities of the recordings scanned to\n"
+"                       FILE as CSV (file,channel,offset,<labels>; offset in seconds where\n"
+"                       the score was computed): for choosing thresholds; clips have none\n"
 "\n"
 "A clip (up to the model window, 1 s, plus 1/64 slack for resampling) is classified once:\n"
 "zeros are appended up to the window and the model's preroll zeros put in front, as in\n"
@@ -1011,7 +1080,7 @@ static const char *const det_opts[] = {
 enum {
 	O_MODEL = 256, O_MODE, O_FORMAT, O_TOP, O_CHANNELS, O_NATIVE, O_RESAMPLE, O_MIN, O_EVAL,
 	O_PLOT, O_CTX, O_CTXFILE, O_SEED, O_PROGRESS, O_NOPROGRESS, O_CHUNK, O_CONFIG, O_HELP,
-	O_SUMMARY,
+	O_SUMMARY, O_POSTERIORS,
 	O_DET0 = 400,
 };
 
@@ -1050,6 +1119,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		{"progress", no_argument, 0, O_PROGRESS},
 		{"no-progress", no_argument, 0, O_NOPROGRESS},
 		{"summary", no_argument, 0, O_SUMMARY},
+		{"posteriors", required_argument, 0, O_POSTERIORS},
 		{"chunk", required_argument, 0, O_CHUNK},
 		{"config", required_argument, 0, O_CONFIG},
 		{"help", no_argument, 0, O_HELP},
@@ -1173,6 +1243,9 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		case O_SUMMARY:
 			o->summary = 1;
 			break;
+		case O_POSTERIORS:
+			o->post_path = optarg;
+			break;
 		case O_CHUNK:
 			if (parse_num("--chunk", optarg, 0.01, 36000, &d) < 0)
 				return -1;
@@ -1209,6 +1282,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 			return -1;
 		}
 	*first = optind;
+	if (o->post_path && o->eval_dir) {
+		fprintf(stderr, "s4kws classify: --posteriors writes the scores of scanned recordings; "
+			"--eval takes clips\n");
+		return -1;
+	}
 	if (o->plot && !o->eval_dir) {
 		fprintf(stderr, "s4kws classify: --plot needs --eval\n");
 		return -1;
@@ -1247,6 +1325,7 @@ int cmd_classify(int argc, char **argv)
 	memset(&r, 0, sizeof r);
 	r.o = &o;
 	pthread_mutex_init(&r.lock, NULL);
+	pthread_mutex_init(&r.post_lock, NULL);
 	pthread_cond_init(&r.cond, NULL);
 	r.models[0].m = load_model(o.model_path, 1.0, err, sizeof err);
 	if (!r.models[0].m) {
@@ -1374,6 +1453,19 @@ int cmd_classify(int argc, char **argv)
 	}
 	if ((size_t)jobs > r.n_items)
 		jobs = r.n_items ? (int)r.n_items : 1;
+	if (o.post_path) {
+		if (!(r.post = fopen(o.post_path, "w"))) {
+			fprintf(stderr, "s4kws classify: --posteriors: cannot write '%s': %s\n", o.post_path,
+				strerror(errno));
+			goto out;
+		}
+		fputs("file,channel,offset", r.post);
+		for (int k = 0; k < r.K; k++) {
+			fputc(',', r.post);
+			csv_field(r.post, labels[k]);
+		}
+		fputc('\n', r.post);
+	}
 	struct worker *ws = calloc((size_t)jobs, sizeof *ws);
 	pthread_t *th = calloc((size_t)jobs, sizeof *th);
 	if (!ws || !th) {
@@ -1388,6 +1480,8 @@ int cmd_classify(int argc, char **argv)
 		ws[i].logits = malloc((size_t)r.K * sizeof *ws[i].logits);
 		if (!ws[i].logits)
 			break;
+		if (r.post && !(ws[i].pbuf = malloc(POST_BUF)))
+			break; /* freed below with the logits */
 		if (pthread_create(&th[i], NULL, worker_main, &ws[i]) != 0)
 			break;
 		started++;
@@ -1395,6 +1489,7 @@ int cmd_classify(int argc, char **argv)
 	if (started == 0) {
 		fprintf(stderr, "s4kws classify: cannot start a worker thread\n");
 		free(ws[0].logits);
+		free(ws[0].pbuf);
 		free(ws);
 		free(th);
 		goto out;
@@ -1499,11 +1594,20 @@ int cmd_classify(int argc, char **argv)
 			engine_fini(&ws[i].eng[k]);
 		free(ws[i].samples);
 		free(ws[i].logits);
+		free(ws[i].pbuf);
 	}
 	free(ws);
 	free(th);
 
 	status = n_failed ? 1 : 0;
+	if (r.post) {
+		if (fclose(r.post) != 0 || r.post_failed) {
+			fprintf(stderr, "s4kws classify: --posteriors: writing '%s' failed: %s\n",
+				o.post_path, strerror(errno ? errno : EIO));
+			status = 1;
+		}
+		r.post = NULL;
+	}
 	if (sum.label_n && sum.det_n)
 		summary_print(stderr, &sum, &r);
 	free(sum.label_n);
@@ -1527,6 +1631,8 @@ int cmd_classify(int argc, char **argv)
 		}
 	}
 out:
+	if (r.post)
+		fclose(r.post);
 	json_decref(mis);
 	free(conf);
 	free(r.items);
@@ -1540,6 +1646,7 @@ out:
 	}
 	free(labels);
 	pthread_mutex_destroy(&r.lock);
+	pthread_mutex_destroy(&r.post_lock);
 	pthread_cond_destroy(&r.cond);
 	return status;
 }

@@ -13,7 +13,8 @@
  * good files (exit status, every good file reported, one stderr line per bad file); a long
  * recording (default 3600 s) with keywords inserted, against a 60 s one: same peak RSS (the
  * scan is bounded) and the right duration; --eval (json keys, confusion sums, misclassified,
- * --plot PNG, stream mode with --stream-context); csv shape; usage errors.
+ * --plot PNG, stream mode with --stream-context); csv shape; --posteriors (rows per hop, against
+ * the detections of the same run); usage errors.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -559,6 +560,138 @@ static void test_eval(void)
 	free(e);
 }
 
+/* ---- --posteriors ---- */
+
+/* Split one CSV line in place at commas outside quotes; quotes are removed. Returns the count. */
+static int csv_split(char *line, char **f, int max)
+{
+	int n = 0, q = 0;
+	char *w = line, *start = line;
+	for (char *c = line;; c++) {
+		if (*c == '"') {
+			if (q && c[1] == '"') {
+				*w++ = '"';
+				c++;
+			} else {
+				q = !q;
+			}
+			continue;
+		}
+		if ((*c == ',' && !q) || !*c || *c == '\n') {
+			int last = !*c || *c == '\n';
+			*w = 0;
+			if (n < max)
+				f[n++] = start;
+			if (last)
+				break;
+			start = ++w;
+			continue;
+		}
+		*w++ = *c;
+	}
+	return n;
+}
+
+/* Every hop's posterior of the scanned recordings, CSV: the rows of each file are its hops in
+ * order (offset = hop x (i + 1)), each row a probability vector, no rows for a clip, a path
+ * with a comma quoted; and with one-hop smoothing the detections of the same run are exactly
+ * the rows where a keyword's probability first reaches the threshold as top label. */
+static void test_posteriors(void)
+{
+	CHECK_EQ(sh(NULL, "cp '%s/long60.flac' '%s/long, copy.flac'", dir, dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json -j 2 --smooth-ms 0 --min-ms 0 "
+		    "--refractory-ms 0 --posteriors '%s/post.csv' '%s/long60.flac' '%s/wav16/%s.wav' "
+		    "'%s/long, copy.flac' > '%s/post.json'", exe, model, dir, dir, dir, clips[0], dir, dir), 0);
+	char p[600];
+	snprintf(p, sizeof p, "%s/post.json", dir);
+	json_t *a = jlines(p);
+	snprintf(p, sizeof p, "%s/post.csv", dir);
+	FILE *f = fopen(p, "r");
+	CHECK(f != NULL, "--posteriors wrote no file");
+	if (!f || !a) {
+		json_decref(a);
+		return;
+	}
+	char line[8192], *fl[64];
+	int K = 12, bad_sum = 0, bad_order = 0, bad_shape = 0, n_other = 0;
+	CHECK(fgets(line, sizeof line, f) && csv_split(line, fl, 64) == 3 + K &&
+		      !strcmp(fl[0], "file") && !strcmp(fl[2], "offset") && !strcmp(fl[3], "yes") &&
+		      !strcmp(fl[3 + K - 1], "_unknown_"), "--posteriors header");
+	/* per recording: rows, last offset, and the rows' probabilities (60 s / 12 ms = 5000) */
+	enum { MAXR = 6000 };
+	static float pr[2][MAXR][12];
+	static double off[2][MAXR];
+	int rows[2] = {0, 0};
+	char names[2][600];
+	snprintf(names[0], sizeof names[0], "%s/long60.flac", dir);
+	snprintf(names[1], sizeof names[1], "%s/long, copy.flac", dir);
+	while (fgets(line, sizeof line, f)) {
+		int n = csv_split(line, fl, 64);
+		if (n != 3 + K) {
+			bad_shape++;
+			continue;
+		}
+		int which = !strcmp(fl[0], names[0]) ? 0 : !strcmp(fl[0], names[1]) ? 1 : -1;
+		if (which < 0) {
+			n_other++;
+			continue;
+		}
+		int i = rows[which]++;
+		if (i >= MAXR)
+			continue;
+		off[which][i] = atof(fl[2]);
+		double sum = 0;
+		for (int k = 0; k < K; k++)
+			sum += pr[which][i][k] = (float)atof(fl[3 + k]);
+		bad_sum += fabs(sum - 1) > 2e-4 || strcmp(fl[1], "0");
+		bad_order += fabs(off[which][i] - 0.012 * (i + 1)) > 1e-6;
+	}
+	fclose(f);
+	CHECK(!bad_shape && !n_other, "%d malformed rows, %d rows of other files (the clip has none)",
+	      bad_shape, n_other);
+	CHECK(rows[0] == 5000 && rows[1] == 5000, "rows per 60 s recording: %d and %d (want 5000)",
+	      rows[0], rows[1]);
+	CHECK(!bad_sum && !bad_order, "%d rows not summing to 1 (or not channel 0), %d out of order",
+	      bad_sum, bad_order);
+	int same = 1;
+	for (int i = 0; i < 5000 && same; i++)
+		for (int k = 0; k < K; k++)
+			same &= pr[0][i][k] == pr[1][i][k];
+	CHECK(same, "the two copies' posteriors differ");
+	/* the detections of long60.flac against the rows: threshold 0.8 (the model's default unless
+	 * it ships its own: then only rows at the detection offsets are checked) */
+	json_t *rec = json_array_get(a, 0), *dets = json_object_get(rec, "detections");
+	size_t i;
+	json_t *d;
+	int matched = 0;
+	json_array_foreach(dets, i, d) {
+		double o = json_real_value(json_object_get(d, "offset"));
+		int row = (int)lround(o / 0.012) - 1;
+		int k = 0;
+		static const char *kw[] = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"};
+		while (k < 10 && strcmp(kw[k], js(d, "keyword")))
+			k++;
+		if (row < 0 || row >= 5000 || k == 10)
+			continue;
+		int top = 1;
+		for (int j = 0; j < K; j++)
+			top &= pr[0][row][j] <= pr[0][row][k];
+		matched += top && fabs(pr[0][row][k] - json_real_value(json_object_get(d, "score"))) < 2e-5;
+	}
+	CHECK(matched == (int)json_array_size(dets), "%d of %zu detections are a top-label row with "
+	      "their score", matched, json_array_size(dets));
+	printf("--posteriors: 2 x %d rows, %zu detections matched to their rows\n", rows[0],
+	       json_array_size(dets));
+	json_decref(a);
+	/* an unwritable file is a usage error before any work */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --posteriors /nonexistent/dir/p.csv '%s/long60.flac' "
+		    "> /dev/null 2> '%s/post.err'", exe, model, dir, dir), 2);
+	snprintf(p, sizeof p, "%s/post.err", dir);
+	char *e = slurp(p);
+	CHECK(e && strstr(e, "--posteriors: cannot write '/nonexistent/dir/p.csv'"), "error: %s", e ? e : "");
+	free(e);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -618,6 +751,7 @@ int main(int argc, char **argv)
 		test_bad();
 		test_eval();
 		test_long(seconds);
+		test_posteriors();
 	}
 	int status = CHECK_DONE();
 	if (status == 0)
