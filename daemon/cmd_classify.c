@@ -48,7 +48,6 @@
 #define MAX_RATES 16              /* distinct native rates per run */
 #define READ_BLOCK 8192           /* samples per af_read_mono() while scanning */
 #define POST_BUF 65536            /* bytes of --posteriors lines a worker collects per write */
-#define POST_LINE 4096            /* longest line: quoted path + offset + K scores */
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV };
 
@@ -114,7 +113,7 @@ struct run {
 	const char *eval_root;
 	FILE *post;                   /* --posteriors file (NULL: off) */
 	pthread_mutex_t post_lock;    /* whole worker buffers go to it under this lock */
-	int post_failed;              /* a write failed (under post_lock) */
+	int post_errno;               /* the first failed write's errno, 0 (under post_lock) */
 };
 
 /* ---- small helpers ---- */
@@ -140,6 +139,34 @@ static json_t *error_record(const char *path, int channel, const char *msg)
 	if (o && channel >= 0)
 		json_object_set_new(o, "channel", json_integer(channel));
 	return o;
+}
+
+static void csv_field(FILE *out, const char *s)
+{
+	if (!s)
+		return;
+	if (!strpbrk(s, ",\"\n\r")) {
+		fputs(s, out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+/* A CSV header: the leading columns, then one per label. */
+static void csv_header(FILE *out, const struct run *r, const char *lead)
+{
+	fputs(lead, out);
+	for (int k = 0; k < r->K; k++) {
+		fputc(',', out);
+		csv_field(out, r->labels[k]);
+	}
+	fputc('\n', out);
 }
 
 /* ---- models ---- */
@@ -208,7 +235,8 @@ struct worker {
 	const struct s4m_model *det_model;
 	char *pbuf;                   /* (POST_BUF) --posteriors lines not yet written */
 	size_t plen;
-	char qpath[2048];             /* the current file's path, CSV-quoted */
+	char *qpath;                  /* the current file's path, CSV-quoted (qlen bytes) */
+	size_t qlen;
 };
 
 static void engine_fini(struct engine *e)
@@ -292,8 +320,9 @@ static void post_flush(struct worker *w)
 	if (!w->plen)
 		return;
 	pthread_mutex_lock(&r->post_lock);
-	if (fwrite(w->pbuf, 1, w->plen, r->post) != w->plen)
-		r->post_failed = 1;
+	errno = 0;
+	if (fwrite(w->pbuf, 1, w->plen, r->post) != w->plen && !r->post_errno)
+		r->post_errno = errno ? errno : EIO;
 	pthread_mutex_unlock(&r->post_lock);
 	w->plen = 0;
 }
@@ -302,12 +331,13 @@ static void post_flush(struct worker *w)
 static void on_posterior(void *user, uint64_t sample, const float *probs)
 {
 	struct worker *w = user;
-	if (!w->pbuf)
-		return;
-	if (POST_BUF - w->plen < POST_LINE)
+	int K = s4m_n_labels(w->det_model);
+	/* the longest line: path, channel and offset (< 48 bytes), K x ",0.12345" (a softmax
+	 * probability, or nan, prints at most 8 bytes), newline */
+	size_t most = w->qlen + 48 + 8 * (size_t)K + 1;
+	if (POST_BUF - w->plen < most)
 		post_flush(w);
 	char *p = w->pbuf + w->plen, *end = w->pbuf + POST_BUF;
-	int K = s4m_n_labels(w->det_model);
 	/* offset in seconds with the precision of one sample at 16 kHz and more */
 	int n = snprintf(p, (size_t)(end - p), "%s,%d,%.5f", w->qpath, w->det_channel,
 			 (double)sample / w->det_rate);
@@ -316,24 +346,12 @@ static void on_posterior(void *user, uint64_t sample, const float *probs)
 	if (n > 0 && n < end - p - 1) {
 		p[n++] = '\n';
 		w->plen += (size_t)n;
+	} else { /* a line longer than the whole buffer (a path of ~64 KB): say so at the end */
+		pthread_mutex_lock(&w->r->post_lock);
+		if (!w->r->post_errno)
+			w->r->post_errno = ENAMETOOLONG;
+		pthread_mutex_unlock(&w->r->post_lock);
 	}
-}
-
-/* CSV quoting into a buffer (RFC 4180: quotes when needed, inner quotes doubled). */
-static void csv_quote(const char *s, char *out, size_t cap)
-{
-	size_t o = 0;
-	int q = strpbrk(s, ",\"\n\r") != NULL;
-	if (q && o + 1 < cap)
-		out[o++] = '"';
-	for (; *s && o + 3 < cap; s++) {
-		if (q && *s == '"')
-			out[o++] = '"';
-		out[o++] = *s;
-	}
-	if (q && o + 1 < cap)
-		out[o++] = '"';
-	out[o] = 0;
 }
 
 /* Build the postproc configuration of the detection options for model m (input rate hz). */
@@ -572,7 +590,24 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		w->det_channel = o->each ? channel : 0;
 		w->det_rate = hz;
 		w->det_model = m;
-		csv_quote(it->path, w->qpath, sizeof w->qpath);
+		if (w->pbuf) { /* this file's path as every --posteriors line starts */
+			free(w->qpath);
+			w->qpath = NULL;
+			FILE *q = open_memstream(&w->qpath, &w->qlen);
+			if (q) {
+				csv_field(q, it->path);
+				if (fclose(q) != 0) {
+					free(w->qpath);
+					w->qpath = NULL;
+				}
+			}
+			if (!w->qpath) {
+				json_decref(w->dets);
+				w->dets = NULL;
+				s4k_seterr(err, sizeof err, "out of memory");
+				goto fail;
+			}
+		}
 		if (!w->dets) {
 			s4k_seterr(err, sizeof err, "out of memory");
 			goto fail;
@@ -593,8 +628,7 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		}
 		if (rc == 0)
 			rc = scan_finish(sc);
-		if (w->pbuf)
-			post_flush(w);
+		post_flush(w);
 		if (rc < 0) {
 			json_decref(w->dets);
 			w->dets = NULL;
@@ -680,33 +714,6 @@ static void *worker_main(void *arg)
 }
 
 /* ---- output ---- */
-
-static void csv_field(FILE *out, const char *s)
-{
-	if (!s)
-		return;
-	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, out);
-		return;
-	}
-	fputc('"', out);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', out);
-		fputc(*s, out);
-	}
-	fputc('"', out);
-}
-
-static void csv_header(FILE *out, const struct run *r)
-{
-	fputs("file,channel,start,end,label,score,error", out);
-	for (int k = 0; k < r->K; k++) {
-		fputc(',', out);
-		csv_field(out, r->labels[k]);
-	}
-	fputc('\n', out);
-}
 
 static const char *jstr(json_t *o, const char *k)
 {
@@ -1459,12 +1466,7 @@ int cmd_classify(int argc, char **argv)
 				strerror(errno));
 			goto out;
 		}
-		fputs("file,channel,offset", r.post);
-		for (int k = 0; k < r.K; k++) {
-			fputc(',', r.post);
-			csv_field(r.post, labels[k]);
-		}
-		fputc('\n', r.post);
+		csv_header(r.post, &r, "file,channel,offset");
 	}
 	struct worker *ws = calloc((size_t)jobs, sizeof *ws);
 	pthread_t *th = calloc((size_t)jobs, sizeof *th);
@@ -1497,7 +1499,7 @@ int cmd_classify(int argc, char **argv)
 
 	int show = o.progress < 0 ? isatty(2) : o.progress;
 	if (o.format == FMT_CSV && !o.eval_dir)
-		csv_header(stdout, &r);
+		csv_header(stdout, &r, "file,channel,start,end,label,score,error");
 	if (o.eval_dir) {
 		conf = calloc((size_t)r.K * (size_t)r.K, sizeof *conf);
 		mis = json_array();
@@ -1595,15 +1597,17 @@ int cmd_classify(int argc, char **argv)
 		free(ws[i].samples);
 		free(ws[i].logits);
 		free(ws[i].pbuf);
+		free(ws[i].qpath);
 	}
 	free(ws);
 	free(th);
 
 	status = n_failed ? 1 : 0;
 	if (r.post) {
-		if (fclose(r.post) != 0 || r.post_failed) {
+		int e = fclose(r.post) != 0 ? (errno ? errno : EIO) : 0;
+		if (r.post_errno || e) {
 			fprintf(stderr, "s4kws classify: --posteriors: writing '%s' failed: %s\n",
-				o.post_path, strerror(errno ? errno : EIO));
+				o.post_path, strerror(r.post_errno ? r.post_errno : e));
 			status = 1;
 		}
 		r.post = NULL;

@@ -594,8 +594,8 @@ static int csv_split(char *line, char **f, int max)
 
 /* Every hop's posterior of the scanned recordings, CSV: the rows of each file are its hops in
  * order (offset = hop x (i + 1)), each row a probability vector, no rows for a clip, a path
- * with a comma quoted; and with one-hop smoothing the detections of the same run are exactly
- * the rows where a keyword's probability first reaches the threshold as top label. */
+ * with a comma quoted; and with one-hop smoothing every detection of the same run sits on a
+ * row where its keyword is the top label with the detection's score. */
 static void test_posteriors(void)
 {
 	CHECK_EQ(sh(NULL, "cp '%s/long60.flac' '%s/long, copy.flac'", dir, dir), 0);
@@ -617,7 +617,7 @@ static void test_posteriors(void)
 	CHECK(fgets(line, sizeof line, f) && csv_split(line, fl, 64) == 3 + K &&
 		      !strcmp(fl[0], "file") && !strcmp(fl[2], "offset") && !strcmp(fl[3], "yes") &&
 		      !strcmp(fl[3 + K - 1], "_unknown_"), "--posteriors header");
-	/* per recording: rows, last offset, and the rows' probabilities (60 s / 12 ms = 5000) */
+	/* per recording: row count, offsets and probabilities (60 s / 12 ms = 5000 rows) */
 	enum { MAXR = 6000 };
 	static float pr[2][MAXR][12];
 	static double off[2][MAXR];
@@ -658,8 +658,8 @@ static void test_posteriors(void)
 		for (int k = 0; k < K; k++)
 			same &= pr[0][i][k] == pr[1][i][k];
 	CHECK(same, "the two copies' posteriors differ");
-	/* the detections of long60.flac against the rows: threshold 0.8 (the model's default unless
-	 * it ships its own: then only rows at the detection offsets are checked) */
+	/* the detections of long60.flac against the rows: each one's row (its offset) has its
+	 * keyword as the top label, with the detection's score (one-hop smoothing, one-hop minimum) */
 	json_t *rec = json_array_get(a, 0), *dets = json_object_get(rec, "detections");
 	size_t i;
 	json_t *d;
