@@ -19,7 +19,8 @@ word whatever came before it (live mode: the stepper has heard everything before
 and zero preroll matches what `s4kws classify` feeds a lone clip. Augmentation: time shift,
 gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic reverberation, and a
 3.4-4 kHz band limit on --band-p (12 %) of examples (8 kHz and telephone recordings, resampled
-to 16 kHz). With --pair-p P a share P of the batch is also fed band-limited, and the
+to 16 kHz), and with --eq-p a random low and high shelf (microphone and room colouring).
+With --pair-p P a share P of the batch is also fed band-limited, and the
 band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
 the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
 16 kHz original's label, not merely a plausible one. Keywords come from real clips with
@@ -127,10 +128,10 @@ class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
     def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
-                 pair_p=0.0):
+                 pair_p=0.0, eq_p=0.0):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
-        self.real_p, self.band_p, self.pair_p = real_p, band_p, pair_p
+        self.real_p, self.band_p, self.pair_p, self.eq_p = real_p, band_p, pair_p, eq_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
 
@@ -209,6 +210,19 @@ class Maker:
         X[int(len(X) * self.rng.uniform(3400, 4000) / (SR / 2)):] = 0
         return np.fft.irfft(X, len(x)).astype(np.float32)
 
+    def colour(self, x):
+        # a random microphone / room colouring: a low shelf of -6..+12 dB below 80-400 Hz and
+        # a high shelf of -12..+6 dB above 1.5-5 kHz, as smooth (logistic in log frequency)
+        # zero-phase gain curves; the level is kept (RMS), so gain augmentation stays separate
+        rng = self.rng
+        f = np.fft.rfftfreq(len(x), 1.0 / SR)
+        lf = np.log(np.maximum(f, 1.0))
+        lo, flo = rng.uniform(-6, 12), rng.uniform(80, 400)
+        hi, fhi = rng.uniform(-12, 6), rng.uniform(1500, 5000)
+        db = lo / (1 + np.exp((lf - np.log(flo)) * 3)) + hi / (1 + np.exp(-(lf - np.log(fhi)) * 3))
+        y = np.fft.irfft(np.fft.rfft(x) * 10 ** (db / 20), len(x))
+        return (y * (rms(x) / rms(y))).astype(np.float32)
+
     def example(self, label, band=True):
         rng = self.rng
         w, sig = self.window(label)
@@ -233,6 +247,8 @@ class Maker:
             lvl = max(rms(w[w != 0]) if np.any(w) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
             span = slice(self.pre, None) if kind < 0.3 else slice(0, None)
             x[span] += self.noise(len(x[span])) * lvl
+        if self.eq_p > 0 and rng.random() < self.eq_p:    # microphone colouring (no draw at 0)
+            x = self.colour(x)
         if band and rng.random() < self.band_p:           # 8 kHz / telephone band limit
             x = self.band_limit(x)
         return np.clip(x, -1.0, 1.0)
@@ -327,6 +343,9 @@ def main():
                          "(0.4 for thinner ones)")
     ap.add_argument("--band-p", type=float, default=0.12,
                     help="share of examples band-limited to 3.4-4 kHz (8 kHz, telephone)")
+    ap.add_argument("--eq-p", type=float, default=0.0,
+                    help="share of examples coloured by a random low and high shelf (-6..+12 dB "
+                         "below 80-400 Hz, -12..+6 dB above 1.5-5 kHz): microphones and rooms; 0: off")
     ap.add_argument("--pair-p", type=float, default=0.0,
                     help="share of examples also fed band-limited, with a consistency loss "
                          "pulling the band-limited prediction towards the full-band one; 0: off")
@@ -430,7 +449,8 @@ def main():
                          "seconds": round(z["state"]["elapsed"])}
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
-    maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p)
+    maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p,
+                  a.eq_p)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
     ema = None
@@ -511,7 +531,8 @@ def main():
                        "seed": a.seed, "init": state.get("init"), "real": {l: counts[l][0] for l in labels},
                        "synthetic": {l: counts[l][1] for l in labels},
                        "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema,
-                       **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {})}
+                       **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {}),
+                       **({"eq_p": a.eq_p} if a.eq_p > 0 else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
