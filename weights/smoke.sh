@@ -30,6 +30,16 @@ assert len(s) == 12, s
 assert abs(sum(s.values()) - 1) < 1e-3, s
 print("smoke: C binary ran the freshly trained model:", o["label"], round(o["score"], 3))
 PY
+# compare_eval.py on the C binary's CSV of the tiny set: a model against itself differs on no
+# clip (p = 1); a CSV missing clips is refused (exit 2)
+"$bin" classify --model "$tmp/model.safetensors" --format csv "$tmp/data" > "$tmp/a.csv"
+cmp_out=$("$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/a.csv")
+echo "$cmp_out"
+grep -q "only A right: 0, only B right: 0" <<<"$cmp_out"
+grep -q "McNemar p = 1$" <<<"$cmp_out"
+head -n 3 "$tmp/a.csv" > "$tmp/short.csv"
+rc=0; "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/short.csv" 2>/dev/null || rc=$?
+[ "$rc" = 2 ]
 # same_scores JSON_A JSON_B WHAT: the two classify outputs' scores agree within 0.02
 same_scores() {
 	"$py" - "$1" "$2" "$3" <<'PY'
