@@ -935,6 +935,22 @@ static int check_eval_folders(const char *dir, const char *const *labels, int K,
 	return rc;
 }
 
+/* The 95 % Wilson score interval of a proportion correct/n: how far the accuracy of a model on
+ * this many clips can move by the luck of the draw (912 val clips at 92 %: +-1.8 points). Wilson
+ * rather than the normal approximation because it stays inside [0, 1] near 0 and 1. */
+static void wilson95(long correct, long n, double *lo, double *hi)
+{
+	const double z = 1.959964;	// the two-sided 95 % normal quantile
+	if (n <= 0) {
+		*lo = 0, *hi = 1;
+		return;
+	}
+	double p = (double)correct / (double)n, z2n = z * z / (double)n;
+	double mid = (p + z2n / 2) / (1 + z2n);
+	double half = z / (1 + z2n) * sqrt(p * (1 - p) / (double)n + z2n / (4.0 * (double)n));
+	*lo = fmax(0, mid - half), *hi = fmin(1, mid + half);
+}
+
 static void print_eval(const struct run *r, const long *conf, json_t *mis, size_t n_failed,
 		       FILE *out)
 {
@@ -946,7 +962,8 @@ static void print_eval(const struct run *r, const long *conf, json_t *mis, size_
 			if (t == p)
 				correct += conf[t * K + p];
 		}
-	double acc = n ? (double)correct / n : 0;
+	double acc = n ? (double)correct / n : 0, lo, hi;
+	wilson95(correct, n, &lo, &hi);
 	json_t *per = json_object(), *cm = json_array(), *lab = json_array();
 	for (int k = 0; k < K; k++) {
 		long tp = conf[k * K + k], row = 0, col = 0;
@@ -965,8 +982,8 @@ static void print_eval(const struct run *r, const long *conf, json_t *mis, size_
 					      "f1", f1, "n", (json_int_t)row));
 	}
 	if (r->o->format == FMT_JSON) {
-		json_t *o = json_pack("{s:f, s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "accuracy", acc,
-				      "n", (json_int_t)n, "failed", (json_int_t)n_failed,
+		json_t *o = json_pack("{s:f, s:[f, f], s:I, s:I, s:s, s:o, s:o, s:o, s:o}",
+				      "accuracy", acc, "accuracy_ci95", lo, hi, "n", (json_int_t)n, "failed", (json_int_t)n_failed,
 				      "mode", r->o->mode == SCAN_STREAM ? "stream" : "conv",
 				      "labels", lab, "per_class", per, "confusion", cm,
 				      "misclassified", json_incref(mis));
@@ -980,7 +997,7 @@ static void print_eval(const struct run *r, const long *conf, json_t *mis, size_
 		json_decref(o);
 		return;
 	}
-	fprintf(out, "accuracy %.4f (%ld/%ld)  mode %s%s", acc, correct, n,
+	fprintf(out, "accuracy %.4f (%ld/%ld, 95 %% CI %.4f-%.4f)  mode %s%s", acc, correct, n, lo, hi,
 		r->o->mode == SCAN_STREAM ? "stream" : "conv", r->o->native ? "  native-rate" : "");
 	if (r->o->ctx_s > 0)
 		fprintf(out, "  context %.2f s", r->o->ctx_s);
@@ -1053,7 +1070,8 @@ static void usage(FILE *f)
 "(+ channel with --channels each, top with --top). Inputs shorter than --min-duration fail.\n"
 "\n"
 "Evaluation (a folder per label, Speech Commands layout):\n"
-"  --eval DIR           accuracy, per-class precision/recall/F1, confusion, misclassified\n"
+"  --eval DIR           accuracy (and its 95 %% interval), per-class precision/recall/F1,\n"
+"                       confusion, misclassified\n"
 "  --plot FILE          also draw the confusion matrix as a PNG\n"
 "  --stream-context S   put S seconds of unrelated audio before every clip instead of the\n"
 "                       preroll zeros (both modes): other clips of the set, drawn at random\n"

@@ -515,6 +515,18 @@ static void test_eval(void)
 		double acc = json_real_value(json_object_get(o, "accuracy"));
 		CHECK(fabs(acc - (double)diag / n_clips) < 1e-6, "accuracy %g vs diag %ld", acc, diag);
 		CHECK_EQ(json_array_size(json_object_get(o, "misclassified")), n_clips - diag);
+		/* the 95 % Wilson interval, recomputed here: it holds the accuracy, and its bounds
+		 * solve |acc - q| = z sqrt(q (1 - q) / n) (the score test's boundary) */
+		json_t *ci = json_object_get(o, "accuracy_ci95");
+		CHECK(json_array_size(ci) == 2, "accuracy_ci95 is not a pair");
+		double lo = json_real_value(json_array_get(ci, 0)), hi = json_real_value(json_array_get(ci, 1));
+		CHECK(0 <= lo && lo <= acc && acc <= hi && hi <= 1, "ci %g-%g around %g", lo, hi, acc);
+		for (int e = 0; e < 2; e++) {
+			double q = e ? hi : lo, z = 1.959964;
+			if (q > 0 && q < 1)
+				CHECK(fabs(fabs(acc - q) - z * sqrt(q * (1 - q) / n_clips)) < 1e-4,
+				      "ci bound %g is not a Wilson bound for %ld/%d", q, diag, n_clips);
+		}
 		json_t *yes = json_object_get(pc, "yes");
 		CHECK(yes && json_object_get(yes, "precision") && json_object_get(yes, "recall") &&
 		      json_object_get(yes, "f1"), "per_class keys");
