@@ -158,6 +158,21 @@ static void csv_field(FILE *out, const char *s)
 	fputc('"', out);
 }
 
+/* csv_field() of s as a malloc'd string of *len bytes; NULL when out of memory. */
+static char *csv_quoted(const char *s, size_t *len)
+{
+	char *q = NULL;
+	FILE *f = open_memstream(&q, len);
+	if (!f)
+		return NULL;
+	csv_field(f, s);
+	if (fclose(f) != 0) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
 /* A CSV header: the leading columns, then one per label. */
 static void csv_header(FILE *out, const struct run *r, const char *lead)
 {
@@ -592,23 +607,11 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		w->det_model = m;
 		if (w->pbuf) { /* this file's path as every --posteriors line starts */
 			free(w->qpath);
-			w->qpath = NULL;
-			FILE *q = open_memstream(&w->qpath, &w->qlen);
-			if (q) {
-				csv_field(q, it->path);
-				if (fclose(q) != 0) {
-					free(w->qpath);
-					w->qpath = NULL;
-				}
-			}
-			if (!w->qpath) {
-				json_decref(w->dets);
-				w->dets = NULL;
-				s4k_seterr(err, sizeof err, "out of memory");
-				goto fail;
-			}
+			w->qpath = csv_quoted(it->path, &w->qlen);
 		}
-		if (!w->dets) {
+		if (!w->dets || (w->pbuf && !w->qpath)) {
+			json_decref(w->dets);
+			w->dets = NULL;
 			s4k_seterr(err, sizeof err, "out of memory");
 			goto fail;
 		}
@@ -983,7 +986,8 @@ static void print_eval(const struct run *r, const long *conf, json_t *mis, size_
 	}
 	if (r->o->format == FMT_JSON) {
 		json_t *o = json_pack("{s:f, s:[f, f], s:I, s:I, s:s, s:o, s:o, s:o, s:o}",
-				      "accuracy", acc, "accuracy_ci95", lo, hi, "n", (json_int_t)n, "failed", (json_int_t)n_failed,
+				      "accuracy", acc, "accuracy_ci95", lo, hi, "n", (json_int_t)n,
+				      "failed", (json_int_t)n_failed,
 				      "mode", r->o->mode == SCAN_STREAM ? "stream" : "conv",
 				      "labels", lab, "per_class", per, "confusion", cm,
 				      "misclassified", json_incref(mis));
@@ -997,8 +1001,8 @@ static void print_eval(const struct run *r, const long *conf, json_t *mis, size_
 		json_decref(o);
 		return;
 	}
-	fprintf(out, "accuracy %.4f (%ld/%ld, 95 %% CI %.4f-%.4f)  mode %s%s", acc, correct, n, lo, hi,
-		r->o->mode == SCAN_STREAM ? "stream" : "conv", r->o->native ? "  native-rate" : "");
+	fprintf(out, "accuracy %.4f (%ld/%ld, 95 %% CI %.4f-%.4f)  mode %s%s", acc, correct, n, lo,
+		hi, r->o->mode == SCAN_STREAM ? "stream" : "conv", r->o->native ? "  native-rate" : "");
 	if (r->o->ctx_s > 0)
 		fprintf(out, "  context %.2f s", r->o->ctx_s);
 	if (n_failed)
