@@ -74,3 +74,14 @@ grep -q "initialised from .*grown.safetensors" "$tmp/run3/train.log"
 "$bin" info --model "$tmp/grown2.safetensors" | grep -q "thresholds: *yes 0.7 stop 0.9 (tuned"
 out3=$("$bin" classify --model "$tmp/grown2.safetensors" --format json "$clip")
 same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, thresholds set) classifies like its origin"
+# soup.py (weights averaging): a model averaged with itself is that model (same scores, bit for bit in the JSON);
+# a soup does not inherit live thresholds tuned for one ingredient; models of different
+# architectures (6 and 8 blocks) are refused (exit 2)
+"$py" "$here/soup.py" --out "$tmp/soup.safetensors" "$tmp/model.safetensors" "$tmp/model.safetensors"
+[ "$("$bin" classify --model "$tmp/soup.safetensors" --format json "$clip")" = "$out" ]
+"$py" "$here/soup.py" --out "$tmp/soup2.safetensors" "$tmp/grown2.safetensors" "$tmp/grown2.safetensors" |
+	grep -q "thresholds dropped"
+if "$bin" info --model "$tmp/soup2.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
+rc=0; "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/model.safetensors" "$tmp/grown.safetensors" 2>/dev/null || rc=$?
+[ "$rc" = 2 ] && [ ! -e "$tmp/bad.safetensors" ]
+echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch"
