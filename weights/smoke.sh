@@ -84,4 +84,7 @@ same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, t
 if "$bin" info --model "$tmp/soup2.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
 rc=0; "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/model.safetensors" "$tmp/grown.safetensors" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] && [ ! -e "$tmp/bad.safetensors" ]
-echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch"
+head -c 4000 "$tmp/model.safetensors" > "$tmp/cut.safetensors"  # truncated: one line, exit 2
+rc=0; "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/cut.safetensors" "$tmp/model.safetensors" 2> "$tmp/err" || rc=$?
+[ "$rc" = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] && grep -q "cannot read .*cut.safetensors" "$tmp/err"
+echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch and a truncated file"

@@ -24,6 +24,7 @@ Exit status: 0, or 2 on bad arguments or ingredients that do not fit together.
 import argparse
 import json
 import os
+import struct
 import sys
 
 import numpy as np
@@ -46,8 +47,9 @@ def main():
     for p in a.models:
         try:
             loaded.append(load_safetensors(p))
-        except (OSError, ValueError, KeyError) as e:
-            print(f"soup: cannot read {p}: {e}", file=sys.stderr)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, struct.error) as e:
+            # truncated, not safetensors, or a header of the wrong shape: one line, no trace
+            print(f"soup: cannot read {p} as a safetensors model: {e}", file=sys.stderr)
             return 2
     t0, m0 = loaded[0]
     for p, (t, m) in zip(a.models[1:], loaded[1:]):
