@@ -43,7 +43,12 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
-    a, b = load(sys.argv[1]), load(sys.argv[2])
+    try:
+        a, b = load(sys.argv[1]), load(sys.argv[2])
+    except (OSError, KeyError, csv.Error, UnicodeDecodeError) as e:
+        # a missing file, or not the CSV of `classify --format csv` (no 'file'/'label' column)
+        print(f"compare_eval: cannot read the two classify CSVs: {type(e).__name__} {e}", file=sys.stderr)
+        return 2
     if not a or set(a) != set(b):
         print(f"compare_eval: {sys.argv[1]} and {sys.argv[2]} do not cover the same clips "
               f"({len(a)} and {len(b)} files, {len(set(a) ^ set(b))} in only one)", file=sys.stderr)
