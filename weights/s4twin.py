@@ -423,16 +423,22 @@ def save_safetensors(path, tensors, metadata):
 
 
 def load_safetensors(path):
+    """(tensors, metadata) of a safetensors file. Raises OSError, or ValueError when the file is
+    not one (truncated, a header that is not a JSON object of tensor entries, an unknown dtype,
+    data outside the file): callers catch those two and print one line."""
     with open(path, "rb") as f:
         data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = {}
-    for name, e in header.items():
-        a, b = e["data_offsets"]
-        out[name] = np.frombuffer(data[base + a: base + b], dtype=_DT[e["dtype"]]).reshape(e["shape"])
+    try:
+        (n,) = struct.unpack("<Q", data[:8])
+        header = json.loads(data[8:8 + n])
+        meta = header.pop("__metadata__", {})
+        base = 8 + n
+        out = {}
+        for name, e in header.items():
+            a, b = e["data_offsets"]
+            out[name] = np.frombuffer(data[base + a: base + b], dtype=_DT[e["dtype"]]).reshape(e["shape"])
+    except (struct.error, TypeError, AttributeError, KeyError) as e:
+        raise ValueError(f"not a safetensors file ({type(e).__name__}: {e})") from e
     return out, meta
 
 

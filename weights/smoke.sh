@@ -37,12 +37,13 @@ cmp_out=$("$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/a.csv")
 echo "$cmp_out"
 grep -q "only A right: 0, only B right: 0" <<<"$cmp_out"
 grep -q "McNemar p = 1$" <<<"$cmp_out"
+# exits_2 CMD...: CMD fails with status 2 (its stderr in $tmp/err). One check per statement:
+# set -e ignores a failure left of &&
+exits_2() { local rc=0; "$@" 2> "$tmp/err" || rc=$?; [ "$rc" = 2 ]; }
 head -n 3 "$tmp/a.csv" > "$tmp/short.csv"
-rc=0; "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/short.csv" 2>/dev/null || rc=$?
-[ "$rc" = 2 ]
+exits_2 "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/short.csv"
 printf 'x,y\n1,2\n' > "$tmp/other.csv"  # not a classify CSV: one line, exit 2
-rc=0; "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/other.csv" 2> "$tmp/err" || rc=$?
-[ "$rc" = 2 ]
+exits_2 "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/other.csv"
 [ "$(wc -l < "$tmp/err")" = 1 ]
 # same_scores JSON_A JSON_B WHAT: the two classify outputs' scores agree within 0.02
 same_scores() {
@@ -86,12 +87,10 @@ same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, t
 "$py" "$here/soup.py" --out "$tmp/soup2.safetensors" "$tmp/grown2.safetensors" "$tmp/grown2.safetensors" |
 	grep -q "thresholds dropped"
 if "$bin" info --model "$tmp/soup2.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
-rc=0; "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/model.safetensors" "$tmp/grown.safetensors" 2>/dev/null || rc=$?
-[ "$rc" = 2 ]
+exits_2 "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/model.safetensors" "$tmp/grown.safetensors"
 [ ! -e "$tmp/bad.safetensors" ]
 head -c 4000 "$tmp/model.safetensors" > "$tmp/cut.safetensors"  # truncated: one line, exit 2
-rc=0; "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/cut.safetensors" "$tmp/model.safetensors" 2> "$tmp/err" || rc=$?
-[ "$rc" = 2 ]  # one check per line: set -e ignores a failure left of &&
+exits_2 "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/cut.safetensors" "$tmp/model.safetensors"
 [ "$(wc -l < "$tmp/err")" = 1 ]
 grep -q "cannot read .*cut.safetensors" "$tmp/err"
 echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch and a truncated file"
