@@ -15,8 +15,8 @@ sox -n -r 16000 -c 1 -b 16 "$tmp/noise/white.wav" synth 5 whitenoise vol 0.3
 sox -n -r 16000 -c 1 -b 16 "$tmp/noise/pink.wav" synth 5 pinknoise vol 0.3
 OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
 	--run "$tmp/run" --cache "$tmp/cache" --out "$tmp/model.safetensors" --steps 3 --threads 2 --ema 0.99 \
-	--pair-p 0.5 --eq-p 0.5  # band-limited twins with the consistency loss, microphone
-	# colouring: the code paths run
+	--pair-p 0.5 --eq-p 0.5 --mask-p 0.5  # band-limited twins with the consistency loss,
+	# microphone colouring, SpecAugment-style masks: the code paths run
 "$bin" info --model "$tmp/model.safetensors"
 clip=$(find "$tmp/data/yes" -name '*.wav' | head -n 1)
 out=$("$bin" classify --model "$tmp/model.safetensors" --format json "$clip")

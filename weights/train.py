@@ -19,7 +19,8 @@ word whatever came before it (live mode: the stepper has heard everything before
 and zero preroll matches what `s4kws classify` feeds a lone clip. Augmentation: time shift,
 gain, speed perturbation, background noise at 0-25 dB SNR, cheap synthetic reverberation, and a
 3.4-4 kHz band limit on --band-p (12 %) of examples (8 kHz and telephone recordings, resampled
-to 16 kHz), and with --eq-p a random low and high shelf (microphone and room colouring).
+to 16 kHz), with --eq-p a random low and high shelf (microphone and room colouring), and with
+--mask-p SpecAugment-style time masks (stretches of the word silenced) and a band-stop.
 With --pair-p P a share P of the batch is also fed band-limited, and the
 band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
 the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
@@ -128,10 +129,11 @@ class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
     def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
-                 pair_p=0.0, eq_p=0.0):
+                 pair_p=0.0, eq_p=0.0, mask_p=0.0):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
         self.real_p, self.band_p, self.pair_p, self.eq_p = real_p, band_p, pair_p, eq_p
+        self.mask_p = mask_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
 
@@ -223,9 +225,38 @@ class Maker:
         y = np.fft.irfft(np.fft.rfft(x) * 10 ** (db / 20), len(x))
         return (y * (rms(x) / rms(y))).astype(np.float32)
 
+    def time_mask(self, w):
+        # SpecAugment's time masks (Park et al., 2019) on the waveform: one or two stretches of
+        # 20-80 ms of the word itself silenced before the noise goes in, so the background
+        # continues through them (a dropout or a swallowed sound, not digital silence)
+        nz = np.flatnonzero(w)
+        lo, hi = (int(nz[0]), int(nz[-1]) + 1) if len(nz) else (0, len(w))
+        for _ in range(int(self.rng.integers(1, 3))):
+            n = int(self.rng.uniform(0.02, 0.08) * SR)
+            a = int(self.rng.integers(lo, max(lo + 1, hi - n)))   # inside the word's extent
+            w[a:a + n] = 0
+        return w
+
+    def band_stop(self, x):
+        # SpecAugment's frequency mask: a band of 1/3 to 1 octave centred at 300-5000 Hz
+        # attenuated by 20-40 dB, with raised-cosine edges in log frequency; level kept (RMS)
+        rng = self.rng
+        f = np.fft.rfftfreq(len(x), 1.0 / SR)
+        oct_ = np.log2(np.maximum(f, 1.0) / rng.uniform(300, 5000))
+        half = rng.uniform(1 / 6, 1 / 2)
+        depth = 10 ** (-rng.uniform(20, 40) / 20)
+        inside = np.clip((half - np.abs(oct_)) / (half / 3), 0, 1)   # 1 in the band, ramps at edges
+        gain = 1 - (1 - depth) * 0.5 * (1 - np.cos(np.pi * inside))
+        y = np.fft.irfft(np.fft.rfft(x) * gain, len(x))
+        return (y * (rms(x) / rms(y))).astype(np.float32)
+
     def example(self, label, band=True):
         rng = self.rng
         w, sig = self.window(label)
+        # SpecAugment-style masks (--mask-p; no draw at 0, so earlier stages replay exactly)
+        masked = self.mask_p > 0 and label != "_silence_" and rng.random() < self.mask_p
+        if masked:
+            w = self.time_mask(w)
         x = np.zeros(self.pre + W, np.float32)
         x[self.pre:] = w
         kind = rng.random()
@@ -249,6 +280,8 @@ class Maker:
             x[span] += self.noise(len(x[span])) * lvl
         if self.eq_p > 0 and rng.random() < self.eq_p:    # microphone colouring (no draw at 0)
             x = self.colour(x)
+        if masked:
+            x = self.band_stop(x)
         if band and rng.random() < self.band_p:           # 8 kHz / telephone band limit
             x = self.band_limit(x)
         return np.clip(x, -1.0, 1.0)
@@ -346,6 +379,10 @@ def main():
     ap.add_argument("--eq-p", type=float, default=0.0,
                     help="share of examples coloured by a random low and high shelf (-6..+12 dB "
                          "below 80-400 Hz, -12..+6 dB above 1.5-5 kHz): microphones and rooms; 0: off")
+    ap.add_argument("--mask-p", type=float, default=0.0,
+                    help="share of keyword and unknown examples with SpecAugment-style masks: "
+                         "1-2 stretches of 20-80 ms of the word silenced and a 1/3-1 octave band "
+                         "at 300-5000 Hz attenuated 20-40 dB; 0: off")
     ap.add_argument("--pair-p", type=float, default=0.0,
                     help="share of examples also fed band-limited, with a consistency loss "
                          "pulling the band-limited prediction towards the full-band one; 0: off")
@@ -450,7 +487,7 @@ def main():
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
     maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p,
-                  a.eq_p)
+                  a.eq_p, a.mask_p)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
     ema = None
@@ -532,7 +569,8 @@ def main():
                        "synthetic": {l: counts[l][1] for l in labels},
                        "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema,
                        **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {}),
-                       **({"eq_p": a.eq_p} if a.eq_p > 0 else {})}
+                       **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
+                       **({"mask_p": a.mask_p} if a.mask_p > 0 else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
