@@ -125,6 +125,12 @@ def rms(x):
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)
 
 
+def shape_keep_level(x, gain):
+    """x through a zero-phase filter given as a gain per rfft bin, at x's RMS level."""
+    y = np.fft.irfft(np.fft.rfft(x) * gain, len(x))
+    return (y * (rms(x) / rms(y))).astype(np.float32)
+
+
 class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
@@ -222,8 +228,7 @@ class Maker:
         lo, flo = rng.uniform(-6, 12), rng.uniform(80, 400)
         hi, fhi = rng.uniform(-12, 6), rng.uniform(1500, 5000)
         db = lo / (1 + np.exp((lf - np.log(flo)) * 3)) + hi / (1 + np.exp(-(lf - np.log(fhi)) * 3))
-        y = np.fft.irfft(np.fft.rfft(x) * 10 ** (db / 20), len(x))
-        return (y * (rms(x) / rms(y))).astype(np.float32)
+        return shape_keep_level(x, 10 ** (db / 20))
 
     def time_mask(self, w):
         # SpecAugment's time masks (Park et al., 2019) on the waveform: one or two stretches of
@@ -247,8 +252,7 @@ class Maker:
         depth = 10 ** (-rng.uniform(20, 40) / 20)
         inside = np.clip((half - np.abs(oct_)) / (half / 3), 0, 1)   # 1 in the band, ramps at edges
         gain = 1 - (1 - depth) * 0.5 * (1 - np.cos(np.pi * inside))
-        y = np.fft.irfft(np.fft.rfft(x) * gain, len(x))
-        return (y * (rms(x) / rms(y))).astype(np.float32)
+        return shape_keep_level(x, gain)
 
     def example(self, label, band=True):
         rng = self.rng
