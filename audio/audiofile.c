@@ -6,6 +6,10 @@
  * af_file owns one SNDFILE, one block of interleaved frames as decoded, one block of the
  * selected channel (or the mix) and one streaming resampler; af_read_mono() pulls blocks
  * through that pipeline on demand, so memory is a few blocks whatever the file's length.
+ * af_limit_rate() puts a second converter in front (file rate -> a lower rate, in the same
+ * streaming way), so that a 16 kHz file can reach the model with exactly the band an 8 kHz
+ * recording has; the pipeline then holds one more block (pbuf) and ends only once that first
+ * converter has been flushed.
  *
  * libsndfile is lenient about damaged files, which is right for a player but wrong for a
  * classifier that must say when it did not see the whole recording. Two checks turn its
@@ -54,12 +58,19 @@ struct af_file {
 	float *mbuf;              /* (block) selected channel or mix */
 	size_t mpos, mlen;        /* unconsumed part of mbuf */
 	uint64_t frames_read;     /* file frames decoded so far */
-	int eof;                  /* the decoder has nothing more */
+	int eof;                  /* nothing more reaches mbuf (decoder and pre-stage done) */
+	int dec_eof;              /* the decoder has nothing more */
 	int channel;              /* AF_MIX or a channel index */
 	int out_rate;             /* Hz of af_read_mono() output */
 	enum rs_quality quality;
-	struct rs rs;
+	struct rs rs;             /* (limited or file) rate -> out_rate */
 	int have_rs;
+	int limit;                /* af_limit_rate() Hz, 0 = off */
+	struct rs pre;            /* file rate -> limit, when the file is above it */
+	int have_pre;
+	float *pbuf;              /* (block) channel or mix at the file rate, before pre */
+	size_t ppos, plen;        /* unconsumed part of pbuf */
+	size_t mcap;              /* capacity of mbuf, frames */
 };
 
 /* ---- memory input: libsndfile's virtual I/O over a caller's buffer ---- */
@@ -192,6 +203,7 @@ static struct af_file *finish_open(struct af_file *f, SF_INFO *in, char *err, si
 		f->block = 256;
 	f->ibuf = malloc(f->block * (size_t)in->channels * sizeof *f->ibuf);
 	f->mbuf = malloc(f->block * sizeof *f->mbuf);
+	f->mcap = f->block;
 	if (!f->ibuf || !f->mbuf) {
 		s4k_seterr(err, errlen, "out of memory opening an audio file");
 		goto fail;
@@ -291,8 +303,11 @@ void af_close(struct af_file *f)
 		sf_close(f->sf);
 	if (f->have_rs)
 		rs_fini(&f->rs);
+	if (f->have_pre)
+		rs_fini(&f->pre);
 	free(f->ibuf);
 	free(f->mbuf);
+	free(f->pbuf);
 	free(f);
 }
 
@@ -306,6 +321,56 @@ uint64_t af_frames_read(const struct af_file *f)
 	return f->frames_read;
 }
 
+/* (Re)build the converters for f->channel, f->out_rate, f->quality and f->limit. The new
+ * converters are made before the old ones go, so a failure leaves f as it was. */
+static int build_pipeline(struct af_file *f, int out_rate, enum rs_quality q, int limit,
+			  char *err, size_t errlen)
+{
+	int pre = limit > 0 && limit < f->info.rate;
+	int mid = pre ? limit : f->info.rate;
+	struct rs np, nr;
+	size_t mcap = f->block;
+	float *pbuf = NULL;
+	if (pre) {
+		int rc = rs_init(&np, f->info.rate, limit, 1, q, err, errlen);
+		if (rc < 0)
+			return rc;
+		mcap = rs_max_out(&np, f->block);
+		pbuf = f->pbuf ? f->pbuf : malloc(f->block * sizeof *pbuf);
+		float *m = mcap > f->mcap ? realloc(f->mbuf, mcap * sizeof *m) : f->mbuf;
+		if (!pbuf || !m) {
+			if (pbuf != f->pbuf)
+				free(pbuf);
+			rs_fini(&np);
+			s4k_seterr(err, errlen, "out of memory for a rate converter");
+			return -ENOMEM;
+		}
+		f->mbuf = m;
+		if (mcap > f->mcap)
+			f->mcap = mcap;
+		f->pbuf = pbuf;
+	}
+	int rc = rs_init(&nr, mid, out_rate, 1, q, err, errlen);
+	if (rc < 0) {
+		if (pre)
+			rs_fini(&np);
+		return rc;
+	}
+	if (f->have_rs)
+		rs_fini(&f->rs);
+	if (f->have_pre)
+		rs_fini(&f->pre);
+	f->rs = nr;
+	f->have_rs = 1;
+	f->have_pre = pre;
+	if (pre)
+		f->pre = np;
+	f->out_rate = out_rate;
+	f->quality = q;
+	f->limit = limit;
+	return 0;
+}
+
 int af_set_output(struct af_file *f, int channel, int rate, enum rs_quality q,
 		  char *err, size_t errlen)
 {
@@ -314,24 +379,26 @@ int af_set_output(struct af_file *f, int channel, int rate, enum rs_quality q,
 			   channel, f->info.channels);
 		return -EINVAL;
 	}
-	struct rs nr;
-	int rc = rs_init(&nr, f->info.rate, rate ? rate : f->info.rate, 1, q, err, errlen);
+	int rc = build_pipeline(f, rate ? rate : f->info.rate, q, f->limit, err, errlen);
 	if (rc < 0)
 		return rc;
-	if (f->have_rs)
-		rs_fini(&f->rs);
-	f->rs = nr;
-	f->have_rs = 1;
 	f->channel = channel;
-	f->out_rate = rate ? rate : f->info.rate;
-	f->quality = q;
 	return 0;
+}
+
+int af_limit_rate(struct af_file *f, int hz, char *err, size_t errlen)
+{
+	if (hz < 0 || hz > 768000) {
+		s4k_seterr(err, errlen, "rate limit %d Hz is outside 0..768000 Hz", hz);
+		return -EINVAL;
+	}
+	return build_pipeline(f, f->out_rate, f->quality, hz, err, errlen);
 }
 
 /* Decode the next block into ibuf. Returns frames (0 at the end) or a negative errno. */
 static long decode_block(struct af_file *f, char *err, size_t errlen)
 {
-	if (f->eof)
+	if (f->dec_eof)
 		return 0;
 	sf_count_t got = sf_readf_float(f->sf, f->ibuf, (sf_count_t)f->block);
 	if (got < 0)
@@ -344,7 +411,7 @@ static long decode_block(struct af_file *f, char *err, size_t errlen)
 	}
 	f->frames_read += (uint64_t)got;
 	if (got == 0) {
-		f->eof = 1;
+		f->dec_eof = 1;
 		if (f->info.frames >= 0 && !f->is_mpeg && f->frames_read < (uint64_t)f->info.frames) {
 			s4k_seterr(err, errlen, "truncated or corrupt: the header declares %lld frames "
 				   "but only %llu could be decoded", (long long)f->info.frames,
@@ -398,32 +465,77 @@ long af_read(struct af_file *f, float *out, size_t max, char *err, size_t errlen
 	return (long)n;
 }
 
-/* Refill mbuf from the next decoded block. Returns frames (0 at the end) or a negative errno. */
-static long fill_mono(struct af_file *f, char *err, size_t errlen)
+/* The decoded block's n frames, one channel or their mean, into dst (n). */
+static void pick_channel(const struct af_file *f, size_t n, float *restrict dst)
 {
-	long got = decode_block(f, err, errlen);
-	if (got <= 0)
-		return got;
-	size_t ch = (size_t)f->info.channels, n = (size_t)got;
+	size_t ch = (size_t)f->info.channels;
 	const float *restrict in = f->ibuf;   /* (n, ch) */
-	float *restrict m = f->mbuf;          /* (n) */
 	if (ch == 1) {
-		memcpy(m, in, n * sizeof *m);
+		memcpy(dst, in, n * sizeof *dst);
 	} else if (f->channel != AF_MIX) {
 		for (size_t i = 0; i < n; i++)
-			m[i] = in[i * ch + (size_t)f->channel];
+			dst[i] = in[i * ch + (size_t)f->channel];
 	} else {
 		float scale = 1.0f / (float)ch;
 		for (size_t i = 0; i < n; i++) {
 			float s = 0.0f;
 			for (size_t c = 0; c < ch; c++)
 				s += in[i * ch + c];
-			m[i] = s * scale;
+			dst[i] = s * scale;
 		}
 	}
-	f->mpos = 0;
-	f->mlen = n;
-	return got;
+}
+
+/* Refill mbuf: the next decoded block, through the pre-stage converter when there is one.
+ * Returns frames (0 at the end, then f->eof is set) or a negative errno. */
+static long fill_mono(struct af_file *f, char *err, size_t errlen)
+{
+	if (!f->have_pre) {
+		long got = decode_block(f, err, errlen);
+		if (got <= 0) {
+			f->eof = f->dec_eof;
+			return got;
+		}
+		pick_channel(f, (size_t)got, f->mbuf);
+		f->mpos = 0;
+		f->mlen = (size_t)got;
+		return got;
+	}
+	for (int stalls = 0;;) {
+		if (f->ppos == f->plen && !f->dec_eof) {
+			long got = decode_block(f, err, errlen);
+			if (got < 0)
+				return got;
+			pick_channel(f, (size_t)got, f->pbuf);
+			f->ppos = 0;
+			f->plen = (size_t)got;
+			continue;   /* at the end (got == 0) dec_eof is set: flush below */
+		}
+		size_t used;
+		long got = rs_process(&f->pre, f->pbuf + f->ppos, f->plen - f->ppos, &used, f->mbuf,
+				      f->mcap, f->dec_eof);
+		if (got < 0) {
+			s4k_seterr(err, errlen, "resampling %d Hz to %d Hz failed", f->info.rate,
+				   f->limit);
+			return got;
+		}
+		f->ppos += used;
+		if (got > 0) {
+			f->mpos = 0;
+			f->mlen = (size_t)got;
+			return got;
+		}
+		if (used == 0 && f->dec_eof) {
+			f->eof = 1;   /* the pre-stage is flushed too */
+			f->mpos = f->mlen = 0;
+			return 0;
+		}
+		if (used == 0 && ++stalls > 2) {
+			s4k_seterr(err, errlen, "resampling %d Hz to %d Hz stalled", f->info.rate,
+				   f->limit);
+			return -EIO;
+		}
+	}
 }
 
 long af_read_mono(struct af_file *f, float *out, size_t max, char *err, size_t errlen)
@@ -471,9 +583,12 @@ int af_rewind(struct af_file *f, char *err, size_t errlen)
 		return -EIO;
 	}
 	f->frames_read = 0;
-	f->eof = 0;
+	f->eof = f->dec_eof = 0;
 	f->mpos = f->mlen = 0;
+	f->ppos = f->plen = 0;
 	rs_reset(&f->rs);
+	if (f->have_pre)
+		rs_reset(&f->pre);
 	return 0;
 }
 

@@ -6,6 +6,7 @@
  *   if (!f) { fprintf(stderr, "talk.ogg: %s\n", err); ... }
  *   af_info(f)->rate, ->channels, ->frames                         // what the file holds
  *   af_set_output(f, AF_MIX, 16000, RS_BEST, err, sizeof err);      // mono mix at 16 kHz
+ *   af_limit_rate(f, 8000, err, sizeof err);   // optional: only the band an 8 kHz file has
  *   float block[4096];
  *   long n;
  *   while ((n = af_read_mono(f, block, 4096, err, sizeof err)) > 0)  // any length, bounded memory
@@ -59,6 +60,11 @@ const struct af_info *af_info(const struct af_file *f);
  * Returns 0 or -EINVAL (bad channel or rate; sentence in err) or -ENOMEM. */
 int af_set_output(struct af_file *f, int channel, int rate, enum rs_quality q,
 		  char *err, size_t errlen);
+/* Band-limit the output to what a recording at hz Hz holds: a file stored above hz Hz is first
+ * converted down to hz (streaming, af_set_output()'s quality), then to the output rate; files at
+ * or below hz are unchanged. 0 turns it off. Kept across af_set_output(); call before the first
+ * read or right after af_rewind(). Returns 0, -EINVAL (sentence in err) or -ENOMEM. */
+int af_limit_rate(struct af_file *f, int hz, char *err, size_t errlen);
 /* Read up to max output frames (one channel, see af_set_output) into out. Returns the number
  * written, 0 at the end, or a negative errno with a sentence in err: -EBADMSG (corrupt or
  * truncated data), -EIO (read error). Returns fewer than max only near the end. */

@@ -8,8 +8,9 @@
 # Converts every clip with sox into: 16 kHz WAV (the reference), FLAC (the originals), Ogg
 # Vorbis (-C 5), 44.1 kHz stereo WAV and 8 kHz WAV; classifies each set with
 # `s4kws classify --format csv` and prints, per set, how many labels equal the 16 kHz WAV's.
-# Then compares accuracy on the 8 kHz set resampled to the model rate (default) with
-# --native-rate (the model's step sizes scaled instead), with `--eval`.
+# Then the same with --max-rate 8000 on every set (16 kHz WAV with it as the reference), and
+# accuracy with `--eval`: the 8 kHz set resampled to the model rate (default), with
+# --native-rate (the model's step sizes scaled instead), and the originals with --max-rate 8000.
 set -eu
 S4KWS=${1:-build/s4kws}
 VAL=${2:-../shared/data/speech_commands/val}
@@ -44,9 +45,10 @@ labels() { # DIR [extra options]
 labels "$WORK/wav16" > "$WORK/ref.txt"
 n=$(wc -l < "$WORK/ref.txt")
 echo "reference: $n clips at 16 kHz WAV"
-report() { # NAME FILE
-	same=$(join "$WORK/ref.txt" "$2" | awk '$2 == $3' | wc -l)
-	tot=$(join "$WORK/ref.txt" "$2" | wc -l)
+report() { # NAME FILE [REFERENCE]
+	ref=${3:-$WORK/ref.txt}
+	same=$(join "$ref" "$2" | awk '$2 == $3' | wc -l)
+	tot=$(join "$ref" "$2" | wc -l)
 	awk -v n="$1" -v s="$same" -v t="$tot" -v all="$n" \
 		'BEGIN { printf "%-28s labels agree on %d/%d clips (%.2f %%)%s\n", n, s, t, 100 * s / t, t < all ? "  MISSING CLIPS" : "" }'
 }
@@ -57,8 +59,18 @@ labels "$WORK/w8" > "$WORK/w8.txt";           report "8 kHz WAV (resampled)" "$W
 labels "$WORK/w8" --native-rate > "$WORK/w8n.txt"; report "8 kHz WAV (--native-rate)" "$WORK/w8n.txt"
 
 echo
+echo "every set with --max-rate 8000 (all files first reduced to an 8 kHz recording's band),"
+echo "against the 16 kHz WAVs with --max-rate 8000:"
+labels "$WORK/wav16" --max-rate 8000 > "$WORK/ref8.txt"
+for set in flac:"$VAL" ogg:"$WORK/ogg" st44:"$WORK/st44" w8:"$WORK/w8"; do
+	name=${set%%:*}
+	labels "${set#*:}" --max-rate 8000 > "$WORK/${name}_m8.txt"
+	report "  $name --max-rate 8000" "$WORK/${name}_m8.txt" "$WORK/ref8.txt"
+done
+
+echo
 echo "accuracy (--eval):"
-for args in "$VAL" "$WORK/wav16" "$WORK/w8" "$WORK/w8 --native-rate"; do
+for args in "$VAL" "$WORK/wav16" "$WORK/w8" "$WORK/w8 --native-rate" "$VAL --max-rate 8000"; do
 	printf '  %-50s ' "$args"
 	# shellcheck disable=SC2086
 	"$S4KWS" classify $MOPT -j "$JOBS" --eval $args | head -1

@@ -59,6 +59,7 @@ struct opts {
 	int each;                     /* --channels each */
 	int jobs;
 	int native;
+	int max_rate;                 /* --max-rate Hz: higher-rate input is first reduced to it */
 	enum rs_quality quality;
 	double min_s;                 /* shortest accepted input, seconds */
 	const char *eval_dir;
@@ -436,6 +437,8 @@ static int build_context(struct worker *w, struct engine *e, struct model_slot *
 			struct af_file *f = af_open(r->o->ctx_file, e2, sizeof e2);
 			int rc = f ? af_set_output(f, AF_MIX, hz, r->o->quality, e2, sizeof e2) : -1;
 			if (rc == 0)
+				rc = af_limit_rate(f, r->o->max_rate, e2, sizeof e2);
+			if (rc == 0)
 				rc = af_load(f, (size_t)hz * 3600, &ms->ctx_audio, &ms->ctx_len, e2,
 					     sizeof e2);
 			af_close(f);
@@ -479,6 +482,8 @@ static int build_context(struct worker *w, struct engine *e, struct model_slot *
 		float *x;
 		size_t n;
 		int rc = af_set_output(f, AF_MIX, hz, r->o->quality, e2, sizeof e2);
+		if (rc == 0)
+			rc = af_limit_rate(f, r->o->max_rate, e2, sizeof e2);
 		if (rc == 0)
 			rc = af_load(f, 2 * win, &x, &n, e2, sizeof e2);
 		af_close(f);
@@ -524,15 +529,18 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 	int rep_ch = o->each ? channel : -1;
 	json_t *rec = NULL;
 
-	struct model_slot *ms = model_for(r, fi->rate, err, sizeof err);
+	/* the rate the audio has after --max-rate: what --native-rate's model is scaled for */
+	int in_rate = o->max_rate && fi->rate > o->max_rate ? o->max_rate : fi->rate;
+	struct model_slot *ms = model_for(r, in_rate, err, sizeof err);
 	if (!ms)
 		goto fail;
 	const struct s4m_model *m = ms->m;
-	int hz = o->native ? fi->rate : r->model_rate;
+	int hz = o->native ? in_rate : r->model_rate;
 	struct engine *e = engine_for(w, m, err, sizeof err);
 	if (!e)
 		goto fail;
-	if (af_set_output(f, o->each ? channel : AF_MIX, hz, o->quality, err, sizeof err) < 0)
+	if (af_set_output(f, o->each ? channel : AF_MIX, hz, o->quality, err, sizeof err) < 0 ||
+	    af_limit_rate(f, o->max_rate, err, sizeof err) < 0)
 		goto fail;
 
 	/* read up to the clip limit + 1: fewer means a clip */
@@ -1059,6 +1067,10 @@ static void usage(FILE *f)
 "  --native-rate        feed audio at its own rate to a model with scaled step sizes\n"
 "                       instead of resampling (one model per distinct rate)\n"
 "  --resample best|medium|fast  libsamplerate converter (default best)\n"
+"  --max-rate HZ        first resample input recorded above HZ down to HZ, so that every file\n"
+"                       reaches the model with the same band: e.g. 8000 for a collection that\n"
+"                       mixes 8 kHz and 16 kHz recordings makes labels independent of a file's\n"
+"                       rate (at some cost in accuracy on the wide-band files)\n"
 "  --min-duration S     shortest accepted input in seconds (default 0.1)\n"
 "  --progress, --no-progress  progress bar on stderr (default: when stderr is a TTY)\n"
 "  --summary            at the end, on stderr: how many clips got each label, and for the\n"
@@ -1067,7 +1079,9 @@ static void usage(FILE *f)
 "  --posteriors FILE    write every hop's label probabilities of the recordings scanned to\n"
 "                       FILE as CSV (file,channel,offset,<labels>; offset in seconds where\n"
 "                       the score was computed): for choosing thresholds; clips have none\n"
-"\n"
+"\n");
+	/* two strings: ISO C limits one literal to 4095 characters */
+	fprintf(f,
 "A clip (up to the model window, 1 s, plus 1/64 slack for resampling) is classified once:\n"
 "zeros are appended up to the window and the model's preroll zeros put in front, as in\n"
 "training; json keys file, label, score, scores (label -> probability), logits, duration\n"
@@ -1109,7 +1123,7 @@ static const char *const det_opts[] = {
 enum {
 	O_MODEL = 256, O_MODE, O_FORMAT, O_TOP, O_CHANNELS, O_NATIVE, O_RESAMPLE, O_MIN, O_EVAL,
 	O_PLOT, O_CTX, O_CTXFILE, O_SEED, O_PROGRESS, O_NOPROGRESS, O_CHUNK, O_CONFIG, O_HELP,
-	O_SUMMARY, O_POSTERIORS,
+	O_SUMMARY, O_POSTERIORS, O_MAXRATE,
 	O_DET0 = 400,
 };
 
@@ -1138,6 +1152,7 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		{"jobs", required_argument, 0, 'j'},
 		{"native-rate", no_argument, 0, O_NATIVE},
 		{"resample", required_argument, 0, O_RESAMPLE},
+		{"max-rate", required_argument, 0, O_MAXRATE},
 		{"min-duration", required_argument, 0, O_MIN},
 		{"eval", required_argument, 0, O_EVAL},
 		{"plot", required_argument, 0, O_PLOT},
@@ -1240,6 +1255,11 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 					optarg);
 				return -1;
 			}
+			break;
+		case O_MAXRATE:
+			if (parse_num("--max-rate", optarg, 1000, 768000, &d) < 0)
+				return -1;
+			o->max_rate = (int)d;
 			break;
 		case O_MIN:
 			if (parse_num("--min-duration", optarg, 0, 3600, &o->min_s) < 0)

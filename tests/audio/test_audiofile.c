@@ -1,5 +1,7 @@
 /* test_audiofile.c - af_: every container we write with libsndfile reads back, mixing and
- * channel selection, rate conversion, memory input equals file input, block reads of any size,
+ * channel selection, rate conversion, af_limit_rate's band limit (the band above it gone, the
+ * band below and the length kept, bit-exact no-op at or below the limit, rewind, block reads,
+ * errors still reported), memory input equals file input, block reads of any size,
  * and every kind of bad input (missing, directory, empty, garbage, truncated WAV / FLAC / Ogg)
  * gives NULL or a negative errno with a sentence, never a crash. Files go to a temp directory. */
 #include <errno.h>
@@ -285,6 +287,129 @@ static void test_bad(void)
 	CHECK(af_open_memory("RIFF1234WAVE", 12, err, sizeof err) == NULL, "a bare header must fail");
 }
 
+/* af_limit_rate: a 16 kHz file limited to 8 kHz keeps 1 kHz and loses 6 kHz; length, block
+ * reads, rewind and channel selection behave as without it; a no-op at or below the limit. */
+static float two_tones(size_t i, int rate, int ch)
+{
+	double t = (double)i / rate;
+	return (float)(0.4 * sin(2 * M_PI * (1000 + 500 * ch) * t) + 0.3 * sin(2 * M_PI * 6000 * t));
+}
+
+static void test_limit_rate(void)
+{
+	const size_t N = 40000;   /* 2.5 s at 16 kHz: more than two decode blocks */
+	const char *p = tmp("tones16.wav");
+	SF_INFO in = {.samplerate = 16000, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+	SNDFILE *sf = sf_open(p, SFM_WRITE, &in);
+	CHECK(sf != NULL, "cannot write %s", p);
+	if (!sf)
+		return;
+	float *b = malloc(N * 2 * sizeof *b);
+	for (size_t i = 0; i < N; i++)
+		for (int c = 0; c < 2; c++)
+			b[i * 2 + (size_t)c] = two_tones(i, 16000, c);
+	sf_writef_float(sf, b, (sf_count_t)N);
+	sf_close(sf);
+	free(b);
+
+	char err[256] = "";
+	struct af_file *f = af_open(p, err, sizeof err);
+	CHECK(f != NULL, "%s", err);
+	if (!f)
+		return;
+	CHECK_EQ(af_limit_rate(f, -5, err, sizeof err), -EINVAL);
+	CHECK(strstr(err, "-5 Hz") != NULL, "err: %s", err);
+	CHECK_EQ(af_set_output(f, 0, 16000, RS_BEST, err, sizeof err), 0);
+	CHECK_EQ(af_limit_rate(f, 8000, err, sizeof err), 0);
+	float *x;
+	long n = read_all(f, &x, err, sizeof err);
+	CHECK(labs(n - (long)N) <= 2, "%ld frames, want about %zu", n, N);
+	/* away from the edges only the 1 kHz tone is left (the 6 kHz one alone is 0.3) */
+	double worst = 0;
+	for (long i = 1600; i < n - 1600; i++)
+		worst = fmax(worst, fabs(x[i] - 0.4 * sin(2 * M_PI * 1000 * (double)i / 16000)));
+	CHECK(worst < 2e-3, "band-limited error %g", worst);
+	CHECK_EQ(af_frames_read(f), N);
+
+	/* rewind keeps the limit and gives the same samples; so do reads in odd blocks */
+	CHECK_EQ(af_rewind(f, err, sizeof err), 0);
+	float *y = malloc((size_t)n * 2 * sizeof *y);
+	long m = 0, got;
+	size_t blk = 1;
+	while ((got = af_read_mono(f, y + m, blk, err, sizeof err)) > 0) {
+		m += got;
+		blk = blk * 13 % 4093 + 1;
+		if (m + (long)blk > 2 * n)
+			blk = 1;
+	}
+	CHECK_EQ(got, 0);
+	CHECK_EQ(m, n);
+	CHECK(m == n && !memcmp(x, y, (size_t)n * sizeof *x), "rewound block reads differ");
+	free(y);
+	free(x);
+
+	/* channel 1 (1.5 kHz) through the limit, then the limit off again: the exact samples */
+	CHECK_EQ(af_rewind(f, err, sizeof err), 0);
+	CHECK_EQ(af_set_output(f, 1, 16000, RS_BEST, err, sizeof err), 0);
+	n = read_all(f, &x, err, sizeof err);
+	worst = 0;
+	for (long i = 1600; i < n - 1600; i++)
+		worst = fmax(worst, fabs(x[i] - 0.4 * sin(2 * M_PI * 1500 * (double)i / 16000)));
+	CHECK(worst < 2e-3, "channel 1 band-limited error %g", worst);
+	free(x);
+	CHECK_EQ(af_rewind(f, err, sizeof err), 0);
+	CHECK_EQ(af_limit_rate(f, 0, err, sizeof err), 0);
+	n = read_all(f, &x, err, sizeof err);
+	CHECK_EQ(n, (long)N);
+	worst = 0;
+	for (long i = 0; i < n; i++)
+		worst = fmax(worst, fabs(x[i] - two_tones((size_t)i, 16000, 1)));
+	CHECK(worst == 0.0, "limit off: error %g", worst);
+	free(x);
+	af_close(f);
+
+	/* at or below the limit nothing changes, bit for bit (an 8 kHz file, limit 8000 and 12000) */
+	const char *q = tmp("low8.wav");
+	write_file(q, SF_FORMAT_WAV | SF_FORMAT_PCM_16, 8000, 1, 12000);
+	float *ref = NULL;
+	long nref = -1;
+	for (int lim = 0; lim <= 12000; lim += 4000) {
+		if (lim == 4000)
+			continue;
+		f = af_open(q, err, sizeof err);
+		CHECK(f != NULL, "%s", err);
+		if (!f)
+			continue;
+		CHECK_EQ(af_limit_rate(f, lim, err, sizeof err), 0);
+		CHECK_EQ(af_set_output(f, AF_MIX, 16000, RS_BEST, err, sizeof err), 0);
+		n = read_all(f, &x, err, sizeof err);
+		if (!ref) {
+			ref = x;
+			nref = n;
+		} else {
+			CHECK(n == nref && !memcmp(x, ref, (size_t)n * sizeof *x),
+			      "limit %d changed an 8 kHz file", lim);
+			free(x);
+		}
+		af_close(f);
+	}
+	free(ref);
+
+	/* a truncated FLAC still fails through the extra converter */
+	write_file(tmp("long16.flac"), SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 16000, 1, 48000);
+	truncate_half(tmp("long16.flac"), tmp("half16.flac"));
+	f = af_open(tmp("half16.flac"), err, sizeof err);
+	if (f) {
+		CHECK_EQ(af_limit_rate(f, 8000, err, sizeof err), 0);
+		n = read_all(f, &x, err, sizeof err);
+		CHECK(n == -EBADMSG, "truncated FLAC under a limit: %ld", n);
+		CHECK(strstr(err, "truncated") != NULL, "err: %s", err);
+		if (n >= 0)
+			free(x);
+		af_close(f);
+	}
+}
+
 static void test_names(void)
 {
 	CHECK(af_is_audio_name("x/y.WAV"), "WAV");
@@ -306,6 +431,7 @@ int main(void)
 	test_mix_channel_rate();
 	test_blocks_and_memory();
 	test_bad();
+	test_limit_rate();
 	test_names();
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
