@@ -60,6 +60,26 @@ static long read_all(struct af_file *f, float **out, char *err, size_t errlen)
 	return rc < 0 ? rc : (long)n;
 }
 
+/* Read everything with af_read_mono() in blocks of changing odd sizes (1, 14, 183, ...) into a
+ * new buffer of room for 2 * expect frames (caller frees). Returns the frames read; the last
+ * af_read_mono() result, which should be 0, goes to *last. */
+static long read_odd_blocks(struct af_file *f, long expect, float **out, long *last)
+{
+	char err[256];
+	float *y = malloc((size_t)expect * 2 * sizeof *y);
+	long n = 0, got;
+	size_t blk = 1;
+	while ((got = af_read_mono(f, y + n, blk, err, sizeof err)) > 0) {
+		n += got;
+		blk = blk * 13 % 4093 + 1;
+		if (n + (long)blk > 2 * expect)
+			blk = 1;
+	}
+	*last = got;
+	*out = y;
+	return n;
+}
+
 static void test_formats(void)
 {
 	static const struct { const char *name; int format; double tol; } fm[] = {
@@ -181,15 +201,8 @@ static void test_blocks_and_memory(void)
 	CHECK(f != NULL, "memory: %s", err);
 	if (f) {
 		af_set_output(f, AF_MIX, 16000, RS_MEDIUM, err, sizeof err);
-		float *y = malloc((size_t)nref * 2 * sizeof *y);
-		long n = 0, got;
-		size_t blk = 1;
-		while ((got = af_read_mono(f, y + n, blk, err, sizeof err)) > 0) {
-			n += got;
-			blk = blk * 13 % 4093 + 1;
-			if (n + (long)blk > 2 * nref)
-				blk = 1;
-		}
+		float *y;
+		long got, n = read_odd_blocks(f, nref, &y, &got);
 		CHECK_EQ(got, 0);
 		CHECK_EQ(n, nref);
 		double worst = 0;
@@ -333,15 +346,8 @@ static void test_limit_rate(void)
 
 	/* rewind keeps the limit and gives the same samples; so do reads in odd blocks */
 	CHECK_EQ(af_rewind(f, err, sizeof err), 0);
-	float *y = malloc((size_t)n * 2 * sizeof *y);
-	long m = 0, got;
-	size_t blk = 1;
-	while ((got = af_read_mono(f, y + m, blk, err, sizeof err)) > 0) {
-		m += got;
-		blk = blk * 13 % 4093 + 1;
-		if (m + (long)blk > 2 * n)
-			blk = 1;
-	}
+	float *y;
+	long got, m = read_odd_blocks(f, n, &y, &got);
 	CHECK_EQ(got, 0);
 	CHECK_EQ(m, n);
 	CHECK(m == n && !memcmp(x, y, (size_t)n * sizeof *x), "rewound block reads differ");
