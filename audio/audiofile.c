@@ -329,26 +329,26 @@ static int build_pipeline(struct af_file *f, int out_rate, enum rs_quality q, in
 	int pre = limit > 0 && limit < f->info.rate;
 	int mid = pre ? limit : f->info.rate;
 	struct rs np, nr;
-	size_t mcap = f->block;
-	float *pbuf = NULL;
 	if (pre) {
 		int rc = rs_init(&np, f->info.rate, limit, 1, q, err, errlen);
 		if (rc < 0)
 			return rc;
-		mcap = rs_max_out(&np, f->block);
-		pbuf = f->pbuf ? f->pbuf : malloc(f->block * sizeof *pbuf);
-		float *m = mcap > f->mcap ? realloc(f->mbuf, mcap * sizeof *m) : f->mbuf;
-		if (!pbuf || !m) {
-			if (pbuf != f->pbuf)
-				free(pbuf);
+		/* buffers only grow, and are kept at once: a failure here leaves f usable */
+		size_t mcap = rs_max_out(&np, f->block);
+		if (!f->pbuf)
+			f->pbuf = malloc(f->block * sizeof *f->pbuf);
+		if (f->pbuf && mcap > f->mcap) {
+			float *m = realloc(f->mbuf, mcap * sizeof *m);
+			if (m) {
+				f->mbuf = m;
+				f->mcap = mcap;
+			}
+		}
+		if (!f->pbuf || mcap > f->mcap) {
 			rs_fini(&np);
 			s4k_seterr(err, errlen, "out of memory for a rate converter");
 			return -ENOMEM;
 		}
-		f->mbuf = m;
-		if (mcap > f->mcap)
-			f->mcap = mcap;
-		f->pbuf = pbuf;
 	}
 	int rc = rs_init(&nr, mid, out_rate, 1, q, err, errlen);
 	if (rc < 0) {
