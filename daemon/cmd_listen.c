@@ -739,8 +739,10 @@ static void on_upload_detection(void *user, const struct pp_detection *d)
 }
 
 /* POST /v1/classify: the file-mode JSON of one uploaded file (a clip, or detections when it is
- * longer than the model window). Own workspace per request, from the shared model. */
-static int hook_classify(void *ud, const void *body, size_t len, json_t **out, char *err, size_t errlen)
+ * longer than the model window), band-limited like `classify --max-rate` when max_rate > 0.
+ * Own workspace per request, from the shared model. */
+static int hook_classify(void *ud, const void *body, size_t len, int max_rate, json_t **out, char *err,
+			 size_t errlen)
 {
 	struct app *a = ud;
 	char e[S4K_ERR_LEN];
@@ -754,6 +756,8 @@ static int hook_classify(void *ud, const void *body, size_t len, json_t **out, c
 	float *x = NULL;
 	size_t n = 0;
 	int rc = af_set_output(f, AF_MIX, a->rate, RS_BEST, e, sizeof e);
+	if (rc == 0)
+		rc = af_limit_rate(f, max_rate, e, sizeof e);
 	if (rc == 0)
 		rc = af_load(f, (size_t)(CLASSIFY_MAX_S * a->rate), &x, &n, e, sizeof e);
 	if (rc < 0) {

@@ -475,6 +475,10 @@ static enum MHD_Result post_classify(struct http *h, struct MHD_Connection *conn
 	}
 	if (rq->len == 0)
 		return reply_error(h, conn, EP_CLASSIFY, 400, "the request body is empty; send an audio file");
+	uint64_t max_rate = 0;
+	char msg[128];
+	if (arg_u64(conn, "max_rate", 1000, 768000, &max_rate, msg, sizeof msg) < 0)
+		return reply_error(h, conn, EP_CLASSIFY, 400, msg);
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 10;
@@ -485,7 +489,8 @@ static enum MHD_Result post_classify(struct http *h, struct MHD_Connection *conn
 		return reply_error(h, conn, EP_CLASSIFY, 503, "too many classify requests; try again later");
 	json_t *out = NULL;
 	char err[S4K_ERR_LEN] = "";
-	int status = h->hooks.classify(h->hooks.ud, rq->body, rq->len, &out, err, sizeof err);
+	int status = h->hooks.classify(h->hooks.ud, rq->body, rq->len, (int)max_rate, &out, err,
+				       sizeof err);
 	sem_post(&h->jobs);
 	/* the same text as `s4kws classify --format json` (9 significant digits) */
 	if (status == 200 && out)

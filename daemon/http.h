@@ -60,10 +60,12 @@ struct http_hooks {
 	 * {"keyword": value}; returns every keyword's threshold (new reference), or NULL with one
 	 * sentence in err (nothing changed). NULL hook: 404. */
 	json_t *(*thresholds)(void *ud, json_t *set, char *err, size_t errlen);
-	/* POST /v1/classify: decode and classify an audio file body. Returns 200 with *out set (new
-	 * reference), or a 4xx/5xx status with one sentence in err. NULL hook: 404. */
-	int (*classify)(void *ud, const void *body, size_t len, json_t **out, char *err,
-			size_t errlen);
+	/* POST /v1/classify[?max_rate=HZ]: decode and classify an audio file body (max_rate: as
+	 * `classify --max-rate`, 0 = none; the server has checked it is 0 or 1000..768000). Returns
+	 * 200 with *out set (new reference), or a 4xx/5xx status with one sentence in err. NULL
+	 * hook: 404. */
+	int (*classify)(void *ud, const void *body, size_t len, int max_rate, json_t **out,
+			char *err, size_t errlen);
 };
 
 struct http;

@@ -48,14 +48,16 @@ static uint32_t checksum(const unsigned char *p, size_t n)
 	return h;
 }
 
-static int hook_classify(void *ud, const void *body, size_t len, json_t **out, char *err, size_t errlen)
+static int hook_classify(void *ud, const void *body, size_t len, int max_rate, json_t **out, char *err,
+			 size_t errlen)
 {
 	(void)ud;
 	if (len < 4 || memcmp(body, "RIFF", 4)) {
 		snprintf(err, errlen, "the body is not a RIFF file");
 		return 415;
 	}
-	*out = json_pack("{s:I, s:I}", "bytes", (json_int_t)len, "fnv", (json_int_t)checksum(body, len));
+	*out = json_pack("{s:I, s:I, s:i}", "bytes", (json_int_t)len, "fnv", (json_int_t)checksum(body, len),
+			 "max_rate", max_rate);
 	return 200;
 }
 
@@ -268,8 +270,25 @@ static void test_classify(int port)
 	CHECK(r.status == 200 && json_integer_value(json_object_get(o, "bytes")) == (json_int_t)n &&
 		      json_integer_value(json_object_get(o, "fnv")) == (json_int_t)checksum(buf, n),
 	      "exact body transfer: %d %s", r.status, r.body);
+	CHECK(json_integer_value(json_object_get(o, "max_rate")) == 0, "no max_rate: %s", r.body);
 	json_decref(o);
 	free(r.body);
+	/* ?max_rate=HZ reaches the hook; out of 1000..768000 or not a number: 400, hook not run */
+	http_req(port, "POST", "/v1/classify?max_rate=8000", NULL, buf, 64, &r);
+	o = body_json(&r);
+	CHECK(r.status == 200 && json_integer_value(json_object_get(o, "max_rate")) == 8000, "max_rate: %d %s",
+	      r.status, r.body);
+	json_decref(o);
+	free(r.body);
+	static const char *const bad_rates[] = {"0", "999", "768001", "8k", "-8000", ""};
+	for (size_t i = 0; i < sizeof bad_rates / sizeof bad_rates[0]; i++) {
+		char url[64];
+		snprintf(url, sizeof url, "/v1/classify?max_rate=%s", bad_rates[i]);
+		http_req(port, "POST", url, NULL, buf, 64, &r);
+		CHECK(r.status == 400 && strstr(r.body, "max_rate") && !strstr(r.body, "fnv"), "max_rate=%s: %d %s",
+		      bad_rates[i], r.status, r.body);
+		free(r.body);
+	}
 	http_req(port, "POST", "/v1/classify", NULL, "OggS....", 8, &r);
 	o = body_json(&r);
 	CHECK(r.status == 415 && !strcmp(json_string_value(json_object_get(o, "error")), "the body is not a RIFF file"),
