@@ -392,6 +392,10 @@ int af_limit_rate(struct af_file *f, int hz, char *err, size_t errlen)
 		s4k_seterr(err, errlen, "rate limit %d Hz is outside 0..768000 Hz", hz);
 		return -EINVAL;
 	}
+	/* unchanged (classify passes its --max-rate, usually 0, for every file): no new
+	 * converters, which for a file at another rate would mean another src_new() */
+	if (hz == f->limit)
+		return 0;
 	return build_pipeline(f, f->out_rate, f->quality, hz, err, errlen);
 }
 
