@@ -79,6 +79,23 @@ grep -q "initialised from .*grown.safetensors" "$tmp/run3/train.log"
 "$bin" info --model "$tmp/grown2.safetensors" | grep -q "thresholds: *yes 0.7 stop 0.9 (tuned"
 out3=$("$bin" classify --model "$tmp/grown2.safetensors" --format json "$clip")
 same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, thresholds set) classifies like its origin"
+# a fourth stage as stage 14: block 0 (16 kHz) widened from 16 to 32 channels; the new channels
+# enter through zero weights, so it too must classify as its origin; the C binary reads the width
+OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+	--run "$tmp/run4" --cache "$tmp/cache" --out "$tmp/wide.safetensors" --steps 1 --threads 2 \
+	--init "$tmp/grown2.safetensors" --lr 1e-12 --ssm-lr 1e-12 \
+	--config '{"widths": [32, 64, 64, 64, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}'
+grep -q "block 0 widened from 16 to 32 channels" "$tmp/run4/train.log"
+"$bin" info --model "$tmp/wide.safetensors" | grep -Eq "^ +0 +32 +64 +4 "
+out4=$("$bin" classify --model "$tmp/wide.safetensors" --format json "$clip")
+same_scores "$out3" "$out4" "model with block 0 widened to 32 channels classifies like its origin"
+# any other change of shape is refused in one line (exit 1 from sys.exit with a message)
+rc=0; OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+	--run "$tmp/run5" --cache "$tmp/cache" --out "$tmp/bad.safetensors" --steps 1 --threads 2 \
+	--init "$tmp/grown2.safetensors" \
+	--config '{"widths": [16, 64, 64, 64, 128, 128, 128, 128, 128, 128], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}' \
+	2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ] && grep -q "widths/pools differ" "$tmp/err" && [ ! -e "$tmp/bad.safetensors" ]
 # soup.py (weights averaging): a model averaged with itself is that model (same scores, bit for bit in the JSON);
 # a soup does not inherit live thresholds tuned for one ingredient; models of different
 # architectures (6 and 8 blocks) are refused (exit 2)

@@ -304,6 +304,45 @@ class Maker:
                 torch.from_numpy(src.astype(np.int64)))
 
 
+def widen_first_block(model, sd, h0):
+    """Load the state dict `sd` of a network whose block 0 has h0 channels into `model`, whose
+    block 0 is wider (H > h0) and is otherwise the same (Net2Net-style growth in width, Chen et
+    al. 2016, with zero weights instead of copies). Every per-channel tensor of the encoder and
+    block 0 (norm, SSM rows, D) keeps the old values in channels 0..h0-1; the new channels keep
+    their fresh initialisation. The GLU projection (2H, H) = [value rows; gate rows] keeps the
+    old rows and gives them zero weights from the new channels, and widen.0 gives the new
+    channels zero columns, so the widened network computes exactly the old function, and the
+    new channels reach the rest of the network only as training moves widen.0 away from zero
+    (its gradient is non-zero at once: the new channels carry the encoded audio)."""
+    own = model.state_dict()
+    H = own["encoder.weight"].shape[0]
+    with torch.no_grad():
+        for k, v in sd.items():
+            t = own[k]
+            v = v.to(t.dtype)
+            if t.shape == v.shape:
+                t.copy_(v)
+            elif k == "blocks.0.out.weight":                    # (2H, H) from (2 h0, h0)
+                t[:h0].zero_()
+                t[H:H + h0].zero_()
+                t[:h0, :h0] = v[:h0]
+                t[H:H + h0, :h0] = v[h0:]
+            elif k == "blocks.0.out.bias":                      # (2H)
+                t[:h0] = v[:h0]
+                t[H:H + h0] = v[h0:]
+            elif k == "widen.0.weight":                         # (W1, H) from (W1, h0)
+                t.zero_()
+                t[:, :h0] = v
+            elif k.startswith(("encoder.", "blocks.0.")) and t.shape[1:] == v.shape[1:] \
+                    and t.shape[0] == H and v.shape[0] == h0:   # per-channel rows
+                t[:h0] = v
+            else:
+                raise ValueError(f"cannot widen tensor {k}: {tuple(v.shape)} -> {tuple(t.shape)}")
+    missing = set(own) - set(sd)
+    if missing:
+        raise ValueError(f"--init lacks tensors {sorted(missing)}")
+
+
 def class_weights(labels):
     w = np.array([0.08 if l == "_silence_" else 0.14 if l == "_unknown_" else 1.0 for l in labels])
     kw = [i for i, l in enumerate(labels) if not l.startswith("_")]
@@ -472,10 +511,19 @@ def main():
         grown = (zw == cfg["widths"][:n0] and zp == cfg["pools"][:n0] and len(cfg["widths"]) > n0
                  and all(w == zw[-1] for w in cfg["widths"][n0:])
                  and all(p == 1 for p in cfg["pools"][n0:]))
-        if (zw != cfg["widths"] or zp != cfg["pools"]) and not grown:
+        # block 0 widened (same depth, pools and other widths): see widen_first_block()
+        wide0 = (len(zw) == len(cfg["widths"]) > 1 and zp == cfg["pools"] and zw[1:] == cfg["widths"][1:]
+                 and cfg["widths"][1] != cfg["widths"][0] > zw[0] and zw[1] != zw[0])
+        if (zw != cfg["widths"] or zp != cfg["pools"]) and not (grown or wide0):
             sys.exit(f"--init {a.init}: its widths/pools differ from this run's config (a run may "
-                     f"only append blocks of the last width with pool 1)")
-        missing, unexpected = model.load_state_dict(z["model"], strict=not grown)
+                     f"only append blocks of the last width with pool 1, or widen block 0)")
+        if wide0:
+            widen_first_block(model, z["model"], zw[0])
+            missing, unexpected = [], []
+            log(a.run, f"block 0 widened from {zw[0]} to {cfg['widths'][0]} channels (the new ones "
+                       f"start unheard: zero weights into the old channels and into widen.0)")
+        else:
+            missing, unexpected = model.load_state_dict(z["model"], strict=not grown)
         if grown:
             # appended blocks start as the identity: a zero output projection makes each
             # residual block add GLU(0) = 0, so training resumes from the same function
