@@ -55,13 +55,17 @@ assert d < 0.02, d
 print("smoke: %s, max score diff %.2g" % (sys.argv[3], d))
 PY
 }
+# restage RUN OUT INIT WIDTHS POOLS: one training step at a negligible learning rate from INIT
+# with the given shape (a growth stage of the default recipe), into $tmp/RUN and $tmp/OUT
+restage() {
+	OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
+		--run "$tmp/$1" --cache "$tmp/cache" --out "$tmp/$2" --steps 1 --threads 2 \
+		--init "$3" --lr 1e-12 --ssm-lr 1e-12 --config "{\"widths\": $4, \"pools\": $5}"
+}
 # a second stage that grows the model by two identity blocks (as stage 5 of the default recipe):
 # after one step at a negligible learning rate it must classify as the model it grew from, up to
 # that step's update of the BatchNorm statistics
-OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
-	--run "$tmp/run2" --cache "$tmp/cache" --out "$tmp/grown.safetensors" --steps 1 --threads 2 \
-	--init "$tmp/run/ckpt.pt" --lr 1e-12 --ssm-lr 1e-12 \
-	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1]}'
+restage run2 grown.safetensors "$tmp/run/ckpt.pt" '[16, 64, 64, 64, 96, 96, 96, 96]' '[4, 4, 1, 4, 1, 1, 1, 1]'
 grep -q "grown from 6 to 8 blocks" "$tmp/run2/train.log"
 "$bin" info --model "$tmp/grown.safetensors" | grep -i "blocks\|param"
 out2=$("$bin" classify --model "$tmp/grown.safetensors" --format json "$clip")
@@ -69,10 +73,7 @@ same_scores "$out" "$out2" "grown model (8 blocks) classifies like its 6-block o
 # a third stage as stage 6 of the default recipe: from the exported .safetensors (weights and
 # BatchNorm statistics, no optimizer state), grown again to 10 blocks; then the tuned
 # per-keyword thresholds are stored in its metadata and the C binary must report them
-OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
-	--run "$tmp/run3" --cache "$tmp/cache" --out "$tmp/grown2.safetensors" --steps 1 --threads 2 \
-	--init "$tmp/grown.safetensors" --lr 1e-12 --ssm-lr 1e-12 \
-	--config '{"widths": [16, 64, 64, 64, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}'
+restage run3 grown2.safetensors "$tmp/grown.safetensors" '[16, 64, 64, 64, 96, 96, 96, 96, 96, 96]' '[4, 4, 1, 4, 1, 1, 1, 1, 1, 1]'
 grep -q "grown from 8 to 10 blocks" "$tmp/run3/train.log"
 grep -q "initialised from .*grown.safetensors" "$tmp/run3/train.log"
 "$py" "$here/set_thresholds.py" "$tmp/grown2.safetensors" yes=0.7 stop=0.9
@@ -81,21 +82,16 @@ out3=$("$bin" classify --model "$tmp/grown2.safetensors" --format json "$clip")
 same_scores "$out2" "$out3" "regrown model (10 blocks, from the exported file, thresholds set) classifies like its origin"
 # a fourth stage as stage 14: block 0 (16 kHz) widened from 16 to 32 channels; the new channels
 # enter through zero weights, so it too must classify as its origin; the C binary reads the width
-OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
-	--run "$tmp/run4" --cache "$tmp/cache" --out "$tmp/wide.safetensors" --steps 1 --threads 2 \
-	--init "$tmp/grown2.safetensors" --lr 1e-12 --ssm-lr 1e-12 \
-	--config '{"widths": [32, 64, 64, 64, 96, 96, 96, 96, 96, 96], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}'
+restage run4 wide.safetensors "$tmp/grown2.safetensors" '[32, 64, 64, 64, 96, 96, 96, 96, 96, 96]' '[4, 4, 1, 4, 1, 1, 1, 1, 1, 1]'
 grep -q "block 0 widened from 16 to 32 channels" "$tmp/run4/train.log"
 "$bin" info --model "$tmp/wide.safetensors" | grep -Eq "^ +0 +32 +64 +4 "
 out4=$("$bin" classify --model "$tmp/wide.safetensors" --format json "$clip")
 same_scores "$out3" "$out4" "model with block 0 widened to 32 channels classifies like its origin"
 # any other change of shape is refused in one line (exit 1 from sys.exit with a message)
-rc=0; OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
-	--run "$tmp/run5" --cache "$tmp/cache" --out "$tmp/bad.safetensors" --steps 1 --threads 2 \
-	--init "$tmp/grown2.safetensors" \
-	--config '{"widths": [16, 64, 64, 64, 128, 128, 128, 128, 128, 128], "pools": [4, 4, 1, 4, 1, 1, 1, 1, 1, 1]}' \
-	2> "$tmp/err" || rc=$?
-[ "$rc" = 1 ] && grep -q "widths/pools differ" "$tmp/err" && [ ! -e "$tmp/bad.safetensors" ]
+rc=0; restage run5 bad.safetensors "$tmp/grown2.safetensors" '[16, 64, 64, 64, 128, 128, 128, 128, 128, 128]' '[4, 4, 1, 4, 1, 1, 1, 1, 1, 1]' 2> "$tmp/err" || rc=$?
+[ "$rc" = 1 ]
+grep -q "widths/pools differ" "$tmp/err"
+[ ! -e "$tmp/bad.safetensors" ]
 # soup.py (weights averaging): a model averaged with itself is that model (same scores, bit for bit in the JSON);
 # a soup does not inherit live thresholds tuned for one ingredient; models of different
 # architectures (6 and 8 blocks) are refused (exit 2)
