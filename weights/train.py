@@ -316,6 +316,9 @@ def widen_first_block(model, sd, h0):
     (its gradient is non-zero at once: the new channels carry the encoded audio)."""
     own = model.state_dict()
     H = own["encoder.weight"].shape[0]
+    if set(own) != set(sd):
+        raise ValueError(f"its tensors differ from this run's: lacks {sorted(set(own) - set(sd))}, "
+                         f"has extra {sorted(set(sd) - set(own))}")
     with torch.no_grad():
         for k, v in sd.items():
             t = own[k]
@@ -338,9 +341,6 @@ def widen_first_block(model, sd, h0):
                 t[:h0] = v
             else:
                 raise ValueError(f"cannot widen tensor {k}: {tuple(v.shape)} -> {tuple(t.shape)}")
-    missing = set(own) - set(sd)
-    if missing:
-        raise ValueError(f"--init lacks tensors {sorted(missing)}")
 
 
 def class_weights(labels):
@@ -518,8 +518,10 @@ def main():
             sys.exit(f"--init {a.init}: its widths/pools differ from this run's config (a run may "
                      f"only append blocks of the last width with pool 1, or widen block 0)")
         if wide0:
-            widen_first_block(model, z["model"], zw[0])
-            missing, unexpected = [], []
+            try:
+                widen_first_block(model, z["model"], zw[0])
+            except ValueError as e:
+                sys.exit(f"--init {a.init}: {e}")
             log(a.run, f"block 0 widened from {zw[0]} to {cfg['widths'][0]} channels (the new ones "
                        f"start unheard: zero weights into the old channels and into widen.0)")
         else:
