@@ -106,3 +106,36 @@ exits 2 "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/cut.safetensors
 [ "$(wc -l < "$tmp/err")" = 1 ]
 grep -q "cannot read .*cut.safetensors" "$tmp/err"
 echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch and a truncated file"
+# recal_bn.py (BatchNorm statistics recomputed for a model's own weights): every weight is kept
+# bit for bit, the running statistics change, the C binary runs the result, the thresholds
+# tuned for the old statistics are dropped; bad arguments and a truncated file are refused
+"$py" "$here/recal_bn.py" --model "$tmp/grown2.safetensors" --out "$tmp/recal.safetensors" \
+	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 2 --batch 4 --threads 2 |
+	grep -q "thresholds dropped"
+"$py" - "$tmp/grown2.safetensors" "$tmp/recal.safetensors" "$here" <<'PY'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[3])
+from s4twin import load_safetensors
+(a, ma), (b, mb) = (load_safetensors(p) for p in sys.argv[1:3])
+assert a.keys() == b.keys()
+stats = [k for k in a if k.endswith((".running_mean", ".running_var"))]
+assert len(stats) == 2 * 11, stats                   # 10 prenorms and the final norm
+assert all(np.array_equal(a[k], b[k]) for k in a if k not in stats)
+assert all(not np.array_equal(a[k], b[k]) for k in stats)
+assert json.loads(mb["training"])["bn_recal"]["batches"] == 2 and "thresholds" not in mb
+print("smoke: recal_bn.py kept the weights and recomputed %d running statistics" % len(stats))
+PY
+o=$("$bin" classify --model "$tmp/recal.safetensors" --format json "$clip")
+"$py" -c 'import json, sys; s = json.loads(sys.argv[1])["scores"]; assert len(s) == 12 and abs(sum(s.values()) - 1) < 1e-3' "$o"
+if "$bin" info --model "$tmp/recal.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
+exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
+	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 0
+exits 2 "$py" "$here/recal_bn.py" --model "$tmp/cut.safetensors" --out "$tmp/bad.safetensors" \
+	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache"
+[ "$(wc -l < "$tmp/err")" = 1 ]
+grep -q "cannot read .*cut.safetensors" "$tmp/err"
+exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
+	--data "$tmp/nowhere" --noise "$tmp/noise"
+[ ! -e "$tmp/bad.safetensors" ]
+echo "smoke: recal_bn.py recomputed the statistics, dropped thresholds, refused bad input"
