@@ -4,7 +4,7 @@ Usage:
 
   /usr/bin/python3 weights/recal_bn.py --model IN.safetensors --out OUT.safetensors \
       --data SC/train --noise SC/_background_noise_ --synth CACHE/synth --cache CACHE/clips \
-      [--batches 400] [--seed 15] [--context 24000] [--real-p 0.8] [--band-p 0.4]
+      [--batches 400] [--seed 15] [--context 24000] [--real-p 0.8] [--thin-real-p 0.4] [--band-p 0.4]
 
 train.py --ema exports the moving average of the weights together with the moving average of
 the BatchNorm running statistics, and the statistics were gathered by the raw weights of each
@@ -12,7 +12,7 @@ step, not by the averaged ones. As SWA's update_bn (Izmailov et al., "Averaging 
 to Wider Optima", UAI 2018), this script keeps every weight and recomputes only the running
 mean and variance of every BatchNorm: reset, then train-mode forward passes without gradients
 over --batches batches of training examples built exactly as train.py builds them (its Maker,
-with the stage's --context / --real-p / --band-p), averaged with equal weight per batch
+with the stage's --context / --real-p / --thin-real-p / --band-p ...), averaged with equal weight per batch
 (momentum None). Nothing is learned, so the only data it sees is the training data; a soup of
 BatchNorm networks (soup.py) is the other case it is meant for.
 
@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--context", type=int, default=0,
                     help="samples before the 1 s window (default: the model's preroll)")
     ap.add_argument("--real-p", type=float, default=0.65)
+    ap.add_argument("--thin-real-p", type=float, default=0.4)
     ap.add_argument("--band-p", type=float, default=0.12)
     ap.add_argument("--eq-p", type=float, default=0.0)
     ap.add_argument("--mask-p", type=float, default=0.0)
@@ -93,7 +94,7 @@ def main():
         sys.exit(2)
     rng = np.random.default_rng(a.seed)
     maker = train.Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, 0.0,
-                        a.eq_p, a.mask_p)
+                        a.eq_p, a.mask_p, a.thin_real_p)
     cw = train.class_weights(labels)
     print(f"data loaded in {time.time() - t0:.0f} s", flush=True)
 
@@ -118,7 +119,8 @@ def main():
     tr = cfg.get("training", "{}")
     tr = json.loads(tr) if isinstance(tr, str) else dict(tr)
     tr["bn_recal"] = {"from": os.path.basename(a.model), "batches": a.batches, "batch": a.batch,
-                      "seed": a.seed, "context": context, "real_p": a.real_p, "band_p": a.band_p,
+                      "seed": a.seed, "context": context, "real_p": a.real_p, "thin_real_p": a.thin_real_p,
+                      "band_p": a.band_p,
                       **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
                       **({"mask_p": a.mask_p} if a.mask_p > 0 else {})}
     cfg["training"] = tr

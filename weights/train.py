@@ -25,7 +25,7 @@ With --pair-p P a share P of the batch is also fed band-limited, and the
 band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
 the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
 16 kHz original's label, not merely a plausible one. Keywords come from real clips with
-probability --real-p (0.65; 0.4 for labels with fewer than 500 real clips), else from the
+probability --real-p (0.65; --thin-real-p, 0.4, for labels with fewer than 500 real clips), else from the
 synthetic folders. With --ema D the exported weights
 (and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
 
@@ -135,11 +135,11 @@ class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
     def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
-                 pair_p=0.0, eq_p=0.0, mask_p=0.0):
+                 pair_p=0.0, eq_p=0.0, mask_p=0.0, thin_real_p=0.4):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
         self.real_p, self.band_p, self.pair_p, self.eq_p = real_p, band_p, pair_p, eq_p
-        self.mask_p = mask_p
+        self.mask_p, self.thin_real_p = mask_p, thin_real_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
 
@@ -155,7 +155,7 @@ class Maker:
 
     def clip(self, label):
         r, s = self.real.get(label, []), self.synth.get(label, [])
-        p_real = 0.0 if not r else (1.0 if not s else (self.real_p if len(r) >= 500 else 0.4))
+        p_real = 0.0 if not r else (1.0 if not s else (self.real_p if len(r) >= 500 else self.thin_real_p))
         pool = r if self.rng.random() < p_real else s
         c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
         return c, pool is r
@@ -416,7 +416,11 @@ def main():
                          "training examples whose context is zeros")
     ap.add_argument("--real-p", type=float, default=0.65,
                     help="probability of drawing a real clip for labels with >= 500 real clips "
-                         "(0.4 for thinner ones)")
+                         "(--thin-real-p for thinner ones)")
+    ap.add_argument("--thin-real-p", type=float, default=0.4,
+                    help="the same for labels with fewer than 500 real clips (on and off in the "
+                         "Speech Commands train/ here), whose few real clips are otherwise seen "
+                         "far more often than the others'")
     ap.add_argument("--band-p", type=float, default=0.12,
                     help="share of examples band-limited to 3.4-4 kHz (8 kHz, telephone)")
     ap.add_argument("--eq-p", type=float, default=0.0,
@@ -541,7 +545,7 @@ def main():
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
     maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p,
-                  a.eq_p, a.mask_p)
+                  a.eq_p, a.mask_p, a.thin_real_p)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
     ema = None
@@ -624,7 +628,8 @@ def main():
                        "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema,
                        **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {}),
                        **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
-                       **({"mask_p": a.mask_p} if a.mask_p > 0 else {})}
+                       **({"mask_p": a.mask_p} if a.mask_p > 0 else {}),
+                       **({"thin_real_p": a.thin_real_p} if a.thin_real_p != 0.4 else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
