@@ -4,7 +4,8 @@ Usage:
 
   /usr/bin/python3 weights/recal_bn.py --model IN.safetensors --out OUT.safetensors \
       --data SC/train --noise SC/_background_noise_ --synth CACHE/synth --cache CACHE/clips \
-      [--batches 400] [--seed 15] [--context 24000] [--real-p 0.8] [--thin-real-p 0.4] [--band-p 0.4]
+      [--batches 400] [--seed 15] [--context 24000] [--real-p 0.8] [--thin-real-p 0.4] \
+      [--band-p 0.4]
 
 train.py --ema exports the moving average of the weights together with the moving average of
 the BatchNorm running statistics, and the statistics were gathered by the raw weights of each
@@ -12,9 +13,9 @@ step, not by the averaged ones. As SWA's update_bn (Izmailov et al., "Averaging 
 to Wider Optima", UAI 2018), this script keeps every weight and recomputes only the running
 mean and variance of every BatchNorm: reset, then train-mode forward passes without gradients
 over --batches batches of training examples built exactly as train.py builds them (its Maker,
-with the stage's --context / --real-p / --thin-real-p / --band-p ...), averaged with equal weight per batch
-(momentum None). Nothing is learned, so the only data it sees is the training data; a soup of
-BatchNorm networks (soup.py) is the other case it is meant for.
+with the stage's --context, --real-p, --thin-real-p, --band-p, ...), averaged with equal weight
+per batch (momentum None). Nothing is learned, so the only data it sees is the training data.
+A soup of BatchNorm networks (soup.py) is the other case it is meant for.
 
 Writes OUT with the same metadata plus training.bn_recal = {batches, seed, ...}, less any tuned
 'thresholds' (set_thresholds.py: they were tuned for the old statistics); prints the largest
@@ -57,6 +58,11 @@ def main():
     if a.batches < 1 or a.batch < 2:
         print("recal_bn: --batches must be >= 1 and --batch >= 2", file=sys.stderr)
         sys.exit(2)
+    for name in ("real_p", "thin_real_p", "band_p", "eq_p", "mask_p"):
+        if not 0.0 <= getattr(a, name) <= 1.0:
+            print(f"recal_bn: --{name.replace('_', '-')} must be a probability (0 to 1)",
+                  file=sys.stderr)
+            sys.exit(2)
 
     for d in [a.data, a.noise] + a.synth:
         if not os.path.isdir(d):
@@ -113,14 +119,21 @@ def main():
                 print(f"batch {i + 1}/{a.batches} ({time.time() - t0:.0f} s)", flush=True)
     model.eval()
     dm = max(float((m.running_mean - b[0]).abs().max()) for m, b in zip(bns, before))
-    dv = max(float(((m.running_var + 1e-5) / (b[1] + 1e-5)).log().abs().max()) for m, b in zip(bns, before))
-    print(f"{len(bns)} BatchNorms: largest |mean change| {dm:.4g}, largest |log var ratio| {dv:.4g}")
+    dv = max(float(((m.running_var + 1e-5) / (b[1] + 1e-5)).log().abs().max())
+             for m, b in zip(bns, before))
+    print(f"{len(bns)} BatchNorms: largest |mean change| {dm:.4g}, "
+          f"largest |log var ratio| {dv:.4g}")
 
     tr = cfg.get("training", "{}")
-    tr = json.loads(tr) if isinstance(tr, str) else dict(tr)
+    try:
+        tr = json.loads(tr) if isinstance(tr, str) else dict(tr)
+    except ValueError:                                    # not ours: keep it, as text
+        tr = {"earlier": tr}
+    if not isinstance(tr, dict):
+        tr = {"earlier": tr}
     tr["bn_recal"] = {"from": os.path.basename(a.model), "batches": a.batches, "batch": a.batch,
-                      "seed": a.seed, "context": context, "real_p": a.real_p, "thin_real_p": a.thin_real_p,
-                      "band_p": a.band_p,
+                      "seed": a.seed, "context": context, "real_p": a.real_p,
+                      "thin_real_p": a.thin_real_p, "band_p": a.band_p,
                       **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
                       **({"mask_p": a.mask_p} if a.mask_p > 0 else {})}
     cfg["training"] = tr

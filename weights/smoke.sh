@@ -131,6 +131,9 @@ o=$("$bin" classify --model "$tmp/recal.safetensors" --format json "$clip")
 if "$bin" info --model "$tmp/recal.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
 exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
 	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 0
+exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
+	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --band-p 1.5
+grep -q "band-p must be a probability" "$tmp/err"
 exits 2 "$py" "$here/recal_bn.py" --model "$tmp/cut.safetensors" --out "$tmp/bad.safetensors" \
 	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache"
 [ "$(wc -l < "$tmp/err")" = 1 ]

@@ -25,8 +25,8 @@ With --pair-p P a share P of the batch is also fed band-limited, and the
 band-limited twin is pulled towards the full-band prediction (KL divergence, weight --pair-w,
 the full-band side detached): what `classify` must do is give an 8 kHz copy of a recording the
 16 kHz original's label, not merely a plausible one. Keywords come from real clips with
-probability --real-p (0.65; --thin-real-p, 0.4, for labels with fewer than 500 real clips), else from the
-synthetic folders. With --ema D the exported weights
+probability --real-p (0.65; --thin-real-p, 0.4, for labels with fewer than 500 real clips),
+else from the synthetic folders. With --ema D the exported weights
 (and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
 
 Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
@@ -155,7 +155,8 @@ class Maker:
 
     def clip(self, label):
         r, s = self.real.get(label, []), self.synth.get(label, [])
-        p_real = 0.0 if not r else (1.0 if not s else (self.real_p if len(r) >= 500 else self.thin_real_p))
+        p_real = 0.0 if not r else (1.0 if not s else
+                                    (self.real_p if len(r) >= 500 else self.thin_real_p))
         pool = r if self.rng.random() < p_real else s
         c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
         return c, pool is r
