@@ -10,7 +10,7 @@
 #   SC_DIR      Speech Commands layout with val/ (default ../shared/data/speech_commands)
 #   WORK_DIR    kept work files; its sox conversions are reused (default: a temp dir)
 #
-# Prints, for the candidate (and, in brackets, the reference):
+# Prints, for the candidate and the reference side by side:
 #   1. accuracy on val/ (classify --eval, conv mode), with its 95 % interval;
 #   2. the paired comparison on the same clips (weights/compare_eval.py: the clips on which
 #      exactly one model is right and the exact McNemar p): a difference of a few clips out
@@ -31,10 +31,11 @@ for f in "$CAND" "$REF"; do
 done
 [ -d "$VAL" ] || { echo "eval_candidate.sh: $VAL: no such folder" >&2; exit 2; }
 mkdir -p "$WORK"
+model() { if [ "$1" = ref ]; then echo "$REF"; else echo "$CAND"; fi; }   # model cand|ref
 
 # 1 and 2: one csv per model (the per-clip labels), accuracy from the same run's --eval
 for who in cand ref; do
-	m=$CAND; [ "$who" = ref ] && m=$REF
+	m=$(model "$who")
 	"$S4KWS" classify --model "$m" --format csv "$VAL" > "$WORK/$who.csv"
 	"$S4KWS" classify --model "$m" --eval "$VAL" | head -1 > "$WORK/$who.acc"
 done
@@ -49,13 +50,13 @@ echo "2. paired on the same clips:"
 echo
 echo "3. --mode stream --stream-context 1.5 --seed 1:"
 for who in cand ref; do
-	m=$CAND; [ "$who" = ref ] && m=$REF
+	m=$(model "$who")
 	printf '   %-9s %s\n' "$who" "$("$S4KWS" classify --model "$m" --eval "$VAL" --mode stream \
 		--stream-context 1.5 --seed 1 | head -1)"
 done
 if [ "${FULL:-0}" = 1 ]; then
 	for who in cand ref; do
-		m=$CAND; [ "$who" = ref ] && m=$REF
+		m=$(model "$who")
 		echo
 		echo "4. format and rate agreement ($who):"
 		sh "$here/../bench/filemode_agreement.sh" "$S4KWS" "$VAL" "$m" "$WORK/agree" | sed 's/^/   /'

@@ -88,12 +88,7 @@ def main():
         sys.exit(2)
 
     t0 = time.time()
-    real = train.load_folder(a.data, labels, a.cache)
-    synth = {l: [] for l in labels}
-    for d in a.synth:
-        for l, cl in train.load_folder(d, labels, a.cache).items():
-            synth[l] += cl
-    noises = train.load_noise(a.noise)
+    real, synth, noises = train.load_pools(a.data, a.synth, a.noise, labels, a.cache)
     if not noises or not any(real[l] or synth[l] for l in labels if l != "_silence_"):
         print(f"recal_bn: no noise files in {a.noise} or no clips of the model's labels in "
               f"{a.data}", file=sys.stderr)

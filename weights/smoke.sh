@@ -21,15 +21,18 @@ OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/n
 clip=$(find "$tmp/data/yes" -name '*.wav' | head -n 1)
 out=$("$bin" classify --model "$tmp/model.safetensors" --format json "$clip")
 echo "$out"
-# twelve scores that sum to one, for the clip we gave
-"$py" - "$out" <<'PY'
+# twelve_scores JSON WHAT: a classify output with twelve scores that sum to one
+twelve_scores() {
+	"$py" - "$1" "$2" <<'PY'
 import json, sys
 o = json.loads(sys.argv[1].splitlines()[0])
 s = o["scores"]
 assert len(s) == 12, s
 assert abs(sum(s.values()) - 1) < 1e-3, s
-print("smoke: C binary ran the freshly trained model:", o["label"], round(o["score"], 3))
+print("smoke: C binary ran the %s:" % sys.argv[2], o["label"], round(o["score"], 3))
 PY
+}
+twelve_scores "$out" "freshly trained model"
 # compare_eval.py on the C binary's CSV of the tiny set: a model against itself differs on no
 # clip (p = 1); a CSV missing clips is refused (exit 2)
 "$bin" classify --model "$tmp/model.safetensors" --format csv "$tmp/data" > "$tmp/a.csv"
@@ -126,8 +129,7 @@ assert all(not np.array_equal(a[k], b[k]) for k in stats)
 assert json.loads(mb["training"])["bn_recal"]["batches"] == 2 and "thresholds" not in mb
 print("smoke: recal_bn.py kept the weights and recomputed %d running statistics" % len(stats))
 PY
-o=$("$bin" classify --model "$tmp/recal.safetensors" --format json "$clip")
-"$py" -c 'import json, sys; s = json.loads(sys.argv[1])["scores"]; assert len(s) == 12 and abs(sum(s.values()) - 1) < 1e-3' "$o"
+twelve_scores "$("$bin" classify --model "$tmp/recal.safetensors" --format json "$clip")" "recalibrated model"
 if "$bin" info --model "$tmp/recal.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
 exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
 	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 0

@@ -121,6 +121,17 @@ def load_noise(root):
     return noises
 
 
+def load_pools(data, synth_dirs, noise, labels, cache_dir=None):
+    """The clip pools a Maker draws from: real {label: clips} from the training folder, the
+    synthetic folders' clips merged per label, and the noise files."""
+    real = load_folder(data, labels, cache_dir)
+    synth = {l: [] for l in labels}
+    for d in synth_dirs:
+        for l, cl in load_folder(d, labels, cache_dir).items():
+            synth[l] += cl
+    return real, synth, load_noise(noise)
+
+
 def rms(x):
     return float(np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)
 
@@ -466,12 +477,7 @@ def main():
     cfg["preroll"] = max(cfg["preroll"], context)
 
     t0 = time.time()
-    real = load_folder(a.data, labels, cache)
-    synth = {l: [] for l in labels}
-    for d in a.synth:
-        for l, cl in load_folder(d, labels, cache).items():
-            synth[l] += cl
-    noises = load_noise(a.noise)
+    real, synth, noises = load_pools(a.data, a.synth, a.noise, labels, cache)
     val = load_folder(a.val, labels, cache) if a.val else None
     counts = {l: (len(real[l]), len(synth[l])) for l in labels}
     log(a.run, f"data loaded in {time.time() - t0:.0f} s: (real, synth) per label {counts}; "
