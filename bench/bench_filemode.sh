@@ -12,7 +12,8 @@
 # decoded and padded beforehand, batches of 32, torch.set_num_threads(THREADS). "x real time"
 # counts each clip as its length (1 s for Speech Commands; the preroll zeros put before a lone
 # clip are not audio: s4kws computes their share once per workspace, the twin runs them). Also scans one long recording (pink noise, LONG_SECONDS) in conv and
-# stream mode. Every run's labels are compared with conv mode's.
+# stream mode, by default and with --restart-ms 2000. Every clip run's labels are compared with
+# conv mode's.
 set -eu
 S4KWS=${1:-build/s4kws}
 MODEL=${2:-weights/s4kws-sc12.safetensors}
@@ -66,9 +67,12 @@ awk -v c="$tc" -v s="$ts" -v t="$tt" 'BEGIN {
 
 # one long recording, scanned
 sox -n -r 16000 -b 16 -c 1 "$W/long.flac" synth "$LONG" pinknoise vol 0.05 2>/dev/null
-for mode in conv stream; do
+# default (one whole-file run), then with live mode's restarts (--restart-ms 2000: two steppers
+# taking turns, or conv segments of [preroll | 2 s] whose preroll share is primed)
+for run in "conv:0" "stream:0" "conv:2000" "stream:2000"; do
+	mode=${run%:*}; rms=${run#*:}
 	t0=$(now)
-	"$S4KWS" classify --model "$MODEL" --mode "$mode" -j 1 --format json "$W/long.flac" > /dev/null
+	"$S4KWS" classify --model "$MODEL" --mode "$mode" --restart-ms "$rms" -j 1 --format json "$W/long.flac" > /dev/null
 	t1=$(now)
-	echo "$t0 $t1" | awk -v m="$mode" -v l="$LONG" '{ d = $2 - $1; printf "long recording (%d s, one thread, %s): %.2f s = %.0fx real time\n", l, m, d, l / d }'
+	echo "$t0 $t1" | awk -v m="$mode" -v r="$rms" -v l="$LONG" '{ d = $2 - $1; printf "long recording (%d s, one thread, %s, --restart-ms %d): %.2f s = %.0fx real time\n", l, m, r, d, l / d }'
 done

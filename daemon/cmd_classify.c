@@ -415,6 +415,12 @@ static struct scan *scanner_for(struct worker *w, struct engine *e, char *err, s
 			sink.posterior = on_posterior;
 		e->scan = scan_new(e->m, w->r->o->mode, &pc, w->r->o->chunk,
 				   scan_period(e->m, w->r->o->det.restart_ms), &sink, err, errlen);
+		/* one segment's work, once per worker: every later whole segment of every long
+		 * file then skips its preroll */
+		if (e->scan && scan_prime(e->scan, err, errlen) < 0) {
+			scan_free(e->scan);
+			e->scan = NULL;
+		}
 	}
 	free(kw);
 	free(labels);

@@ -800,6 +800,12 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 			pc.kw = kw;
 			struct scan_sink sink = {.detection = on_upload_detection, .user = &us};
 			sc = scan_new(a->m, SCAN_CONV, &pc, 0, a->period, &sink, e, sizeof e);
+			/* priming costs about one segment (period / 2 of audio each): only for
+			 * uploads long enough to win it back */
+			if (sc && n >= 4 * a->period && scan_prime(sc, e, sizeof e) < 0) {
+				scan_free(sc);
+				sc = NULL;
+			}
 		}
 		if (sc && scan_push(sc, x, n) == 0 && scan_finish(sc) == 0) {
 			rec = json_pack("{s:f, s:O}", "duration", dur, "detections", us.dets);

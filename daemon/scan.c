@@ -17,6 +17,8 @@
  * restart, [preroll zeros | x[jh .. jh + 2h)], from a zero state, and keeps the steps that end in
  * [jh + h, jh + 2h) (all of them from the start for the first segment); the segment buffer then
  * keeps its last h samples. That is the relay's conv-mode equivalent, so both modes still agree.
+ * The preroll is the same zeros before every segment, so after scan_prime() a whole segment runs
+ * on its 2h samples alone (s4m_conv_scan_primed) with the preroll's share precomputed.
  *
  * Posteriors are evaluated every `hop` samples (pc->hop, a multiple of the model's own hop,
  * e.g. 10 ms): for conv mode that is every (hop / s4m_hop)-th decoder step of s4m_conv_scan,
@@ -59,6 +61,7 @@ struct scan {
 	size_t max_steps;
 	size_t half;             /* h = restart period / 2, samples; 0 = no restarts */
 	size_t npre;             /* preroll zeros in front of each segment (restarts only) */
+	int primed;              /* whole segments run primed (scan_prime) */
 	/* stream mode */
 	struct s4m_relay *st;
 	size_t in_hop;           /* samples pushed since the last posterior */
@@ -199,6 +202,17 @@ fail:
 	return NULL;
 }
 
+int scan_prime(struct scan *sc, char *err, size_t errlen)
+{
+	if (!sc->cv || !sc->half || sc->primed)
+		return 0;
+	int rc = s4m_conv_prime_window(sc->cv, sc->chunk, err, errlen);
+	if (rc < 0)
+		return rc;
+	sc->primed = s4m_conv_primed(sc->cv) == sc->chunk;
+	return 0;
+}
+
 void scan_free(struct scan *sc)
 {
 	if (!sc)
@@ -279,7 +293,14 @@ static void judge(struct scan *sc, int all)
  * `done`, at or after `from` and before `limit`. */
 static int run_steps(struct scan *sc, size_t lead, uint64_t from, uint64_t limit)
 {
-	long steps = s4m_conv_scan(sc->cv, sc->buf, lead + sc->len, sc->logits, sc->max_steps);
+	long steps;
+	if (lead && sc->primed && sc->len == sc->chunk) {   /* a whole segment, its preroll primed */
+		steps = s4m_conv_scan_primed(sc->cv, sc->buf + lead, sc->len, sc->logits,
+					     sc->max_steps);
+		lead = 0;
+	} else {
+		steps = s4m_conv_scan(sc->cv, sc->buf, lead + sc->len, sc->logits, sc->max_steps);
+	}
 	if (steps < 0)
 		return -EINVAL;
 	size_t ratio = sc->hop / sc->mhop, skip = lead / sc->mhop;

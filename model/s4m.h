@@ -72,6 +72,15 @@ int s4m_conv_logits(struct s4m_conv *cv, const float *x, size_t n, float *logits
 int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen);
 size_t s4m_conv_primed(const struct s4m_conv *cv);
 int s4m_conv_logits_primed(struct s4m_conv *cv, const float *x, size_t n, float *logits);
+/* The same for a window of W input samples (a multiple of s4m_hop()) instead of the decoder's:
+ * s4m_conv_prime() is this with W = s4m_window(). A workspace is primed once; whether it is
+ * primed for W is s4m_conv_primed(cv) == W. s4m_conv_logits_primed() needs W >= s4m_window(). */
+int s4m_conv_prime_window(struct s4m_conv *cv, size_t W, char *err, size_t errlen);
+/* s4m_conv_scan() of [s4m_preroll() zeros | x] on x alone (n == s4m_conv_primed(cv)): the
+ * per-step logits of x's steps only, out[j * n_labels + k] for j < n / s4m_hop(); their decoder
+ * means reach back into the preroll as in the whole input. Returns the steps or -EINVAL. */
+long s4m_conv_scan_primed(struct s4m_conv *cv, const float *x, size_t n, float *out,
+			  size_t max_steps);
 /* Per-decoder-step logits over x[0..n): out[(j)*n_labels + k] for every final step j whose
  * window ends there (pool decoder: mean over the last Wf final steps, fewer at the start).
  * Returns the number of steps written (floor(n / hop)) or -EINVAL. */

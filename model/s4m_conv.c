@@ -25,10 +25,14 @@
  * output over the window is its convolution of the window's own input plus a fixed sequence,
  * the convolution of the preroll's block input carried into the window. s4m_conv_prime() computes
  * that sequence once per block (one forward pass over zeros; worth it for a workspace that
- * classifies many clips, not for one clip or a scan) and s4m_conv_logits_primed() then
+ * classifies many clips, not for one clip) and s4m_conv_logits_primed() then
  * runs the network over the window alone, with FFTs sized for the window: the same logits for
  * 40 % of the work with a 1.5 s preroll and a 1 s window. Causal models only (a backward kernel
  * would carry the window into the preroll), with preroll and window whole decoder steps.
+ * s4m_conv_prime_window() primes for another window length: the segments of a scan with restarts
+ * ([preroll | 2 s] per second of audio, daemon/scan.c) then run on their 2 s alone. Their
+ * per-step decoder means reach back into the preroll, whose final steps' logits are the same for
+ * every segment too, so the capture keeps the last Wf of them (ptail).
  */
 #include "s4m_impl.h"
 
@@ -78,6 +82,8 @@ struct s4m_conv {
 				   block i at prime + poff[i], (H_i, window / cum_i) */
 	size_t *poff;           /* (n_blocks) */
 	size_t pwin;            /* window samples of a primed call (0: not primed) */
+	float *ptail;           /* (K, ntail) logits of the preroll's last ntail final steps */
+	size_t ntail;           /* min(preroll steps, Wf); 0 for a last-step decoder */
 	float *ua, *ub;         /* activations, each (act_len) floats: (H, L) of any stage */
 	float *z;               /* (act_len) normalized block input (prenorm) */
 	float *fr;              /* (fr_len) FFT real rows (H, rs), nfft used */
@@ -178,6 +184,7 @@ void s4m_conv_free(struct s4m_conv *cv)
 	free(cv->cb);
 	free(cv->pcb);
 	fftwf_free(cv->prime);
+	fftwf_free(cv->ptail);
 	free(cv->poff);
 	fftwf_free(cv->ua);
 	fftwf_free(cv->ub);
@@ -236,17 +243,21 @@ static int plan_all(struct s4m_conv *cv, struct cblk *cbs, char *err, size_t err
 enum fwd_mode { FWD_PLAIN, FWD_PRIMED, FWD_CAPTURE };
 static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout,
 		      enum fwd_mode mode);
+static float *features(struct s4m_conv *cv, const float *x, size_t n, size_t *Lf,
+		       enum fwd_mode mode);
+static void linear_cols(const float *restrict W, const float *restrict bias, int O, int In,
+			const float *restrict in, size_t in_stride, float *restrict out,
+			size_t out_stride, size_t L);
 
-/* Set up primed lone clips (see the top of the file) when the model allows it; 0 when it does
- * not apply, a negative errno when it does and setting it up failed. */
-int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen)
+/* Set up primed calls on a window of W input samples (see the top of the file) when the model
+ * allows it; 0 when it does not apply, a negative errno when it does and setting it up failed. */
+int s4m_conv_prime_window(struct s4m_conv *cv, size_t W, char *err, size_t errlen)
 {
 	const struct s4m_model *m = cv->m;
 	if (cv->pwin)
 		return 0;
-	size_t P = m->preroll, W = s4m_window(m);
-	if (m->bidir || P == 0 || W == 0 || P % m->hop || W % m->hop || m->Wf * m->hop > W ||
-	    P + W > cv->max_len)
+	size_t P = m->preroll;
+	if (m->bidir || P == 0 || W == 0 || P % m->hop || W % m->hop || P + W > cv->max_len)
 		return 0;
 	size_t tot = 0;
 	if (!(cv->pcb = calloc((size_t)m->n_blocks, sizeof *cv->pcb)) ||
@@ -262,19 +273,30 @@ int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen)
 	int rc = plan_all(cv, cv->pcb, err, errlen);
 	if (rc < 0)
 		return rc;
+	size_t np = P / m->hop, nt = m->decoder_last ? 0 : np < m->Wf ? np : m->Wf;
+	int K = m->n_labels;
 	float *zeros = calloc(P + W, sizeof *zeros);
-	if (!(cv->prime = fftwf_alloc_real(tot)) || !zeros) {
+	if (!(cv->prime = fftwf_alloc_real(tot)) || !zeros ||
+	    (nt && !(cv->ptail = fftwf_alloc_real((size_t)K * nt)))) {
 		free(zeros);
 		goto oom;
 	}
 	cv->pwin = W;   /* forward() reads it while capturing */
-	size_t Lout;
-	forward(cv, zeros, P + W, m->n_blocks - 1, &Lout, FWD_CAPTURE);
+	size_t Lf;
+	const float *u = features(cv, zeros, P + W, &Lf, FWD_CAPTURE);
+	if (nt)   /* (K, nt): the decoder on the final features of preroll steps np - nt .. np - 1 */
+		linear_cols(m->dec_w, m->dec_b, K, m->Hlast, u + (np - nt), Lf, cv->ptail, nt, nt);
+	cv->ntail = nt;
 	free(zeros);
 	return 0;
 oom:
 	s4k_seterr(err, errlen, "out of memory for a conv workspace's preroll.");
 	return -ENOMEM;
+}
+
+int s4m_conv_prime(struct s4m_conv *cv, char *err, size_t errlen)
+{
+	return s4m_conv_prime_window(cv, s4m_window(cv->m), err, errlen);
 }
 
 struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *err, size_t errlen)
@@ -644,7 +666,8 @@ size_t s4m_conv_primed(const struct s4m_conv *cv)
 
 int s4m_conv_logits_primed(struct s4m_conv *cv, const float *x, size_t n, float *logits)
 {
-	if (cv->pwin == 0 || n != cv->pwin)
+	/* the lone-clip decoder reads the window's own last Wf steps only */
+	if (cv->pwin == 0 || n != cv->pwin || (!cv->m->decoder_last && n < s4m_window(cv->m)))
 		return -EINVAL;
 	size_t Lf;
 	const float *u = features(cv, x, n, &Lf, FWD_PRIMED);
@@ -689,13 +712,38 @@ long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out
 	return (long)Lf;
 }
 
-long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps)
+/* out (Lf, K): the pool decoder's mean over the last Wf steps ending at each of the Lf steps
+ * whose logits are in cv->lg (K, Lf), these steps coming after np earlier ones of which the last
+ * nt (>= min(np, Wf)) have their logits in tail (K, nt); fewer than Wf at the very start. */
+static void window_means(struct s4m_conv *cv, size_t Lf, const float *tail, size_t nt, size_t np,
+			 float *out)
 {
-	if (bad_len(cv, n) || n / cv->m->hop > max_steps)
-		return -EINVAL;
 	const struct s4m_model *m = cv->m;
-	size_t Lf;
-	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
+	int K = m->n_labels;
+	for (int k = 0; k < K; k++) {
+		const float *r = cv->lg + (size_t)k * Lf, *tl = nt ? tail + (size_t)k * nt : NULL;
+		double s = 0;
+		for (size_t j = 0; j < nt; j++)
+			s += tl[j];
+		for (size_t t = 0; t < Lf; t++) {
+			size_t g = np + t;   /* step index from the start of the whole input */
+			s += r[t];
+			if (g >= m->Wf) {
+				size_t i = g - m->Wf;
+				s -= i >= np ? r[i - np] : tl[i - (np - nt)];
+			}
+			size_t cnt = g + 1 < m->Wf ? g + 1 : m->Wf;
+			out[t * K + k] = (float)(s / (double)cnt);
+		}
+	}
+}
+
+/* Per-step logits out (Lf, K) of the final features u (Hlast, Lf) after np earlier steps (see
+ * window_means). */
+static long scan_decode(struct s4m_conv *cv, const float *u, size_t Lf, const float *tail,
+			size_t nt, size_t np, float *out)
+{
+	const struct s4m_model *m = cv->m;
 	int K = m->n_labels;
 	/* per-step logits (K, Lf); the pool decoder's window mean of logits equals the logits of
 	 * the window mean of features because the decoder is affine */
@@ -706,18 +754,27 @@ long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, si
 				out[t * K + k] = cv->lg[(size_t)k * Lf + t];
 		return (long)Lf;
 	}
-	for (int k = 0; k < K; k++) {
-		const float *r = cv->lg + (size_t)k * Lf;
-		double s = 0;
-		for (size_t t = 0; t < Lf; t++) {
-			s += r[t];
-			if (t >= m->Wf)
-				s -= r[t - m->Wf];
-			size_t cnt = t + 1 < m->Wf ? t + 1 : m->Wf;
-			out[t * K + k] = (float)(s / (double)cnt);
-		}
-	}
+	window_means(cv, Lf, tail, nt, np, out);
 	return (long)Lf;
+}
+
+long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps)
+{
+	if (bad_len(cv, n) || n / cv->m->hop > max_steps)
+		return -EINVAL;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
+	return scan_decode(cv, u, Lf, NULL, 0, 0, out);
+}
+
+long s4m_conv_scan_primed(struct s4m_conv *cv, const float *x, size_t n, float *out,
+			  size_t max_steps)
+{
+	if (cv->pwin == 0 || n != cv->pwin || n / cv->m->hop > max_steps)
+		return -EINVAL;
+	size_t Lf;
+	const float *u = features(cv, x, n, &Lf, FWD_PRIMED);
+	return scan_decode(cv, u, Lf, cv->ptail, cv->ntail, cv->m->preroll / cv->m->hop, out);
 }
 
 long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int block, float *out,

@@ -55,9 +55,11 @@ static void rec_free(struct rec *r)
 	free(r->p);
 }
 
-/* Scan x with the given chunk and push-block pattern; record posteriors and detections. */
-static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
-		size_t chunk, size_t period, const float *x, size_t n, size_t blk, struct rec *r)
+/* Scan x with the given chunk and push-block pattern, after scan_prime() if prime; record
+ * posteriors and detections. */
+static void run_ex(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
+		   size_t chunk, size_t period, const float *x, size_t n, size_t blk, int prime,
+		   struct rec *r)
 {
 	char err[256];
 	struct scan_sink sink = {.detection = on_det, .posterior = on_post, .user = r};
@@ -65,6 +67,8 @@ static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_
 	CHECK(sc != NULL, "scan_new: %s", err);
 	if (!sc)
 		return;
+	if (prime)
+		CHECK(scan_prime(sc, err, sizeof err) == 0, "scan_prime: %s", err);
 	/* a first pass of other audio then a reset: the reset must forget it */
 	float junk[3000];
 	for (int i = 0; i < 3000; i++)
@@ -84,6 +88,12 @@ static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_
 	CHECK_EQ(scan_finish(sc), 0);
 	CHECK_EQ(scan_samples(sc), n);
 	scan_free(sc);
+}
+
+static void run(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
+		size_t chunk, size_t period, const float *x, size_t n, size_t blk, struct rec *r)
+{
+	run_ex(m, mode, pc, chunk, period, x, n, blk, 0, r);
 }
 
 static void test_model(uint64_t seed, int dplr)
@@ -264,23 +274,26 @@ static void test_model(uint64_t seed, int dplr)
 		h = 3 * hop + mh; /* several restarts in the input, not on the hop grid */
 	if (h) {
 		size_t period = 2 * h;
-		struct rec d, e, g;
+		struct rec d, e, g, q;   /* q: conv, primed segments (scan_prime) */
 		rec_init(&d, nref + 10, K);
 		rec_init(&e, nref + 10, K);
 		rec_init(&g, nref + 10, K);
+		rec_init(&q, nref + 10, K);
 		run(m, SCAN_CONV, &pc, 0, period, x, n, 4096, &d);
 		run(m, SCAN_CONV, &pc, 0, period, x, n, 1, &e);
 		run(m, SCAN_STREAM, &pc, 0, period, x, n, 333, &g);
+		run_ex(m, SCAN_CONV, &pc, 0, period, x, n, 777, 1, &q);
 		CHECK_EQ(d.n, nref);
 		CHECK_EQ(e.n, nref);
 		CHECK_EQ(g.n, nref);
+		CHECK_EQ(q.n, nref);
 		float *seg = calloc(pre + period, sizeof *seg), *sl = malloc((pre + period) / mh * (size_t)K * sizeof *sl);
 		struct s4m_conv *cs = s4m_conv_new(m, pre + period, err, sizeof err);
-		double ed = 0, ee = 0, eg = 0;
+		double ed = 0, ee = 0, eg = 0, eq = 0;
 		int checked = 0, at_ok = 1;
-		for (size_t i = 0; cs && i < nref && i < d.n && i < e.n && i < g.n; i++) {
+		for (size_t i = 0; cs && i < nref && i < d.n && i < e.n && i < g.n && i < q.n; i++) {
 			size_t t = (i + 1) * hop, r = t / h >= 1 ? (t / h - 1) * h : 0;
-			at_ok &= d.at[i] == t && e.at[i] == t && g.at[i] == t;
+			at_ok &= d.at[i] == t && e.at[i] == t && g.at[i] == t && q.at[i] == t;
 			if (i % 5 && t % h >= hop)
 				continue; /* every 5th hop and every hop just after a restart */
 			memcpy(seg + pre, x + r, (t - r) * sizeof *seg);
@@ -291,21 +304,26 @@ static void test_model(uint64_t seed, int dplr)
 				ed = fmax(ed, fabs(d.p[i * (size_t)K + (size_t)k] - p[k]));
 				ee = fmax(ee, fabs(e.p[i * (size_t)K + (size_t)k] - p[k]));
 				eg = fmax(eg, fabs(g.p[i * (size_t)K + (size_t)k] - p[k]));
+				eq = fmax(eq, fabs(q.p[i * (size_t)K + (size_t)k] - p[k]));
 			}
 			checked++;
 		}
 		CHECK(at_ok, "restarts: posterior positions are (i + 1) * hop");
 		CHECK(ed < 1e-5 && ee < 1e-5, "restarts, conv scan vs direct segments: %g / %g", ed, ee);
+		CHECK(eq < 1e-5, "restarts, primed conv scan vs direct segments: %g", eq);
 		CHECK(eg < 1e-3, "restarts, stream scan vs direct segments: %g", eg);
 		printf("  restart period %zu samples: %d hops checked, |conv - direct| %.2g / %.2g, "
-		       "|stream - direct| %.2g; %d detections\n", period, checked, ed, ee, eg, d.ndet);
+		       "primed %.2g, |stream - direct| %.2g; %d detections\n", period, checked, ed, ee,
+		       eq, eg, d.ndet);
 		CHECK_EQ(d.ndet, e.ndet);
+		CHECK_EQ(d.ndet, q.ndet);
 		s4m_conv_free(cs);
 		free(seg);
 		free(sl);
 		rec_free(&d);
 		rec_free(&e);
 		rec_free(&g);
+		rec_free(&q);
 	}
 	CHECK(scan_new(m, SCAN_CONV, &pc, 0, 2 * mh + 1, NULL, err, sizeof err) == NULL,
 	      "a restart period that is not a multiple of twice the hop is refused");

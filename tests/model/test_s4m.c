@@ -106,6 +106,28 @@ static struct mg_opts random_opts(uint64_t *s, int dplr, long W)
 	return o;
 }
 
+/* Input samples per decoder step of a model made from o. */
+static long total_pool(const struct mg_opts *o)
+{
+	long pool = 1;
+	for (int i = 0; i < o->nb; i++)
+		pool *= o->pools[i];
+	return pool;
+}
+
+/* Raise *e to the largest |score difference| and *el to the largest relative logit difference
+ * between logits a (tested) and b (reference), K labels. */
+static void logit_diff(const float *a, const float *b, size_t K, double *e, double *el)
+{
+	double pa[64], pb[64];
+	softmax(a, pa, (int)K);
+	softmax(b, pb, (int)K);
+	for (size_t k = 0; k < K; k++) {
+		*e = fmax(*e, fabs(pa[k] - pb[k]));
+		*el = fmax(*el, fabs(a[k] - b[k]) / (1 + fabs(b[k])));
+	}
+}
+
 static void random_input(uint64_t *s, float *x, size_t n)
 {
 	int kind = (int)(mg_rand(s) % 4);
@@ -597,9 +619,7 @@ static void test_relay(void)
 		struct mg_opts o = random_opts(&s, it % 2, 1600);
 		/* kernels longer than any input below, so that conv mode forgets no lag the steppers keep */
 		set_l_max(&o, 8192);
-		long pool = 1;
-		for (int i = 0; i < o.nb; i++)
-			pool *= o.pools[i];
+		long pool = total_pool(&o);
 		o.preroll = (1000 + 37 * it) / pool * pool; /* a lone clip's zeros: whole decoder steps */
 		struct mg_file f = {0};
 		struct s4m_model *m = make_model(&f, &o);
@@ -709,9 +729,7 @@ static void test_primed(void)
 		o.bidir = it % 6 == 5;
 		if (it % 3 == 1)
 			set_l_max(&o, 8192);   /* kernels longer than the input */
-		long pool = 1;
-		for (int i = 0; i < o.nb; i++)
-			pool *= o.pools[i];
+		long pool = total_pool(&o);
 		o.preroll = (800 + 53 * it) / pool * pool;   /* the loader wants whole decoder steps */
 		struct mg_file f = {0};
 		struct s4m_model *m = make_model(&f, &o);
@@ -746,13 +764,8 @@ static void test_primed(void)
 			float lp[64], lc[64];
 			CHECK(s4m_conv_logits_primed(cv, buf + pre, w, lp) == 0, "primed call");
 			CHECK(s4m_conv_logits(cv, buf, pre + w, lc) == 0, "plain call");
-			double pp[64], pc[64], e = 0, el = 0;
-			softmax(lp, pp, (int)K);
-			softmax(lc, pc, (int)K);
-			for (size_t k = 0; k < K; k++) {
-				e = fmax(e, fabs(pp[k] - pc[k]));
-				el = fmax(el, fabs(lp[k] - lc[k]) / (1 + fabs(lc[k])));
-			}
+			double e = 0, el = 0;
+			logit_diff(lp, lc, K, &e, &el);
 			CHECK(e <= 1e-5 && el <= 1e-4, "model %d clip %d: primed differs from the whole "
 			      "input: scores %g, logits %g (relative)", it, r, e, el);
 			max_err = fmax(max_err, e);
@@ -770,9 +783,80 @@ static void test_primed(void)
 	       primed_models, max_err);
 }
 
+/* s4m_conv_scan_primed() on a window of W samples gives the per-step logits that s4m_conv_scan()
+ * gives for the same steps of [preroll zeros | window]: windows longer and shorter than the
+ * decoder's, prerolls shorter and longer than it (the decoder means reach into the preroll's
+ * captured tail, all of it or its last Wf steps), pool and last-step decoders. */
+static void test_primed_scan(void)
+{
+	uint64_t s = 5150;
+	double max_err = 0;
+	int models = 0, long_preroll = 0;
+	for (int it = 0; it < 12; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1600);
+		o.dec_last = it % 4 == 3;
+		long pool = total_pool(&o);
+		o.preroll = (it % 3 == 0 ? 2600 + 37 * it : 300 + 53 * it) / pool * pool;
+		struct mg_file f = {0};
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
+			continue;
+		char err[S4K_ERR_LEN];
+		size_t pre = s4m_preroll(m), hop = s4m_hop(m), K = (size_t)s4m_n_labels(m);
+		size_t W = it % 2 ? 3200 / hop * hop : 700 / hop * hop;   /* 2 s-like and short */
+		struct s4m_conv *cv = s4m_conv_new(m, pre + W, err, sizeof err);
+		size_t steps = (pre + W) / hop;
+		float *buf = calloc(pre + W, sizeof *buf), *whole = malloc(steps * K * sizeof *whole),
+		      *part = malloc(steps * K * sizeof *part);
+		CHECK(cv && buf && whole && part, "model %d: workspace: %s", it, err);
+		if (!cv || !buf || !whole || !part)
+			goto next;
+		CHECK(s4m_conv_scan_primed(cv, buf + pre, W, part, steps) == -EINVAL,
+		      "model %d: a scan before priming is refused", it);
+		CHECK(s4m_conv_prime_window(cv, W, err, sizeof err) == 0 && s4m_conv_primed(cv) == W,
+		      "model %d: primed for %zu samples: %zu (%s)", it, W, s4m_conv_primed(cv), err);
+		CHECK(s4m_conv_scan_primed(cv, buf + pre, W - hop, part, steps) == -EINVAL,
+		      "model %d: a primed scan of the wrong length is refused", it);
+		if (W < s4m_window(m) && !o.dec_last)
+			CHECK(s4m_conv_logits_primed(cv, buf + pre, W, part) == -EINVAL, "model %d: "
+			      "a lone-clip call on a window shorter than the decoder's is refused", it);
+		models++;
+		long_preroll += pre / hop >= s4m_window(m) / hop;
+		for (int r = 0; r < 3; r++) {
+			memset(buf, 0, (pre + W) * sizeof *buf);
+			random_input(&s, buf + pre, W - (size_t)r * hop);
+			long nw = s4m_conv_scan(cv, buf, pre + W, whole, steps);
+			long np = s4m_conv_scan_primed(cv, buf + pre, W, part, steps);
+			CHECK(nw == (long)steps && np == (long)(W / hop), "model %d: %ld and %ld steps", it,
+			      nw, np);
+			if (nw != (long)steps || np != (long)(W / hop))
+				continue;
+			double e = 0, el = 0;
+			for (long j = 0; j < np; j++)
+				logit_diff(part + (size_t)j * K, whole + (size_t)(j + (long)(pre / hop)) * K,
+					   K, &e, &el);
+			CHECK(e <= 1e-5 && el <= 1e-4, "model %d (preroll %zu, window %zu, hop %zu, %s) "
+			      "input %d: primed scan differs: scores %g, logits %g (relative)", it, pre, W,
+			      hop, o.dec_last ? "last-step decoder" : "pool decoder", r, e, el);
+			max_err = fmax(max_err, e);
+		}
+	next:
+		s4m_conv_free(cv);
+		free(buf);
+		free(whole);
+		free(part);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	CHECK(models >= 8 && long_preroll >= 2, "only %d primed models (%d with a preroll of at "
+	      "least the decoder window)", models, long_preroll);
+	printf("primed scan vs whole input: %d models, max |score diff| %.3g\n", models, max_err);
+}
+
 int main(void)
 {
 	test_primed();
+	test_primed_scan();
 	test_threads();
 	test_contracts();
 	test_naive();
