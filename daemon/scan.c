@@ -1,8 +1,13 @@
 /* scan.c - chunked convolution-mode (or step-mode) scanning of long recordings into postproc.
  *
  * DESIGN: a ten-hour file must scan in bounded memory and give the posteriors of one
- * whole-file convolution from a zero state. Convolution mode forgets lags beyond each block's
- * kernel, so the pool decoder's output at a step depends only on the last
+ * whole-file convolution from a zero state. For a causal model the engine carries that state
+ * itself (s4m_conv_carry_*, model/s4m_conv.c): every block keeps the last kernel-length steps
+ * of its input and the decoder its last window of logits, so the scanner hands it chunks of new
+ * samples back to back (pre = 0) and each sample goes through the network once. Bidirectional
+ * models cannot be carried (a backward kernel looks ahead); for them, convolution mode forgets
+ * lags beyond each block's kernel, so the pool decoder's output at a step depends only on the
+ * last
  *     pre = s4m_receptive_field(m) + s4m_window(m) - s4m_hop(m)
  * samples before that step's hop (rounded up to the hop). The scanner therefore keeps one
  * buffer of pre + chunk samples: the first chunk runs from the true start (no pre-context:
@@ -62,6 +67,7 @@ struct scan {
 	size_t half;             /* h = restart period / 2, samples; 0 = no restarts */
 	size_t npre;             /* preroll zeros in front of each segment (restarts only) */
 	int primed;              /* whole segments run primed (scan_prime) */
+	int carried;             /* no restarts, causal model: chunks carried (s4m_conv_carry_*) */
 	/* stream mode */
 	struct s4m_relay *st;
 	size_t in_hop;           /* samples pushed since the last posterior */
@@ -99,10 +105,13 @@ static size_t pre_context(const struct s4m_model *m)
 
 size_t scan_default_chunk(const struct s4m_model *m)
 {
-	/* As long as the pre-context: the engine's workspace grows with pre + chunk (several
-	 * hundred bytes per sample), and measured throughput hardly changes with longer chunks,
-	 * so the shortest sensible chunk keeps peak memory lowest. At least 2 s of audio. */
-	size_t c = pre_context(m);
+	/* Carried chunks (causal models): twice the longest kernel, so a block's FFTs cover at
+	 * most 1.5x the new samples; the default model scanned 600 s in 7.27 / 6.74 / 6.77 /
+	 * 6.90 s with 3 / 5 / 10 / 20 s chunks at 132 / 149 / 194 / 280 MB peak, so longer buys
+	 * nothing. Pre-context chunks (bidirectional): as long as the pre-context, since the
+	 * workspace grows with pre + chunk (several hundred bytes per sample) and throughput hardly
+	 * changes with longer chunks. At least 2 s of audio either way. */
+	size_t c = s4m_bidirectional(m) ? pre_context(m) : 2 * s4m_conv_carry_min(m);
 	size_t min = (size_t)(2.0 * s4m_sample_rate(m) / s4m_rate(m));
 	return c > min ? c : min;
 }
@@ -176,6 +185,15 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 		sc->npre = s4m_preroll(m);
 		front = sc->npre;
 		chunk = period;
+	} else if (!s4m_bidirectional(m)) {
+		/* carried chunks: no pre-context, every block keeps its own kernel's history */
+		sc->carried = 1;
+		front = 0;
+		if (!chunk)
+			chunk = scan_default_chunk(m);
+		if (chunk < s4m_conv_carry_min(m))
+			chunk = s4m_conv_carry_min(m);
+		chunk = (chunk + sc->hop - 1) / sc->hop * sc->hop;
 	} else {
 		sc->pre = pre_context(m);
 		front = sc->pre;
@@ -194,7 +212,7 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 		goto fail;
 	}
 	sc->cv = s4m_conv_new(m, front + chunk, err, errlen);
-	if (!sc->cv)
+	if (!sc->cv || (sc->carried && s4m_conv_carry_init(sc->cv, err, errlen) < 0))
 		goto fail;
 	return sc;
 fail:
@@ -235,6 +253,8 @@ void scan_reset(struct scan *sc)
 	pp_reset(sc->pp);
 	if (sc->st)
 		s4m_relay_reset(sc->st);
+	if (sc->carried)
+		s4m_conv_carry_reset(sc->cv);
 	if (sc->vf)
 		vf_reset(sc->vf);
 	sc->len = 0;
@@ -294,7 +314,10 @@ static void judge(struct scan *sc, int all)
 static int run_steps(struct scan *sc, size_t lead, uint64_t from, uint64_t limit)
 {
 	long steps;
-	if (lead && sc->primed && sc->len == sc->chunk) {   /* a whole segment, its preroll primed */
+	if (sc->carried) {   /* the chunk's whole steps; a shorter tail is the recording's end */
+		steps = s4m_conv_carry_scan(sc->cv, sc->buf, sc->len / sc->mhop * sc->mhop, sc->logits,
+					    sc->max_steps);
+	} else if (lead && sc->primed && sc->len == sc->chunk) {   /* a whole segment, primed */
 		steps = s4m_conv_scan_primed(sc->cv, sc->buf + lead, sc->len, sc->logits,
 					     sc->max_steps);
 		lead = 0;

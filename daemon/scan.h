@@ -10,9 +10,11 @@
  *   scan_finish(sc);                                       // the last partial chunk
  *   scan_free(sc);
  *
- * SCAN_CONV runs the convolution engine over chunks of the recording, each preceded by enough
- * real audio (s4m_receptive_field + decoder window) that its posteriors equal one whole-file run
- * from a zero state to float rounding, so memory is one chunk whatever the length. SCAN_STREAM
+ * SCAN_CONV runs the convolution engine over chunks of the recording whose posteriors equal one
+ * whole-file run from a zero state to float rounding, so memory is one chunk whatever the
+ * length: carried chunks (s4m_conv_carry_*, each sample through the network once) for causal
+ * models, chunks preceded by enough real audio (s4m_receptive_field + decoder window) for
+ * bidirectional ones. SCAN_STREAM
  * runs the recurrent steppers over the same samples (what the live daemon does). With a restart
  * period both bound the audio behind each posterior the same way (model/s4m_relay.c): the
  * steppers are an s4m_relay, conv mode runs one segment per restart. Either way the
@@ -47,12 +49,13 @@ struct scan;
 size_t scan_hop(const struct s4m_model *m, double hop_ms);
 /* Restart period in samples for period_ms (0 = never): a multiple of twice the model's hop. */
 size_t scan_period(const struct s4m_model *m, double period_ms);
-/* Default conv chunk, input samples: large enough that the pre-context costs little. */
+/* Default conv chunk, input samples: twice the longest kernel for carried chunks, the
+ * pre-context for bidirectional models; at least 2 s. */
 size_t scan_default_chunk(const struct s4m_model *m);
 
 /* Build a scanner. pc must have the model's rate and labels count and a hop that is a multiple
  * of s4m_hop(m); chunk (conv mode; 0 = scan_default_chunk) is rounded up to a multiple of the
- * hop and to at least the pre-context; period (samples, from scan_period; 0 = none) bounds the
+ * hop and to at least s4m_conv_carry_min (carried) or the pre-context; period (samples, from scan_period; 0 = none) bounds the
  * audio behind every posterior as model/s4m_relay does, in both modes. The sink is copied. Returns NULL with one sentence in
  * err (bad config, stream mode on a bidirectional model, no memory). */
 struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,

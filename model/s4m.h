@@ -81,6 +81,18 @@ int s4m_conv_prime_window(struct s4m_conv *cv, size_t W, char *err, size_t errle
  * means reach back into the preroll as in the whole input. Returns the steps or -EINVAL. */
 long s4m_conv_scan_primed(struct s4m_conv *cv, const float *x, size_t n, float *out,
 			  size_t max_steps);
+/* Carried scans: s4m_conv_scan() of a whole recording from its start, computed in chunks that
+ * each go through the network once (every block keeps the last kernel-length steps of its input;
+ * see model/s4m_conv.c). s4m_conv_carry_init() sets a workspace up for it (allocates; causal
+ * models only, max_len >= s4m_conv_carry_min()); 0, -EINVAL or -ENOMEM with err.
+ * s4m_conv_carry_scan() takes the next n samples (a multiple of s4m_hop(), at most max_len) and
+ * writes their n / s4m_hop() steps' logits as s4m_conv_scan() does; -EINVAL when not set up or
+ * n is wrong. s4m_conv_carry_reset() starts a new recording (no allocation). */
+size_t s4m_conv_carry_min(const struct s4m_model *m);
+int s4m_conv_carry_init(struct s4m_conv *cv, char *err, size_t errlen);
+void s4m_conv_carry_reset(struct s4m_conv *cv);
+long s4m_conv_carry_scan(struct s4m_conv *cv, const float *x, size_t n, float *out,
+			 size_t max_steps);
 /* Per-decoder-step logits over x[0..n): out[(j)*n_labels + k] for every final step j whose
  * window ends there (pool decoder: mean over the last Wf final steps, fewer at the start).
  * Returns the number of steps written (floor(n / hop)) or -EINVAL. */

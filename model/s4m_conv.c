@@ -33,6 +33,15 @@
  * ([preroll | 2 s] per second of audio, daemon/scan.c) then run on their 2 s alone. Their
  * per-step decoder means reach back into the preroll, whose final steps' logits are the same for
  * every segment too, so the capture keeps the last Wf of them (ptail).
+ *
+ * Carried scans (s4m_conv_carry_init): a long recording in chunks, each block keeping the last
+ * klen steps of its SSM input (after the prenorm) from the chunks before, and the decoder the
+ * last Wf steps' logits. A block's SSM output over a chunk is then the linear convolution of
+ * [history | chunk] read from position klen on (overlap-save), and every other layer is
+ * position-wise, so each sample goes through the network once and the per-step logits are those
+ * of one whole-recording s4m_conv_scan() from its start (whose kernels forget lags beyond klen
+ * too). A workspace for chunks of C >= max_i klen_i * cum_i samples already has the FFT length
+ * this needs: nfft >= C / cum_i + klen_i. Causal models only.
  */
 #include "s4m_impl.h"
 
@@ -84,6 +93,11 @@ struct s4m_conv {
 	size_t pwin;            /* window samples of a primed call (0: not primed) */
 	float *ptail;           /* (K, ntail) logits of the preroll's last ntail final steps */
 	size_t ntail;           /* min(preroll steps, Wf); 0 for a last-step decoder */
+	float **hist;           /* carried scans: (n_blocks) block i's last klen_i SSM inputs,
+				   (H_i, klen_i), zeros at the start; NULL when not set up */
+	float *ctail;           /* carried scans: (K, Wf) logits of the last cnt final steps */
+	size_t cnt;             /* min(csteps, Wf) */
+	uint64_t csteps;        /* carried scans: final steps since the last reset */
 	float *ua, *ub;         /* activations, each (act_len) floats: (H, L) of any stage */
 	float *z;               /* (act_len) normalized block input (prenorm) */
 	float *fr;              /* (fr_len) FFT real rows (H, rs), nfft used */
@@ -185,6 +199,11 @@ void s4m_conv_free(struct s4m_conv *cv)
 	free(cv->pcb);
 	fftwf_free(cv->prime);
 	fftwf_free(cv->ptail);
+	if (cv->hist)
+		for (int i = 0; i < cv->m->n_blocks; i++)
+			fftwf_free(cv->hist[i]);
+	free(cv->hist);
+	fftwf_free(cv->ctail);
 	free(cv->poff);
 	fftwf_free(cv->ua);
 	fftwf_free(cv->ub);
@@ -240,7 +259,7 @@ static int plan_all(struct s4m_conv *cv, struct cblk *cbs, char *err, size_t err
 	return 0;
 }
 
-enum fwd_mode { FWD_PLAIN, FWD_PRIMED, FWD_CAPTURE };
+enum fwd_mode { FWD_PLAIN, FWD_PRIMED, FWD_CAPTURE, FWD_CARRIED };
 static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout,
 		      enum fwd_mode mode);
 static float *features(struct s4m_conv *cv, const float *x, size_t n, size_t *Lf,
@@ -523,34 +542,64 @@ static void ssm_conv(struct s4m_conv *cv, const struct cblk *c, const float *z, 
 	fftwf_execute(c->inv);
 }
 
+/* Carried scans: the SSM convolution of [hist (H, T) | z (H, L)] into the fr rows (the chunk's
+ * outputs at T .. T + L - 1; nfft >= T + L, so lags up to T never wrap into them), then hist
+ * becomes the last T columns of that input. */
+static void ssm_conv_carried(struct s4m_conv *cv, const struct cblk *c, const float *z, int H,
+			     size_t L, float *hist, size_t T)
+{
+	size_t nfft = c->nfft, nspec = c->nspec, rs = c->rs, cs = c->cs;
+	for (int h = 0; h < H; h++) {
+		float *restrict row = cv->fr + (size_t)h * rs, *restrict hr = hist + (size_t)h * T;
+		const float *zr = z + (size_t)h * L;
+		memcpy(row, hr, T * sizeof *row);
+		memcpy(row + T, zr, L * sizeof *row);
+		memset(row + T + L, 0, (nfft - T - L) * sizeof *row);
+		if (L >= T) {
+			memcpy(hr, zr + L - T, T * sizeof *hr);
+		} else {
+			memmove(hr, hr + L, (T - L) * sizeof *hr);
+			memcpy(hr + T - L, zr, L * sizeof *hr);
+		}
+	}
+	fftwf_execute(c->fwd);
+	for (int h = 0; h < H; h++)
+		spec_mul((float *)(cv->fc + (size_t)h * cs), c->spec + (size_t)h * nspec * 2, nspec);
+	fftwf_execute(c->inv);
+}
+
 /* One residual block on u (H, L), in place, with the transforms of c. prime (H, L), when not
- * NULL, is added to the SSM convolution: the share of input that came before u (primed). */
+ * NULL, is added to the SSM convolution: the share of input that came before u (primed).
+ * hist (H, klen), when not NULL, is the SSM input that came before u (carried scans). */
 static void block_conv(struct s4m_conv *cv, const struct cblk *c, int i, float *u, size_t L,
-		       const float *prime)
+		       const float *prime, float *hist)
 {
 	const struct s4m_model *m = cv->m;
 	const struct s4m__block *b = &m->b[i];
 	int H = b->H;
-	size_t rs = c->rs;
+	size_t rs = c->rs, off = hist ? b->klen : 0;   /* where u's outputs start in fr rows */
 
 	const float *z = u;
 	if (m->prenorm) {
 		norm_cols(cv, u, cv->z, H, L, b->norm_a, b->norm_b);
 		z = cv->z;
 	}
-	ssm_conv(cv, c, z, H, L);
+	if (hist)
+		ssm_conv_carried(cv, c, z, H, L, hist, b->klen);
+	else
+		ssm_conv(cv, c, z, H, L);
 	if (prime)
 		for (int h = 0; h < H; h++)
 			add_row(cv->fr + (size_t)h * rs, prime + (size_t)h * L, L);
 
-	/* y = gelu(conv + D z), in place in the first L entries of each fr row */
+	/* y = gelu(conv + D z), in place in the L entries from off of each fr row */
 	for (int h = 0; h < H; h++)
-		gelu_skip(cv->fr + (size_t)h * rs, z + (size_t)h * L, b->D[h], L);
+		gelu_skip(cv->fr + (size_t)h * rs + off, z + (size_t)h * L, b->D[h], L);
 
 	/* u += GLU(out(y)), in time tiles */
 	for (size_t t0 = 0; t0 < L; t0 += TILE) {
 		size_t tl = L - t0 < TILE ? L - t0 : TILE;
-		linear_cols(b->out_w, b->out_b, 2 * H, H, cv->fr + t0, rs, cv->g, TILE, tl);
+		linear_cols(b->out_w, b->out_b, 2 * H, H, cv->fr + off + t0, rs, cv->g, TILE, tl);
 		for (int h = 0; h < H; h++)
 			glu_add(u + (size_t)h * L + t0, cv->g + (size_t)h * TILE,
 				cv->g + (size_t)(H + h) * TILE, tl);
@@ -582,7 +631,8 @@ static void capture_prime(struct s4m_conv *cv, int i, const float *u, size_t L)
 
 /* Encoder and blocks 0..last on x[0..n). Returns the activation, (Hout_last, *Lout).
  * FWD_PRIMED: x is a primed clip's window (n == pwin); FWD_CAPTURE: x is [preroll | window]
- * zeros and the prime rows are filled on the way. */
+ * zeros and the prime rows are filled on the way; FWD_CARRIED: x is the next chunk of a carried
+ * scan, the blocks' histories are read and moved on. */
 static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, size_t *Lout,
 		      enum fwd_mode mode)
 {
@@ -601,9 +651,10 @@ static float *forward(struct s4m_conv *cv, const float *x, size_t n, int last, s
 		if (mode == FWD_CAPTURE)
 			capture_prime(cv, i, u, L);
 		if (mode == FWD_PRIMED)
-			block_conv(cv, &cv->pcb[i], i, u, L, cv->prime + cv->poff[i]);
+			block_conv(cv, &cv->pcb[i], i, u, L, cv->prime + cv->poff[i], NULL);
 		else
-			block_conv(cv, &cv->cb[i], i, u, L, NULL);
+			block_conv(cv, &cv->cb[i], i, u, L, NULL,
+				   mode == FWD_CARRIED ? cv->hist[i] : NULL);
 		size_t p = (size_t)b->pool, L2 = L / p;
 		if (p > 1) {
 			/* mean of each window of p steps, floor(L / p) steps; in place is safe because
@@ -714,25 +765,26 @@ long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out
 
 /* out (Lf, K): the pool decoder's mean over the last Wf steps ending at each of the Lf steps
  * whose logits are in cv->lg (K, Lf), these steps coming after np earlier ones of which the last
- * nt (>= min(np, Wf)) have their logits in tail (K, nt); fewer than Wf at the very start. */
-static void window_means(struct s4m_conv *cv, size_t Lf, const float *tail, size_t nt, size_t np,
-			 float *out)
+ * nt (>= min(np, Wf)) have their logits in tail (K rows of stride ts, nt used); fewer than Wf at
+ * the very start. */
+static void window_means(struct s4m_conv *cv, size_t Lf, const float *tail, size_t ts, size_t nt,
+			 uint64_t np, float *out)
 {
 	const struct s4m_model *m = cv->m;
 	int K = m->n_labels;
 	for (int k = 0; k < K; k++) {
-		const float *r = cv->lg + (size_t)k * Lf, *tl = nt ? tail + (size_t)k * nt : NULL;
+		const float *r = cv->lg + (size_t)k * Lf, *tl = nt ? tail + (size_t)k * ts : NULL;
 		double s = 0;
 		for (size_t j = 0; j < nt; j++)
 			s += tl[j];
 		for (size_t t = 0; t < Lf; t++) {
-			size_t g = np + t;   /* step index from the start of the whole input */
+			uint64_t g = np + t;   /* step index from the start of the whole input */
 			s += r[t];
 			if (g >= m->Wf) {
-				size_t i = g - m->Wf;
+				uint64_t i = g - m->Wf;
 				s -= i >= np ? r[i - np] : tl[i - (np - nt)];
 			}
-			size_t cnt = g + 1 < m->Wf ? g + 1 : m->Wf;
+			uint64_t cnt = g + 1 < m->Wf ? g + 1 : m->Wf;
 			out[t * K + k] = (float)(s / (double)cnt);
 		}
 	}
@@ -741,7 +793,7 @@ static void window_means(struct s4m_conv *cv, size_t Lf, const float *tail, size
 /* Per-step logits out (Lf, K) of the final features u (Hlast, Lf) after np earlier steps (see
  * window_means). */
 static long scan_decode(struct s4m_conv *cv, const float *u, size_t Lf, const float *tail,
-			size_t nt, size_t np, float *out)
+			size_t ts, size_t nt, uint64_t np, float *out)
 {
 	const struct s4m_model *m = cv->m;
 	int K = m->n_labels;
@@ -754,7 +806,7 @@ static long scan_decode(struct s4m_conv *cv, const float *u, size_t Lf, const fl
 				out[t * K + k] = cv->lg[(size_t)k * Lf + t];
 		return (long)Lf;
 	}
-	window_means(cv, Lf, tail, nt, np, out);
+	window_means(cv, Lf, tail, ts, nt, np, out);
 	return (long)Lf;
 }
 
@@ -764,7 +816,7 @@ long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, si
 		return -EINVAL;
 	size_t Lf;
 	const float *u = features(cv, x, n, &Lf, FWD_PLAIN);
-	return scan_decode(cv, u, Lf, NULL, 0, 0, out);
+	return scan_decode(cv, u, Lf, NULL, 0, 0, 0, out);
 }
 
 long s4m_conv_scan_primed(struct s4m_conv *cv, const float *x, size_t n, float *out,
@@ -774,7 +826,77 @@ long s4m_conv_scan_primed(struct s4m_conv *cv, const float *x, size_t n, float *
 		return -EINVAL;
 	size_t Lf;
 	const float *u = features(cv, x, n, &Lf, FWD_PRIMED);
-	return scan_decode(cv, u, Lf, cv->ptail, cv->ntail, cv->m->preroll / cv->m->hop, out);
+	return scan_decode(cv, u, Lf, cv->ptail, cv->ntail, cv->ntail, cv->m->preroll / cv->m->hop,
+			   out);
+}
+
+size_t s4m_conv_carry_min(const struct s4m_model *m)
+{
+	size_t need = m->hop;
+	for (int i = 0; i < m->n_blocks; i++)
+		if (m->b[i].klen * m->b[i].cum > need)
+			need = m->b[i].klen * m->b[i].cum;
+	return (need + m->hop - 1) / m->hop * m->hop;
+}
+
+int s4m_conv_carry_init(struct s4m_conv *cv, char *err, size_t errlen)
+{
+	const struct s4m_model *m = cv->m;
+	if (cv->hist)
+		return 0;
+	if (m->bidir) {
+		s4k_seterr(err, errlen, "a bidirectional model cannot scan in carried chunks.");
+		return -EINVAL;
+	}
+	if (cv->max_len < s4m_conv_carry_min(m)) {
+		s4k_seterr(err, errlen, "carried chunks of %zu samples are shorter than the longest "
+			   "kernel (%zu samples).", cv->max_len, s4m_conv_carry_min(m));
+		return -EINVAL;
+	}
+	if (!(cv->hist = calloc((size_t)m->n_blocks, sizeof *cv->hist)) ||
+	    !(cv->ctail = fftwf_alloc_real((size_t)m->n_labels * m->Wf)))
+		goto oom;
+	for (int i = 0; i < m->n_blocks; i++)
+		if (!(cv->hist[i] = fftwf_alloc_real((size_t)m->b[i].H * m->b[i].klen)))
+			goto oom;
+	s4m_conv_carry_reset(cv);
+	return 0;
+oom:
+	s4k_seterr(err, errlen, "out of memory for a carried scan's history.");
+	return -ENOMEM;
+}
+
+void s4m_conv_carry_reset(struct s4m_conv *cv)
+{
+	const struct s4m_model *m = cv->m;
+	if (!cv->hist)
+		return;
+	for (int i = 0; i < m->n_blocks; i++)
+		memset(cv->hist[i], 0, (size_t)m->b[i].H * m->b[i].klen * sizeof *cv->hist[i]);
+	cv->cnt = 0;
+	cv->csteps = 0;
+}
+
+long s4m_conv_carry_scan(struct s4m_conv *cv, const float *x, size_t n, float *out,
+			 size_t max_steps)
+{
+	const struct s4m_model *m = cv->m;
+	if (!cv->hist || n == 0 || n % m->hop || n > cv->max_len || n / m->hop > max_steps)
+		return -EINVAL;
+	size_t Lf, W = m->Wf;
+	const float *u = features(cv, x, n, &Lf, FWD_CARRIED);
+	long steps = scan_decode(cv, u, Lf, cv->ctail, W, cv->cnt, cv->csteps, out);
+	/* the decoder's tail: the last min(all steps, Wf) logits of [tail | these], per label */
+	size_t cnt = cv->cnt + Lf < W ? cv->cnt + Lf : W, fresh = Lf < cnt ? Lf : cnt,
+	       keep = cnt - fresh;
+	for (int k = 0; !m->decoder_last && k < m->n_labels; k++) {
+		float *row = cv->ctail + (size_t)k * W;
+		memmove(row, row + cv->cnt - keep, keep * sizeof *row);
+		memcpy(row + keep, cv->lg + (size_t)k * Lf + Lf - fresh, fresh * sizeof *row);
+	}
+	cv->cnt = cnt;
+	cv->csteps += Lf;
+	return steps;
 }
 
 long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int block, float *out,

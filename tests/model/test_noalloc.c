@@ -1,5 +1,6 @@
 /* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset/copy,
- * s4m_relay_push/scores/logits/reset and s4m_conv_logits/scan/features/logits_primed, counted
+ * s4m_relay_push/scores/logits/reset, s4m_conv_logits/scan/features/logits_primed/scan_primed
+ * and s4m_conv_carry_scan/carry_reset, counted
  * with the linker's --wrap of malloc, calloc, realloc, posix_memalign and aligned_alloc (every call from the engine's objects goes through the
  * wrappers below; the count is armed only around the compute calls).
  */
@@ -98,6 +99,34 @@ static void run(int dplr)
 	armed = 0;
 	CHECK(allocs == 0, "%s conv mode: %ld allocations in logits/scan/features/primed", dplr ? "dplr" : "s4d", allocs);
 	(void)K;
+
+	/* carried scans and primed scans of another window, after their set-up */
+	size_t C = s4m_conv_carry_min(m), hop = s4m_hop(m);
+	struct s4m_conv *cc = s4m_conv_new(m, C, err, sizeof err);
+	struct s4m_conv *cw = s4m_conv_new(m, P + 2 * W, err, sizeof err);
+	float *cout = malloc((C + 2 * W) / hop * K * sizeof *cout),
+	      *cx = calloc(C > 2 * W ? C : 2 * W, sizeof *cx);   /* zeros: cost is content-free */
+	CHECK(cc && cw && cout && s4m_conv_carry_init(cc, err, sizeof err) == 0 &&
+	      s4m_conv_prime_window(cw, 2 * W, err, sizeof err) == 0 && s4m_conv_primed(cw) == 2 * W,
+	      "carried and 2-window primed workspaces: %s", err);
+	if (cc && cw && cout && cx && s4m_conv_primed(cw) == 2 * W) {
+		memcpy(cx, x, (n < C ? n : C) * sizeof *cx);
+		allocs = 0;
+		armed = 1;
+		long r1 = s4m_conv_carry_scan(cc, cx, C, cout, C / hop);
+		long r2 = s4m_conv_carry_scan(cc, cx, hop, cout, 1);
+		s4m_conv_carry_reset(cc);
+		long r3 = s4m_conv_scan_primed(cw, cx, 2 * W, cout, 2 * W / hop);
+		armed = 0;
+		CHECK(r1 == (long)(C / hop) && r2 == 1 && r3 == (long)(2 * W / hop),
+		      "the carried and primed scans ran: %ld %ld %ld steps", r1, r2, r3);
+		CHECK(allocs == 0, "%s conv mode: %ld allocations in carry_scan/carry_reset/"
+		      "scan_primed", dplr ? "dplr" : "s4d", allocs);
+	}
+	s4m_conv_free(cc);
+	s4m_conv_free(cw);
+	free(cout);
+	free(cx);
 	s4m_conv_free(cv);
 	s4m_stream_free(st);
 	free(x);

@@ -853,10 +853,99 @@ static void test_primed_scan(void)
 	printf("primed scan vs whole input: %d models, max |score diff| %.3g\n", models, max_err);
 }
 
+/* Carried scans (s4m_conv_carry_*) give the per-step logits of one whole-input s4m_conv_scan():
+ * chunks of varying sizes, shorter and longer than the kernels, both decoders, pre- and
+ * post-norm; a reset starts over; bidirectional models and short workspaces are refused. */
+static void test_carried(void)
+{
+	uint64_t s = 9090;
+	double max_err = 0;
+	int models = 0;
+	char err[S4K_ERR_LEN];
+	for (int it = 0; it < 10; it++) {
+		struct mg_opts o = random_opts(&s, it % 2, 1024);
+		o.dec_last = it % 5 == 4;
+		o.bidir = it == 7;
+		if (it % 3 == 1)
+			set_l_max(&o, 3000);   /* kernels longer than some chunks */
+		struct mg_file f = {0};
+		struct s4m_model *m = make_model(&f, &o);
+		if (!m)
+			continue;
+		size_t n = 14000, hop = s4m_hop(m), K = (size_t)s4m_n_labels(m), steps = n / hop;
+		size_t cmin = s4m_conv_carry_min(m), C = cmin + 2 * hop * (size_t)(it % 4);
+		float *x = malloc(n * sizeof *x), *whole = malloc(steps * K * sizeof *whole),
+		      *part = malloc(steps * K * sizeof *part);
+		struct s4m_conv *cw = s4m_conv_new(m, n, err, sizeof err);
+		struct s4m_conv *cv = s4m_conv_new(m, C, err, sizeof err);
+		struct s4m_conv *cs = cmin > hop ? s4m_conv_new(m, cmin - hop, err, sizeof err) : NULL;
+		CHECK(x && whole && part && cw && cv, "model %d: buffers: %s", it, err);
+		if (!x || !whole || !part || !cw || !cv)
+			goto next;
+		if (o.bidir) {
+			CHECK(s4m_conv_carry_init(cv, err, sizeof err) == -EINVAL,
+			      "model %d: a bidirectional model is refused", it);
+			goto next;
+		}
+		CHECK(s4m_conv_carry_scan(cv, x, hop, part, steps) == -EINVAL, "model %d: a carried "
+		      "scan before carry_init is refused", it);
+		CHECK(!cs || s4m_conv_carry_init(cs, err, sizeof err) == -EINVAL, "model %d: a "
+		      "workspace shorter than the longest kernel (%zu) is refused", it, cmin);
+		CHECK(s4m_conv_carry_init(cv, err, sizeof err) == 0, "model %d: carry_init: %s", it, err);
+		CHECK(s4m_conv_carry_scan(cv, x, hop + 1, part, steps) == -EINVAL, "model %d: a chunk "
+		      "that is not whole steps is refused", it);
+		random_input(&s, x, n);
+		CHECK(s4m_conv_scan(cw, x, n, whole, steps) == (long)steps, "model %d: whole scan", it);
+		models++;
+		for (int pass = 0; pass < 2; pass++) {
+			/* pass 0: junk first, then a reset; chunk sizes from one hop to C */
+			if (pass == 0) {
+				CHECK(s4m_conv_carry_scan(cv, x + 5000, 4 * hop, part, steps) == 4,
+				      "model %d: junk chunk", it);
+				s4m_conv_carry_reset(cv);
+			}
+			double e = 0, el = 0;
+			size_t pos = 0, j = 0, sz = hop;
+			while (pos + hop <= n) {
+				size_t c = (sz < C ? sz : C) / hop * hop;
+				if (c > n - pos)
+					c = (n - pos) / hop * hop;
+				long r = s4m_conv_carry_scan(cv, x + pos, c, part + j * K, steps - j);
+				CHECK(r == (long)(c / hop), "model %d: chunk of %zu: %ld steps", it, c, r);
+				if (r != (long)(c / hop))
+					break;
+				pos += c;
+				j += (size_t)r;
+				sz = sz * 7 % (C + 1) + hop;
+			}
+			for (size_t t = 0; t < j; t++)
+				logit_diff(part + t * K, whole + t * K, K, &e, &el);
+			CHECK(j == steps && e <= 1e-5 && el <= 1e-4, "model %d (%s decoder, %s, kernels "
+			      "%zu samples, chunks up to %zu) pass %d: %zu of %zu steps, scores differ by "
+			      "%g, logits %g (relative)", it, o.dec_last ? "last-step" : "pool",
+			      o.prenorm ? "prenorm" : "postnorm", cmin, C, pass, j, steps, e, el);
+			max_err = fmax(max_err, e);
+			s4m_conv_carry_reset(cv);
+		}
+	next:
+		s4m_conv_free(cw);
+		s4m_conv_free(cv);
+		s4m_conv_free(cs);
+		free(x);
+		free(whole);
+		free(part);
+		s4m_free(m);
+		mg_free(&f);
+	}
+	CHECK(models >= 6, "only %d models", models);
+	printf("carried scan vs whole input: %d models, max |score diff| %.3g\n", models, max_err);
+}
+
 int main(void)
 {
 	test_primed();
 	test_primed_scan();
+	test_carried();
 	test_threads();
 	test_contracts();
 	test_naive();
