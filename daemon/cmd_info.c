@@ -120,7 +120,7 @@ static void info_text(const struct s4m_model *m, const char *source, size_t clip
 		printf("  %5d %6d %6d %5d %8zu %12zu %12.3g\n", i, bi.width, bi.out_width, bi.pool,
 		       bi.cumpool, bi.kernel_len, bi.min_margin);
 	}
-	printf("receptive field: %zu samples (conv-mode pre-context for exact chunked scans)\n",
+	printf("receptive field: %zu samples (how far back a conv-mode score reaches)\n",
 	       s4m_receptive_field(m));
 	printf("parameters:     %zu\n", s4m_n_params(m));
 	double fs = s4m_flops_step(m), fc = s4m_flops_conv(m, clip);
