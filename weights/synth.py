@@ -45,8 +45,14 @@ marker in DIR/.work/dropped so they are not retried. After generation every clip
 is re-read; empty, near-silent (RMS < 0.003) or too short (< 0.12 s) ones are
 removed and counted.
 
+With --keywords "lights on,computer" it speaks those instead of the ten Speech
+Commands keywords (labels lights-on and computer; every other word is _unknown_),
+for a model of one's own keywords (README.md, "Your own keywords"). Phrases over
+1.3 s are dropped (the model's window is 1 s).
+
 usage: /usr/bin/python3 weights/synth.py --out DIR [--seed 1] [--jobs 2]
            [--per-keyword N] [--per-unknown-word M] [--tiny] [--engines espeak,flite,festival]
+           [--keywords WORD,WORD,...]
 """
 
 import argparse
@@ -116,8 +122,8 @@ ENGINE_SHARE = {'espeak': 0.55, 'flite': 0.25, 'festival': 0.20}
 FESTIVAL_CHUNK = 200     # utterances per festival process (resume and progress granularity)
 
 
-def unknown_words():
-    seen, out = set(KEYWORDS), []
+def unknown_words(keywords=KEYWORDS):
+    seen, out = set(keywords), []
     for w in SC_UNKNOWN + COMMON_UNKNOWN:
         if w not in seen:
             seen.add(w)
@@ -488,12 +494,23 @@ def make_spec(rng, word, label, engine, n, voices, variants, lengths):
 
 def plan_items(args):
     """(word, label, count) for every word to speak."""
-    unk = unknown_words()
+    kws = args.keywords
+    unk = unknown_words(kws)
+    thin = THIN_KEYWORDS if kws == KEYWORDS else {}
     if args.tiny:
         pick = random.Random(args.seed + 1000).sample(unk, 20)
-        return [(w, w, 5) for w in KEYWORDS] + [(w, '_unknown_', 1) for w in sorted(pick)]
-    return ([(w, w, int(round(args.per_keyword * THIN_KEYWORDS.get(w, 1.0)))) for w in KEYWORDS]
+        return [(w, slug(w), 5) for w in kws] + [(w, '_unknown_', 1) for w in sorted(pick)]
+    return ([(w, slug(w), int(round(args.per_keyword * thin.get(w, 1.0)))) for w in kws]
             + [(w, '_unknown_', args.per_unknown_word) for w in unk])
+
+
+def parse_keywords(text):
+    """The --keywords list: lower-case words or short phrases of letters, apostrophes and single
+    spaces (they go into TTS command lines and festival scheme strings); None if one is not."""
+    kws = [' '.join(w.strip().lower().split()) for w in text.split(',')]
+    ok = all(w and w[0].isalpha() and all(ch.isalpha() and ch.isascii() or ch in " '" for ch in w)
+             for w in kws)
+    return kws if ok and len(set(kws)) == len(kws) else None
 
 
 def make_plan(args, voices, variants, lengths):
@@ -552,7 +569,16 @@ def main():
     ap.add_argument('--per-unknown-word', type=int, default=60)
     ap.add_argument('--tiny', action='store_true', help='~5 clips per keyword, ~20 unknown (CI)')
     ap.add_argument('--engines', default='espeak,flite,festival')
+    ap.add_argument('--keywords', default=','.join(KEYWORDS),
+                    help='comma-separated keywords to speak, each a word or a short phrase '
+                         '(folder and label: spaces become "-", e.g. "lights on" -> lights-on); '
+                         'default: the ten Speech Commands keywords; the other words are _unknown_')
     args = ap.parse_args()
+    kws = parse_keywords(args.keywords)
+    if kws is None:
+        ap.error(f'--keywords {args.keywords!r}: give distinct words or phrases of letters, '
+                 'apostrophes and spaces, separated by commas')
+    args.keywords = kws
     engines = [e.strip() for e in args.engines.split(',') if e.strip()]
     bad = [e for e in engines if e not in ENGINE_SHARE]
     if bad or not engines:
@@ -565,7 +591,7 @@ def main():
     t0 = time.time()
     out = os.path.abspath(args.out)
     args.out = out
-    labels = KEYWORDS + ['_unknown_']
+    labels = [slug(w) for w in args.keywords] + ['_unknown_']
     tmpdir = os.path.join(out, '.work', 'tmp')
     dropdir = os.path.join(out, '.work', 'dropped')
     for d in [tmpdir, dropdir] + [os.path.join(out, l) for l in labels]:
@@ -652,7 +678,7 @@ def main():
     total = sum(per_label.values())
     manifest = {
         'command': ' '.join([sys.executable] + sys.argv),
-        'seed': args.seed, 'tiny': args.tiny, 'jobs': args.jobs,
+        'seed': args.seed, 'tiny': args.tiny, 'jobs': args.jobs, 'keywords': args.keywords,
         'per_keyword': args.per_keyword, 'per_unknown_word': args.per_unknown_word,
         'sample_rate': SR, 'max_len_s': MAX_LEN_S, 'min_rms': MIN_RMS,
         'total': total, 'planned': len(plan),

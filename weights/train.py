@@ -36,6 +36,7 @@ same command resumes (the EMA too). The log (one line per 50 steps, validation e
 records the steps it reached).
 """
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -76,6 +77,8 @@ def read_audio(path):
 def load_folder(root, labels, cache_dir=None, max_len=W):
     """{label: [int16 arrays]} for a Speech Commands-layout folder; cached as one .npz."""
     key = os.path.abspath(root).strip("/").replace("/", "_")
+    if labels != s4twin.DEFAULT_CONFIG["labels"]:   # the cache stores label indices
+        key += "_" + hashlib.sha1(",".join(labels).encode()).hexdigest()[:10]
     cache = os.path.join(cache_dir, f"clips_{key}.npz") if cache_dir else None
     if cache and os.path.exists(cache):
         z = np.load(cache, allow_pickle=False)
@@ -124,7 +127,7 @@ def load_noise(root):
 def load_pools(data, synth_dirs, noise, labels, cache_dir=None):
     """The clip pools a Maker draws from: real {label: clips} from the training folder, the
     synthetic folders' clips merged per label, and the noise files."""
-    real = load_folder(data, labels, cache_dir)
+    real = load_folder(data, labels, cache_dir) if data else {l: [] for l in labels}
     synth = {l: [] for l in labels}
     for d in synth_dirs:
         for l, cl in load_folder(d, labels, cache_dir).items():
@@ -396,7 +399,8 @@ def evaluate(model, val, labels, preroll):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", required=True, help="Speech Commands-layout training folder")
+    ap.add_argument("--data", help="Speech Commands-layout training folder of real recordings "
+                    "(optional with --synth: a model of synthetic speech only)")
     ap.add_argument("--noise", required=True, help="folder of background-noise files")
     ap.add_argument("--synth", action="append", default=[], help="extra (synthetic) clip folders")
     ap.add_argument("--val", help="validation folder (monitoring only, never trained on)")
@@ -480,6 +484,10 @@ def main():
     real, synth, noises = load_pools(a.data, a.synth, a.noise, labels, cache)
     val = load_folder(a.val, labels, cache) if a.val else None
     counts = {l: (len(real[l]), len(synth[l])) for l in labels}
+    empty = [l for l in labels if l != "_silence_" and not counts[l][0] + counts[l][1]]
+    if empty:
+        sys.exit(f"train: no clips for label(s) {', '.join(empty)} in --data or --synth (a folder "
+                 "per label, named as in --labels; _silence_ alone may be left out)")
     log(a.run, f"data loaded in {time.time() - t0:.0f} s: (real, synth) per label {counts}; "
                f"{len(noises)} noise files; val {sum(len(v) for v in val.values()) if val else 0}")
 
