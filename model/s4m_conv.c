@@ -861,7 +861,14 @@ int s4m_conv_carry_init(struct s4m_conv *cv, char *err, size_t errlen)
 			goto oom;
 	s4m_conv_carry_reset(cv);
 	return 0;
-oom:
+oom:   /* not set up at all, so that a later call starts over */
+	if (cv->hist)
+		for (int i = 0; i < m->n_blocks; i++)
+			fftwf_free(cv->hist[i]);
+	free(cv->hist);
+	fftwf_free(cv->ctail);
+	cv->hist = NULL;
+	cv->ctail = NULL;
 	s4k_seterr(err, errlen, "out of memory for a carried scan's history.");
 	return -ENOMEM;
 }
