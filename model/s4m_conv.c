@@ -527,19 +527,26 @@ static void linear_cols(const float *restrict W, const float *restrict bias, int
 
 /* Causal (and backward) SSM convolution of z (H, L): the result is in the first L entries of
  * each fr row (row stride c->rs). */
+/* The filled fr rows (H of them) convolved with the block's kernel spectra, in place. */
+static void conv_rows(struct s4m_conv *cv, const struct cblk *c, int H)
+{
+	size_t nspec = c->nspec, cs = c->cs;
+	fftwf_execute(c->fwd);
+	for (int h = 0; h < H; h++)
+		spec_mul((float *)(cv->fc + (size_t)h * cs), c->spec + (size_t)h * nspec * 2, nspec);
+	fftwf_execute(c->inv);
+}
+
 static void ssm_conv(struct s4m_conv *cv, const struct cblk *c, const float *z, int H, size_t L)
 {
-	size_t nfft = c->nfft, nspec = c->nspec, rs = c->rs, cs = c->cs;
+	size_t nfft = c->nfft, rs = c->rs;
 	/* fr rows = z rows zero-padded to nfft */
 	for (int h = 0; h < H; h++) {
 		float *row = cv->fr + (size_t)h * rs;
 		memcpy(row, z + (size_t)h * L, L * sizeof *row);
 		memset(row + L, 0, (nfft - L) * sizeof *row);
 	}
-	fftwf_execute(c->fwd);
-	for (int h = 0; h < H; h++)
-		spec_mul((float *)(cv->fc + (size_t)h * cs), c->spec + (size_t)h * nspec * 2, nspec);
-	fftwf_execute(c->inv);
+	conv_rows(cv, c, H);
 }
 
 /* Carried scans: the SSM convolution of [hist (H, T) | z (H, L)] into the fr rows (the chunk's
@@ -548,7 +555,7 @@ static void ssm_conv(struct s4m_conv *cv, const struct cblk *c, const float *z, 
 static void ssm_conv_carried(struct s4m_conv *cv, const struct cblk *c, const float *z, int H,
 			     size_t L, float *hist, size_t T)
 {
-	size_t nfft = c->nfft, nspec = c->nspec, rs = c->rs, cs = c->cs;
+	size_t nfft = c->nfft, rs = c->rs;
 	for (int h = 0; h < H; h++) {
 		float *restrict row = cv->fr + (size_t)h * rs, *restrict hr = hist + (size_t)h * T;
 		const float *zr = z + (size_t)h * L;
@@ -562,10 +569,7 @@ static void ssm_conv_carried(struct s4m_conv *cv, const struct cblk *c, const fl
 			memcpy(hr + T - L, zr, L * sizeof *hr);
 		}
 	}
-	fftwf_execute(c->fwd);
-	for (int h = 0; h < H; h++)
-		spec_mul((float *)(cv->fc + (size_t)h * cs), c->spec + (size_t)h * nspec * 2, nspec);
-	fftwf_execute(c->inv);
+	conv_rows(cv, c, H);
 }
 
 /* One residual block on u (H, L), in place, with the transforms of c. prime (H, L), when not
