@@ -8,7 +8,7 @@ Writes the metadata key 'thresholds' (a JSON object {keyword: P}, docs/format.md
 every tensor and every other key as it was. `s4kws listen` and `s4kws classify` use these
 thresholds for the keywords that neither the config file nor a flag gives one (--threshold P
 or --threshold KW=P win). The values come from the per-keyword tuning of the post-processing
-on the validation streams (tests/daemon/tune_pp --per-keyword; weights/MODEL_CARD.md).
+on the validation streams (bench/tune_pp --per-keyword; weights/MODEL_CARD.md).
 """
 import argparse
 import json

@@ -1,14 +1,16 @@
 /* tune_pp.c - sweep the post-processing settings on streams with known keyword offsets.
  *
- * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... [--hop-ms MS]
- *                [--tolerance-ms T] [--latency-ms L] [--restart-ms P]
+ * usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... [--negative WAV]...
+ *                [--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--restart-ms P]
  *                [--show THRESHOLD,SMOOTH_MS,MIN_MS,ONSET]
  *                [--per-keyword SMOOTH_MS,MIN_MS,ONSET[,MAX_FALSE[,LOWEST]]]
  *
  * STREAM.wav and TRUTH.csv come from `e2e_accuracy --build-only --keep DIR` (validation clips
- * only); --also adds more streams, and every figure is then the sum over all of them. The
- * posteriors are computed once per stream, exactly as the daemon does (one s4m_stream, a
- * posterior vector every hop of scan_hop(model, hop_ms) samples); then every combination of
+ * only); --also adds more streams, and every figure is then the sum over all of them;
+ * --negative adds a recording without keywords (every detection on it is false), so that a
+ * false-detection budget can cover ordinary speech and not only the streams' fillers. The
+ * posteriors are computed once per recording, exactly as the daemon does (bench/kwseval.h: one
+ * s4m_relay, a posterior vector every hop of scan_hop(model, hop_ms) samples); then every combination of
  * threshold x smoothing x minimum duration x onset is run through daemon/postproc and scored as
  * e2e_accuracy scores it (same keyword, reported end within +-tolerance of the true end, one to
  * one). For each setting it prints recall, false detections, the median decision delay and
@@ -22,7 +24,7 @@
  * other keywords' thresholds) and are matched only to that keyword's truth, so its hits and
  * false detections are counted once per threshold of the grid; then, for a price lambda of a
  * false detection, every keyword takes the threshold (LOWEST, default 0.40, in steps of 0.05 to
- * 0.95) that maximises hits - lambda x false. The
+ * 0.95, then 0.97, 0.98, 0.99) that maximises hits - lambda x false. The
  * output lists the sweep over lambda and, last, the thresholds that find the most keywords with
  * at most MAX_FALSE false detections in all (default: as many as the best single threshold
  * of the grid with at most as many false detections as the default threshold), as
@@ -33,230 +35,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "audio/audiofile.h"
 #include "daemon/postproc.h"
 #include "daemon/scan.h"
+#include "kwseval.h"
 #include "model/s4m.h"
 
-#define MAX_STREAMS 8
-#define MAX_TRUTH 8192
-#define MAX_DET 65536
-#define MAX_LABELS 64
-
-struct truth {
-	int label; /* model label index */
-	double end;
-};
-
-struct stream {
-	const char *path;
-	float *post;   /* (nh, K) posteriors */
-	size_t nh;
-	double minutes;
-	struct truth *tr;
-	int nt;
-};
-
-struct det {
-	int label;
-	double end, offset;
-};
-
-/* settings of one post-processing run */
-struct setting {
-	float thr[MAX_LABELS]; /* per label */
-	float smooth, min, onset;
-};
-
-/* tallies of one run over all streams */
-struct tally {
-	int hits[MAX_LABELS], falses[MAX_LABELS], truths[MAX_LABELS];
-	int matched, nfalse, nt;
-	double minutes;
-	double *delays, *errs; /* (MAX_TRUTH x streams) */
-};
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static int label_index(const struct s4m_model *m, const char *name)
-{
-	for (int k = 0; k < s4m_n_labels(m); k++)
-		if (!strcmp(s4m_label(m, k), name))
-			return k;
-	return -1;
-}
-
-static int load_stream(struct s4m_model *m, const char *wav, const char *csv, size_t hop, double restart_ms,
-		       struct stream *s, char *err, size_t errlen)
-{
-	int rate = s4m_sample_rate(m), K = s4m_n_labels(m);
-	struct af_file *f = af_open(wav, err, errlen);
-	float *x = NULL;
-	size_t n = 0;
-	if (!f || af_set_output(f, AF_MIX, rate, RS_BEST, err, errlen) < 0 ||
-	    af_load(f, (size_t)rate * 7200, &x, &n, err, errlen) < 0) {
-		if (f)
-			af_close(f);
-		return -1;
-	}
-	af_close(f);
-	s->path = wav;
-	s->tr = malloc(MAX_TRUTH * sizeof *s->tr);
-	FILE *tf = fopen(csv, "r");
-	if (!tf || !s->tr) {
-		snprintf(err, errlen, "cannot read %s", csv);
-		if (tf)
-			fclose(tf);
-		free(x);
-		return -1;
-	}
-	char line[1024];
-	s->nt = 0;
-	while (fgets(line, sizeof line, tf) && s->nt < MAX_TRUTH) {
-		char kw[48];
-		double st, e;
-		if (sscanf(line, "%47[^,],%lf,%lf", kw, &st, &e) != 3 || !strcmp(kw, "-"))
-			continue;
-		int k = label_index(m, kw);
-		if (k < 0)
-			continue;
-		s->tr[s->nt].label = k;
-		s->tr[s->nt].end = e;
-		s->nt++;
-	}
-	fclose(tf);
-	/* posteriors, as the daemon computes them: one relay with the configured restart period */
-	s->nh = n / hop;
-	s->post = malloc(s->nh * (size_t)K * sizeof *s->post);
-	struct s4m_relay *rl = s4m_relay_new(m, scan_period(m, restart_ms), err, errlen);
-	if (!s->post || !rl) {
-		if (rl)
-			snprintf(err, errlen, "out of memory");
-		s4m_relay_free(rl);
-		free(x);
-		return -1;
-	}
-	for (size_t h = 0; h < s->nh; h++) {
-		s4m_relay_push(rl, x + h * hop, hop);
-		s4m_relay_scores(rl, s->post + h * (size_t)K);
-	}
-	s4m_relay_free(rl);
-	s->minutes = (double)n / rate / 60;
-	free(x);
-	return 0;
-}
-
-/* the detections of one stream under one setting; returns how many (<= MAX_DET) */
-static int run_pp(const struct stream *s, const struct setting *st, int rate, size_t hop, int K,
-		  const char *const *labels, double latency, struct det *det)
-{
-	struct pp_kw kw[MAX_LABELS];
-	for (int k = 0; k < K; k++) {
-		pp_kw_default(&kw[k]);
-		kw[k].threshold = st->thr[k];
-		kw[k].smooth_ms = st->smooth;
-		kw[k].min_ms = st->min;
-	}
-	struct pp_config pc;
-	pp_config_default(&pc, rate, hop, K, labels, kw);
-	pc.onset = st->onset;
-	pc.latency_ms = (float)latency;
-	char err[256];
-	struct pp *pp = pp_new(&pc, err, sizeof err);
-	if (!pp)
-		return 0;
-	int nd = 0;
-	for (size_t h = 0; h < s->nh; h++) {
-		struct pp_detection d[PP_MAX_OUT];
-		int k = pp_push(pp, s->post + h * (size_t)K, d, PP_MAX_OUT);
-		for (int j = 0; j < k && nd < MAX_DET; j++) {
-			det[nd].label = d[j].label;
-			det[nd].end = (double)d[j].end / rate;
-			det[nd].offset = (double)d[j].sample / rate;
-			nd++;
-		}
-	}
-	pp_free(pp);
-	return nd;
-}
-
-/* Score one setting over all streams as e2e_accuracy does; with show, list misses and false
- * detections. */
-static void score(const struct stream *ss, int ns, const struct setting *st, int rate, size_t hop, int K,
-		  const char *const *labels, double latency, double tol, int show, struct tally *t)
-{
-	static struct det det[MAX_DET];
-	static int used[MAX_DET];
-	memset(t->hits, 0, sizeof t->hits);
-	memset(t->falses, 0, sizeof t->falses);
-	memset(t->truths, 0, sizeof t->truths);
-	t->matched = t->nfalse = t->nt = 0;
-	t->minutes = 0;
-	for (int si = 0; si < ns; si++) {
-		const struct stream *s = &ss[si];
-		int nd = run_pp(s, st, rate, hop, K, labels, latency, det);
-		memset(used, 0, (size_t)nd * sizeof *used);
-		if (show && ns > 1)
-			printf("%s\n", s->path);
-		for (int i = 0; i < s->nt; i++) {
-			const struct truth *tr = &s->tr[i];
-			int bi = -1;
-			for (int j = 0; j < nd; j++)
-				if (!used[j] && det[j].label == tr->label && fabs(det[j].end - tr->end) <= tol &&
-				    (bi < 0 || fabs(det[j].end - tr->end) < fabs(det[bi].end - tr->end)))
-					bi = j;
-			t->truths[tr->label]++;
-			if (bi < 0 && show) {
-				int ni = -1; /* nearest detection of any keyword */
-				for (int j = 0; j < nd; j++)
-					if (ni < 0 || fabs(det[j].end - tr->end) < fabs(det[ni].end - tr->end))
-						ni = j;
-				printf("miss  %-6s end %8.2f s; nearest detection: %s end %+.2f s\n",
-				       labels[tr->label], tr->end, ni >= 0 ? labels[det[ni].label] : "none",
-				       ni >= 0 ? det[ni].end - tr->end : 0.0);
-			}
-			if (bi >= 0) {
-				used[bi] = 1;
-				t->delays[t->matched] = det[bi].offset - tr->end;
-				t->errs[t->matched] = det[bi].end - tr->end;
-				t->matched++;
-				t->hits[tr->label]++;
-			}
-		}
-		for (int j = 0; j < nd; j++) {
-			if (used[j])
-				continue;
-			t->falses[det[j].label]++;
-			t->nfalse++;
-			if (!show)
-				continue;
-			int ti = -1; /* nearest keyword */
-			for (int i = 0; i < s->nt; i++)
-				if (ti < 0 || fabs(det[j].end - s->tr[i].end) < fabs(det[j].end - s->tr[ti].end))
-					ti = i;
-			printf("false %-6s end %8.2f s; nearest keyword: %s end %+.2f s\n", labels[det[j].label],
-			       det[j].end, ti >= 0 ? labels[s->tr[ti].label] : "none",
-			       ti >= 0 ? det[j].end - s->tr[ti].end : 0.0);
-		}
-		t->nt += s->nt;
-		t->minutes += s->minutes;
-	}
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof *v, cmp_d);
-	return n ? v[n / 2] : 0;
-}
+#define MAX_STREAMS 16
 
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... "
+		fprintf(stderr, "usage: tune_pp MODEL STREAM.wav TRUTH.csv [--also STREAM.wav TRUTH.csv]... [--negative WAV]... "
 				"[--hop-ms MS] [--tolerance-ms T] [--latency-ms L] [--show T,S,M,O] "
 				"[--per-keyword S,M,O[,MAX_FALSE]] [--restart-ms P]\n");
 		return 2;
@@ -285,6 +74,9 @@ int main(int argc, char **argv)
 			wavs[ns] = argv[i + 1];
 			csvs[ns++] = argv[i + 2];
 			i++;
+		} else if (!strcmp(argv[i], "--negative") && ns < MAX_STREAMS) {
+			wavs[ns] = argv[i + 1];
+			csvs[ns++] = NULL;
 		} else if (!strcmp(argv[i], "--show")) {
 			if (sscanf(argv[i + 1], "%f,%f,%f,%f", &thr[0], &sm[0], &mn[0], &on[0]) != 4) {
 				fprintf(stderr, "tune_pp: --show takes THRESHOLD,SMOOTH_MS,MIN_MS,ONSET\n");
@@ -301,9 +93,12 @@ int main(int argc, char **argv)
 			}
 			n_sm = n_mn = n_on = 1;
 			per_kw = 1;
-			n_thr = 0; /* a finer grid: LOWEST (0.40), + 0.05, ..., 0.95 */
-			for (float t = lo; t < 0.951f && n_thr < 16; t += 0.05f)
+			n_thr = 0; /* a finer grid: LOWEST (0.40), + 0.05, ..., 0.95, 0.97, 0.98, 0.99 */
+			for (float t = lo; t < 0.951f && n_thr < 13; t += 0.05f)
 				thr[n_thr++] = t;
+			thr[n_thr++] = 0.97f;
+			thr[n_thr++] = 0.98f;
+			thr[n_thr++] = 0.99f;
 		} else {
 			fprintf(stderr, "tune_pp: unknown option %s\n", argv[i]);
 			return 2;
@@ -315,25 +110,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tune_pp: %s\n", err);
 		return 1;
 	}
-	int rate = s4m_sample_rate(m), K = s4m_n_labels(m);
-	if (K > MAX_LABELS) {
-		fprintf(stderr, "tune_pp: more than %d labels\n", MAX_LABELS);
+	int K = s4m_n_labels(m);
+	if (K > KWE_MAX_LABELS) {
+		fprintf(stderr, "tune_pp: more than %d labels\n", KWE_MAX_LABELS);
 		return 1;
 	}
 	size_t hop = scan_hop(m, hop_ms);
-	static struct stream ss[MAX_STREAMS];
+	static struct kwe_rec ss[MAX_STREAMS];
 	for (int i = 0; i < ns; i++) {
-		if (load_stream(m, wavs[i], csvs[i], hop, restart_ms, &ss[i], err, sizeof err) < 0) {
+		if (kwe_load(m, wavs[i], csvs[i], hop, restart_ms, &ss[i], err, sizeof err) < 0) {
 			fprintf(stderr, "tune_pp: %s: %s\n", wavs[i], err);
 			return 1;
 		}
-		printf("%s: %.1f min, %d keywords, hop %zu samples\n", wavs[i], ss[i].minutes, ss[i].nt, hop);
+		printf("%s: %.1f min, %d keywords%s, hop %zu samples\n", wavs[i], ss[i].minutes, ss[i].nt,
+		       csvs[i] ? "" : " (keyword-free)", hop);
 	}
 	printf("latency-ms %.0f, restart-ms %.0f\n", latency, restart_ms);
 	const char **labels = malloc((size_t)K * sizeof *labels);
-	struct tally t = {.delays = malloc((size_t)ns * MAX_TRUTH * sizeof(double)),
-			  .errs = malloc((size_t)ns * MAX_TRUTH * sizeof(double))};
-	if (!labels || !t.delays || !t.errs) {
+	struct kwe_tally t;
+	if (!labels || kwe_tally_init(&t, ns) < 0) {
 		fprintf(stderr, "tune_pp: out of memory\n");
 		return 1;
 	}
@@ -341,19 +136,19 @@ int main(int argc, char **argv)
 		labels[k] = s4m_label(m, k);
 	printf("%9s %6s %6s %5s %8s %6s %8s %9s\n", "threshold", "smooth", "min", "onset", "recall", "false",
 	       "delay", "end-err");
-	static int hits[16][MAX_LABELS], falses[16][MAX_LABELS];
+	static int hits[16][KWE_MAX_LABELS], falses[16][KWE_MAX_LABELS];
 	int tot_false[16], tot_hits[16];
-	int truths[MAX_LABELS] = {0}, nt = 0;
+	int truths[KWE_MAX_LABELS] = {0}, nt = 0;
 	double minutes = 0, best_score = -1;
 	char best[256] = "";
 	for (size_t a = 0; a < n_thr; a++)
 		for (size_t b = 0; b < n_sm; b++)
 			for (size_t c = 0; c < n_mn; c++)
 				for (size_t o = 0; o < n_on; o++) {
-					struct setting st = {.smooth = sm[b], .min = mn[c], .onset = on[o]};
+					struct kwe_setting st = {.smooth = sm[b], .min = mn[c], .onset = on[o]};
 					for (int k = 0; k < K; k++)
 						st.thr[k] = thr[a];
-					score(ss, ns, &st, rate, hop, K, labels, latency, tol, show, &t);
+					kwe_score(ss, ns, &st, m, hop, latency, tol, show, &t);
 					memcpy(hits[a], t.hits, sizeof t.hits);
 					memcpy(falses[a], t.falses, sizeof t.falses);
 					memcpy(truths, t.truths, sizeof t.truths);
@@ -362,7 +157,7 @@ int main(int argc, char **argv)
 					nt = t.nt;
 					minutes = t.minutes;
 					double rec = t.nt ? (double)t.matched / t.nt : 0;
-					double dmed = median(t.delays, t.matched), emed = median(t.errs, t.matched);
+					double dmed = kwe_median(t.delays, t.matched), emed = kwe_median(t.errs, t.matched);
 					printf("%9.2f %6.0f %6.0f %5.2f %7.1f%% %6d %6.0fms %+7.0fms\n", thr[a], sm[b], mn[c],
 					       on[o], 100 * rec, t.nfalse, 1000 * dmed, 1000 * emed);
 					double fp10 = t.nfalse / t.minutes * 10;
@@ -392,9 +187,9 @@ int main(int argc, char **argv)
 	       ref_hits);
 	printf("%7s %8s %6s  thresholds\n", "lambda", "recall", "false");
 	int best_hits = -1, best_false = 0;
-	size_t best_pick[MAX_LABELS] = {0};
-	for (double lambda = 0.1; lambda <= 20.0; lambda *= 1.25) {
-		size_t pick[MAX_LABELS] = {0};
+	size_t best_pick[KWE_MAX_LABELS] = {0};
+	for (double lambda = 0.1; lambda <= 200.0; lambda *= 1.25) {
+		size_t pick[KWE_MAX_LABELS] = {0};
 		int h = 0, f = 0;
 		for (int k = 0; k < K; k++) {
 			if (labels[k][0] == '_')
@@ -436,13 +231,13 @@ int main(int argc, char **argv)
 			printf("  %-6s %3d keywords: %3d found, %2d false at %.2f\n", labels[k], truths[k],
 			       hits[best_pick[k]][k], falses[best_pick[k]][k], thr[best_pick[k]]);
 	/* the chosen thresholds run together: the same counts if the keywords are independent */
-	struct setting st = {.smooth = sm[0], .min = mn[0], .onset = on[0]};
+	struct kwe_setting st = {.smooth = sm[0], .min = mn[0], .onset = on[0]};
 	for (int k = 0; k < K; k++)
 		st.thr[k] = thr[best_pick[k]];
-	score(ss, ns, &st, rate, hop, K, labels, latency, tol, 0, &t);
+	kwe_score(ss, ns, &st, m, hop, latency, tol, 0, &t);
 	printf("run together: recall %.1f %% (%d), %d false, median delay %.0f ms, median end error %+.0f ms\n",
-	       t.nt ? 100.0 * t.matched / t.nt : 0, t.matched, t.nfalse, 1000 * median(t.delays, t.matched),
-	       1000 * median(t.errs, t.matched));
+	       t.nt ? 100.0 * t.matched / t.nt : 0, t.matched, t.nfalse, 1000 * kwe_median(t.delays, t.matched),
+	       1000 * kwe_median(t.errs, t.matched));
 	printf("metadata: {");
 	for (int k = 0, first = 1; k < K; k++)
 		if (labels[k][0] != '_') {
@@ -450,8 +245,7 @@ int main(int argc, char **argv)
 			first = 0;
 		}
 	printf("}\n");
-	free(t.delays);
-	free(t.errs);
+	kwe_tally_free(&t);
 	free(labels);
 	s4m_free(m);
 	return 0;
