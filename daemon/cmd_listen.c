@@ -402,6 +402,39 @@ static void device_supervise(struct app *a)
 		device_failed(a, err);
 }
 
+/* Once a file or stdin input has been read and processed: one info line with the detections
+ * by keyword, the audio length and the speed. Returns 1 when it was written (or the input
+ * failed: nothing to summarise), else 0. Main thread. */
+static int input_summary(struct app *a, double wall_s)
+{
+	struct det_stats s;
+	detector_stats(a->det, &s);
+	pthread_mutex_lock(&a->mu);
+	int done = a->src_done, failed = !strcmp(a->state, "error");
+	pthread_mutex_unlock(&a->mu);
+	if (failed)
+		return 1;
+	if (!done || !s.eof)
+		return 0;
+	struct ev_counts cnt[512];
+	size_t n = events_counts(a->ev, cnt, 512);
+	char by[1024] = "";
+	size_t bl = 0;
+	for (int k = 0; k < a->K; k++) { /* per keyword, all channels together, in label order */
+		uint64_t c = 0;
+		for (size_t i = 0; i < n; i++)
+			c += strcmp(cnt[i].keyword, a->labels[k]) ? 0 : cnt[i].count;
+		if (c && bl < sizeof by - 64)
+			bl += (size_t)snprintf(by + bl, sizeof by - bl, "%s%s %llu", bl ? ", " : ": ", a->labels[k],
+					       (unsigned long long)c);
+	}
+	log_msg(LOGL_INFO, "%s done: %.1f s of audio%s in %.1f s (%.0fx real time); %llu detection%s%s",
+		strcmp(a->input, "-") ? a->input : "(stdin)", s.audio_s, a->C > 1 ? " per channel" : "",
+		wall_s, wall_s > 0 ? s.audio_s / wall_s : 0, (unsigned long long)s.detections,
+		s.detections == 1 ? "" : "s", by);
+	return 1;
+}
+
 /* ---- HTTP hooks (any HTTP thread) ---- */
 
 /* The input state as reported: "eof" only once everything read has also been processed. */
@@ -1278,9 +1311,13 @@ int cmd_listen(int argc, char **argv)
 	}
 
 	/* main loop */
+	double t_run = mono_s();
+	int summarised = 0;
 	for (;;) {
 		struct timespec tick = {0, 200000000L};
 		int sig = sigtimedwait(&sigs, NULL, &tick);
+		if (!summarised && (a->kind == IN_FILE || a->kind == IN_STDIN))
+			summarised = input_summary(a, mono_s() - t_run);
 		if (sig == SIGINT || sig == SIGTERM) {
 			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;

@@ -385,8 +385,10 @@ static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 	if (rc < 0)
 		log_msg(LOGL_WARN, "detection %llu could not be written to the log: %s",
 			(unsigned long long)e.id, strerror(-rc));
-	log_msg(LOGL_DEBUG, "detection %llu: %s on channel %d, score %.3f at %.3f s",
-		(unsigned long long)e.id, e.keyword, ch, (double)e.score, e.offset);
+	/* info level: a user running `listen --input FILE` sees each detection on the terminal */
+	log_msg(LOGL_INFO, "detection %llu: %s on channel %d%s%s%s, score %.3f, at %.3f s",
+		(unsigned long long)e.id, e.keyword, ch, e.channel_name[0] ? " (" : "", e.channel_name,
+		e.channel_name[0] ? ")" : "", (double)e.score, e.offset);
 }
 
 /* Copy one hop of frames (hop, C) into the history ring; frame index = d->s.frames onwards. */

@@ -451,6 +451,14 @@ static void test_file_input(void)
 	CHECK(client_ms() - t1 < 3000, "shutdown took %lld ms", (long long)(client_ms() - t1));
 	close(fd);
 	close(fd2);
+	/* the terminal at the default log level: a line per detection and a summary at the end */
+	char want[256];
+	snprintf(want, sizeof want, "info: detection %zu: %s on channel 0, score ", got.n, got.kw[got.n - 1]);
+	CHECK(got.n > 0 && file_has(p.err, want), "stderr has '%s'", want);
+	snprintf(want, sizeof want, "mono.wav done: 6.0 s of audio in ");
+	CHECK(file_has(p.err, want), "stderr has '%s'", want);
+	snprintf(want, sizeof want, "real time); %zu detection%s: ", got.n, got.n == 1 ? "" : "s");
+	CHECK(file_has(p.err, want), "stderr has '%s'", want);
 
 	/* the log: whole lines, one per detection; a restart continues the ids */
 	FILE *f = fopen(path("det.jsonl"), "r");
