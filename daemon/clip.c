@@ -112,6 +112,51 @@ int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const f
 	return 0;
 }
 
+size_t clip_max_len(const struct s4m_model *m, int rate)
+{
+	size_t w = s4m_window(m), lim = (size_t)(CLIP_MAX_S * rate);
+	return lim > w + w / 64 ? lim : w + w / 64;
+}
+
+size_t clip_loudest(const struct s4m_model *m, const float *x, size_t n, int rate)
+{
+	size_t w = s4m_window(m), stride = (size_t)(CLIP_STRIDE_S * rate);
+	if (n <= w + w / 64)
+		return 0;
+	if (stride == 0)
+		stride = 1;
+	/* energy of x[a, a + w) from a running sum, in double: 3 s of float squares */
+	double e = 0, best = -1;
+	size_t at = 0, a = 0;
+	for (size_t i = 0; i < w; i++)
+		e += (double)x[i] * x[i];
+	for (;;) {
+		if (e > best) {
+			best = e;
+			at = a;
+		}
+		if (a + w >= n)
+			break;
+		size_t next = a + stride + w <= n ? a + stride : n - w; /* the last window ends at the end */
+		for (size_t i = a; i < next; i++)
+			e += (double)x[i + w] * x[i + w] - (double)x[i] * x[i];
+		a = next;
+	}
+	return at;
+}
+
+int clip_best_logits(const struct s4m_model *m, struct s4m_conv *cv, struct s4m_stream *st,
+		     const float *x, size_t n, int rate, const float *ctx, size_t nctx, float *buf,
+		     float *logits, size_t *start, char *err, size_t errlen)
+{
+	size_t w = s4m_window(m);
+	*start = clip_loudest(m, x, n, rate);
+	if (n > w) /* the slack past the window is dropped; longer: the loudest window */
+		n = w;
+	return st ? clip_logits_stream(m, st, x + *start, n, ctx, nctx, logits, err, errlen)
+		  : clip_logits_conv(m, cv, x + *start, n, ctx, nctx, buf, logits, err, errlen);
+}
+
 json_t *clip_detection_json(const struct s4m_model *m, int rate, const struct pp_detection *d,
 			    int channel)
 {

@@ -48,6 +48,30 @@ int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const f
 		       size_t n, const float *ctx, size_t nctx, float *logits, char *err,
 		       size_t errlen);
 
+/* Recordings up to CLIP_MAX_S seconds are classified as clips: a user's recording of one
+ * command is usually 1-3 s (leading and trailing silence, encoder padding and delay), and its
+ * label is that of its loudest one-second window, which is how Speech Commands cut its clips
+ * out of longer recordings. Longer ones are scanned for detections. */
+#define CLIP_MAX_S 3.0
+#define CLIP_STRIDE_S 0.01 /* candidate windows of a longer clip start this far apart */
+
+/* Samples (at `rate` Hz, the model's rate or a native rate) up to which a recording is a clip:
+ * CLIP_MAX_S, and at least the model window plus 1/64 (resampling slack, dropped). */
+size_t clip_max_len(const struct s4m_model *m, int rate);
+
+/* The first sample of the loudest window (most energy, the earliest of equals) of a recording
+ * x[0..n) among those starting at multiples of CLIP_STRIDE_S and the one ending at the end;
+ * 0 when n is at most the window plus 1/64 (one clip, the slack dropped). */
+size_t clip_loudest(const struct s4m_model *m, const float *x, size_t n, int rate);
+
+/* Logits of a recording of up to clip_max_len samples as a clip: its loudest window
+ * (clip_loudest, first sample in *start) classified as a lone clip, in conv mode with cv and
+ * buf as in clip_logits_conv, or in stream mode when st is not NULL. Returns 0 or a negative
+ * errno with a sentence in err. */
+int clip_best_logits(const struct s4m_model *m, struct s4m_conv *cv, struct s4m_stream *st,
+		     const float *x, size_t n, int rate, const float *ctx, size_t nctx, float *buf,
+		     float *logits, size_t *start, char *err, size_t errlen);
+
 /* A new JSON object for logits (n_labels): "label" (argmax), "score" (its softmax
  * probability), "scores" (object label -> probability, model order), "logits" (array) and,
  * when top_k > 0, "top" (array of {"label","score"}, best first, at most top_k). NULL on no

@@ -7,9 +7,9 @@
  * audio/audiofile in bounded blocks, mixed to mono (or one pass per channel with
  * --channels each) and resampled to the model's rate (or, with --native-rate, left at its own
  * rate and given a model whose step sizes are scaled for it; one model per distinct rate,
- * loaded once under a mutex). The first window (+ a small slack) of samples decides the kind:
- * a clip that fits the model window is classified once (daemon/clip: padded to the window,
- * preroll zeros in front); anything longer is scanned in conv mode by daemon/scan, whose
+ * loaded once under a mutex). The first CLIP_MAX_S (3 s) of samples decide the kind: a clip
+ * (that long or shorter) is classified once (daemon/clip: its loudest window, padded to the
+ * window, preroll zeros in front); anything longer is scanned in conv mode by daemon/scan, whose
  * per-hop posteriors go through daemon/postproc, the same detection rules as live mode.
  *
  * Each item's result is a JSON array of records (one per channel pass, or one error) stored in
@@ -549,9 +549,9 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 	    af_limit_rate(f, o->max_rate, err, sizeof err) < 0)
 		goto fail;
 
-	/* read up to the clip limit + 1: fewer means a clip */
+	/* read up to the clip limit + 1: fewer means a clip (daemon/clip.h: up to CLIP_MAX_S) */
 	size_t win = s4m_window(m);
-	size_t clip_max = win + win / 64;   /* slack: resampling may add a sample or two */
+	size_t clip_max = clip_max_len(m, hz);
 	if (grow(w, clip_max + 1) < 0) {
 		s4k_seterr(err, sizeof err, "out of memory");
 		goto fail;
@@ -579,19 +579,15 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 	}
 
 	if (n <= clip_max) {
-		if (n > win)
-			n = win;   /* the slack past the window is dropped (end of the clip) */
 		const float *ctx = NULL;
 		if (e->nctx) {
 			if (build_context(w, e, ms, hz, idx, err, sizeof err) < 0)
 				goto fail;
 			ctx = e->ctx;
 		}
-		int rc = o->mode == SCAN_STREAM ?
-			clip_logits_stream(m, e->st, w->samples, n, ctx, e->nctx, w->logits, err,
-					   sizeof err) :
-			clip_logits_conv(m, e->clip_cv, w->samples, n, ctx, e->nctx, e->clip_buf,
-					 w->logits, err, sizeof err);
+		size_t at = 0; /* a clip longer than the window: its loudest window */
+		int rc = clip_best_logits(m, e->clip_cv, o->mode == SCAN_STREAM ? e->st : NULL, w->samples, n,
+					  hz, ctx, e->nctx, e->clip_buf, w->logits, &at, err, sizeof err);
 		if (rc < 0)
 			goto fail;
 		int label;
@@ -605,11 +601,12 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 			json_t *sc = json_object_get(rec, "score");
 			res->score = sc ? (float)json_real_value(sc) : 0.0f;
 		}
-		json_object_set_new(rec, "duration", json_real((double)n / hz));
+		json_object_set_new(rec, "duration", json_real((double)(n > win + win / 64 ? n : n < win ? n : win) / hz));
+		if (n > win + win / 64) /* where the label came from */
+			json_object_set_new(rec, "window", json_pack("[f, f]", (double)at / hz, (double)(at + win) / hz));
 	} else {
 		if (o->eval_dir) {
-			s4k_seterr(err, sizeof err, "longer than the model window (%.3f s): --eval "
-				   "takes clips", (double)win / hz);
+			s4k_seterr(err, sizeof err, "longer than %.0f s: --eval takes clips", CLIP_MAX_S);
 			goto fail;
 		}
 		struct scan *sc = scanner_for(w, e, err, sizeof err);
@@ -1060,7 +1057,7 @@ static void usage(FILE *f)
 "usage: s4kws classify [OPTIONS] AUDIO...\n"
 "       s4kws classify --eval DIR [--plot FILE] [OPTIONS]\n"
 "\n"
-"Classify audio files (clips up to the model window) or scan longer recordings for keywords.\n"
+"Classify audio files (clips of up to 3 s) or scan longer recordings for keywords.\n"
 "AUDIO is a file (any format libsndfile reads), a directory (audio files below it,\n"
 "recursively), @LIST (a text file of paths, one per line) or - (such a list on stdin).\n"
 "\n"
@@ -1088,10 +1085,13 @@ static void usage(FILE *f)
 "\n");
 	/* two strings: ISO C limits one literal to 4095 characters */
 	fprintf(f,
-"A clip (up to the model window, 1 s, plus 1/64 slack for resampling) is classified once:\n"
-"zeros are appended up to the window and the model's preroll zeros put in front, as in\n"
-"training; json keys file, label, score, scores (label -> probability), logits, duration\n"
-"(+ channel with --channels each, top with --top). Inputs shorter than --min-duration fail.\n"
+"A clip (a recording of up to 3 s) is classified once: up to the model window (1 s, plus\n"
+"1/64 slack for resampling) as it is, a longer one by its loudest window (so leading and\n"
+"trailing silence and encoder padding do not matter); zeros are appended up to the window\n"
+"and the model's preroll zeros put in front, as in training; json keys file, label,\n"
+"score, scores (label -> probability), logits, duration, window ([start, end] s of the\n"
+"window used, for clips longer than the window) (+ channel with --channels each, top\n"
+"with --top). Inputs shorter than --min-duration fail.\n"
 "\n"
 "Evaluation (a folder per label, Speech Commands layout):\n"
 "  --eval DIR           accuracy (and its 95 %% interval), per-class precision/recall/F1,\n"

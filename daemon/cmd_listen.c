@@ -813,12 +813,24 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 		return 400;
 	}
 	json_t *rec = NULL;
-	if (n <= win + win / 64) {
-		if (n > win)
-			n = win; /* resampling slack past the window */
+	if (n <= clip_max_len(a->m, a->rate)) { /* a clip: its loudest window (daemon/clip.h) */
 		struct s4m_conv *cv = s4m_conv_new(a->m, clip_input_len(a->m, 0), e, sizeof e);
-		if (cv && clip_classify_json(a->m, cv, x, n, 3, &rec, e, sizeof e) == 0)
+		float *buf = malloc(clip_input_len(a->m, 0) * sizeof *buf);
+		float *lg = malloc((size_t)a->K * sizeof *lg);
+		size_t at = 0;
+		if (cv && buf && lg &&
+		    clip_best_logits(a->m, cv, NULL, x, n, a->rate, NULL, 0, buf, lg, &at, e, sizeof e) == 0)
+			rec = clip_json(a->m, lg, 3, NULL);
+		else if (!cv || !buf || !lg)
+			s4k_seterr(e, sizeof e, "out of memory");
+		if (rec) {
 			json_object_set_new(rec, "duration", json_real(dur));
+			if (n > win + win / 64)
+				json_object_set_new(rec, "window", json_pack("[f, f]", (double)at / a->rate,
+									     (double)(at + win) / a->rate));
+		}
+		free(lg);
+		free(buf);
 		s4m_conv_free(cv);
 	} else {
 		struct pp_kw *kw = malloc((size_t)a->K * sizeof *kw);

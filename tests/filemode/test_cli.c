@@ -309,6 +309,95 @@ static void test_formats(void)
 	json_decref(ref);
 }
 
+/* ---- recordings a little longer than the window: still clips ---- */
+
+/* POST every file of the set to a running `s4kws listen` and check each answer's label and
+ * window against `classify`'s record. */
+static void post_set(int port, const char *kind, const char *ext, json_t *recs)
+{
+	int same = 0;
+	for (int i = 0; i < n_clips; i++) {
+		char out[700], name[600];
+		snprintf(name, sizeof name, "%s%s", clips[i], ext);
+		snprintf(out, sizeof out, "%s/%s/%s.json", dir, kind, clips[i]);
+		int rc = sh(NULL, "curl -s -o '%s' --data-binary @'%s/%s/%s' http://127.0.0.1:%d/v1/classify", out,
+			    dir, kind, name, port);
+		char *t = slurp(out);
+		json_error_t e;
+		json_t *got = t ? json_loads(t, 0, &e) : NULL;
+		json_t *want = find_rec(recs, name);
+		same += rc == 0 && got && want && !strcmp(js(got, "label"), js(want, "label")) &&
+			(json_object_get(got, "window") ? json_equal(json_object_get(got, "window"), json_object_get(want, "window"))
+							 : !json_object_get(want, "window"));
+		json_decref(got);
+		free(t);
+	}
+	CHECK(same == n_clips, "POST /v1/classify of the %s set: %d/%d answers as classify's", kind, same, n_clips);
+}
+
+static void test_longer_clips(void)
+{
+	/* each fixture clip as an MP3 (about 1.08 s after the encoder's padding), with 0.3 s of
+	 * silence after it (1.3 s WAV) and with 0.4 s before and 0.6 s after it (2 s FLAC): each
+	 * is a clip whose label comes from its loudest one-second window (daemon/clip.h), and with a
+	 * trained model that is the plain clip's label */
+	static const struct { const char *kind, *ext, *sox; } sets[] = {
+		{"mp3", ".mp3", "%s"},
+		{"pad13", ".wav", "%s pad 0 0.3"},
+		{"pad20", ".flac", "%s pad 0.4 0.6"},
+	};
+	json_t *ref = classify_set("wav16", ".wav", "");
+	char pf[600], pidf[600];
+	snprintf(pf, sizeof pf, "%s/listen.port", dir);
+	snprintf(pidf, sizeof pidf, "%s/listen.pid", dir);
+	int port = 0;
+	CHECK_EQ(sh(NULL, "'%s' listen --model '%s' --input none --port 0 --port-file '%s' 2>'%s/listen.err' & "
+		    "echo $! > '%s'", exe, model, pf, dir, pidf), 0);
+	for (int t = 0; t < 200 && !port; t++) { /* up to 20 s (sanitizer builds load slowly) */
+		char *p = slurp(pf);
+		port = p ? atoi(p) : 0;
+		free(p);
+		if (!port)
+			usleep(100000);
+	}
+	CHECK(port > 0, "listen wrote no port file");
+	for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
+		CHECK_EQ(sh(NULL, "mkdir -p '%s/%s'", dir, sets[s].kind), 0);
+		for (int i = 0; i < n_clips; i++) {
+			char out[1024], opts[1200];
+			snprintf(out, sizeof out, "'%s/%s/%s%s'", dir, sets[s].kind, clips[i], sets[s].ext);
+			snprintf(opts, sizeof opts, sets[s].sox, out);
+			CHECK(sh(NULL, "sox '%s/%s.flac' %s 2>/dev/null", fixtures, clips[i], opts) == 0,
+			      "sox failed making %s", out);
+		}
+		json_t *a = classify_set(sets[s].kind, sets[s].ext, "");
+		int clipped = 0, agree = 0;
+		for (int i = 0; i < n_clips; i++) {
+			char name[600];
+			snprintf(name, sizeof name, "%s%s", clips[i], sets[s].ext);
+			json_t *o = find_rec(a, name);
+			snprintf(name, sizeof name, "%s.wav", clips[i]);
+			json_t *r = find_rec(ref, name);
+			json_t *win = json_object_get(o, "window");
+			double d = json_number_value(json_object_get(o, "duration"));
+			/* a window is reported where the recording is longer than 1 s + 1/64 */
+			clipped += js(o, "label")[0] && (d <= 1.0 + 1.0 / 64 ? !win :
+				   json_array_size(win) == 2 && fabs(json_number_value(json_array_get(win, 1)) -
+								     json_number_value(json_array_get(win, 0)) - 1.0) < 1e-6);
+			agree += r && !strcmp(js(o, "label"), js(r, "label"));
+		}
+		CHECK(clipped == n_clips, "%s: %d/%d classified as clips with a 1 s window", sets[s].kind, clipped, n_clips);
+		if (trained)
+			CHECK(agree == n_clips, "%s: %d/%d labels as the 1 s clip's", sets[s].kind, agree, n_clips);
+		printf("%s: %d/%d clips, %d/%d labels as the 1 s clip's\n", sets[s].kind, clipped, n_clips, agree, n_clips);
+		if (port > 0)
+			post_set(port, sets[s].kind, sets[s].ext, a);
+		json_decref(a);
+	}
+	json_decref(ref);
+	sh(NULL, "kill $(cat '%s') 2>/dev/null", pidf);
+}
+
 /* ---- ordering, lists, csv ---- */
 
 static void test_order_lists(void)
@@ -790,6 +879,7 @@ int main(int argc, char **argv)
 	CHECK(n_clips >= 12, "only %d fixture clips", n_clips);
 	if (n_clips >= 12) {
 		test_formats();
+		test_longer_clips();
 		test_order_lists();
 		test_bad();
 		test_eval();

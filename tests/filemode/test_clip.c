@@ -164,6 +164,35 @@ static void test_modes(const struct s4m_model *m, uint64_t seed)
 	s4m_stream_free(st);
 }
 
+/* clip_loudest: one clip up to the window + 1/64; a longer recording's window holds its
+ * loudest part, wherever it is (the start, the middle, the very end) */
+static void test_loudest(const struct s4m_model *m)
+{
+	int rate = s4m_sample_rate(m);
+	size_t w = s4m_window(m), n = clip_max_len(m, rate);
+	CHECK(n >= (size_t)(CLIP_MAX_S * rate) && n >= w + w / 64, "clip_max_len %zu", n);
+	float *x = malloc(n * sizeof *x);
+	uint32_t s = 7;
+	for (size_t i = 0; i < n; i++) { /* quiet noise */
+		s = s * 1664525u + 1013904223u;
+		x[i] = 1e-3f * ((float)(s >> 8) / 16777216.0f - 0.5f);
+	}
+	CHECK_EQ(clip_loudest(m, x, w, rate), 0);
+	CHECK_EQ(clip_loudest(m, x, w + w / 64, rate), 0);
+	size_t burst = w / 4, at[] = {0, n / 2 - burst / 2, n - burst};
+	for (size_t k = 0; k < 3; k++) {
+		float *y = malloc(n * sizeof *y);
+		memcpy(y, x, n * sizeof *y);
+		for (size_t i = at[k]; i < at[k] + burst; i++)
+			y[i] += 0.5f;
+		size_t a = clip_loudest(m, y, n, rate);
+		CHECK(a <= at[k] && a + w >= at[k] + burst && a + w <= n,
+		      "burst at %zu..%zu: window %zu..%zu", at[k], at[k] + burst, a, a + w);
+		free(y);
+	}
+	free(x);
+}
+
 int main(void)
 {
 	for (int dplr = 0; dplr < 2; dplr++) {
@@ -173,6 +202,7 @@ int main(void)
 			continue;
 		test_layout(m);
 		test_modes(m, 5 + (uint64_t)dplr);
+		test_loudest(m);
 		s4m_free(m);
 		free(buf);
 	}
