@@ -88,7 +88,7 @@ def main():
         sys.exit(2)
 
     t0 = time.time()
-    real, synth, noises = train.load_pools(a.data, a.synth, a.noise, labels, a.cache)
+    real, synth, noises, _ = train.load_pools(a.data, a.synth, a.noise, labels, a.cache)
     if not noises or not any(real[l] or synth[l] for l in labels if l != "_silence_"):
         print(f"recal_bn: no noise files in {a.noise} or no clips of the model's labels in "
               f"{a.data}", file=sys.stderr)

@@ -309,6 +309,19 @@ class S4KWS(nn.Module):
             f = f[..., -wf:].mean(-1)
         return self.decoder(f)
 
+    def hop_logits(self, x, stride=1):
+        """x (B, L) -> logits (B, T, labels) of every decoder window that ends inside x and
+        fits in it, one per `stride` final frames, the last one ending at x's end: what a live
+        stepper scores hop by hop (the per-hop objective of train.py's negative streams)."""
+        f = self.features(x)                                        # (B, H, L / total_pool)
+        if self.cfg["decoder"] == "last":
+            g = f
+        else:
+            wf = self.cfg["decoder_window"] // self.total_pool()
+            g = F.avg_pool1d(f, wf, stride=1)                       # (B, H, frames - wf + 1)
+        g = g.flip(-1)[..., ::stride].flip(-1)                      # keep the last window
+        return self.decoder(g.transpose(1, 2))
+
     # ---------------------------------------------------------------------------- export
     def tensors(self):
         t = {"encoder.weight": self.encoder.weight, "encoder.bias": self.encoder.bias}

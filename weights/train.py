@@ -74,8 +74,9 @@ def read_audio(path):
     return x
 
 
-def load_folder(root, labels, cache_dir=None, max_len=W):
-    """{label: [int16 arrays]} for a Speech Commands-layout folder; cached as one .npz."""
+def load_folder(root, labels, cache_dir=None, max_len=W, words_out=None):
+    """{label: [int16 arrays]} for a Speech Commands-layout folder; cached as one .npz. With
+    words_out (a dict), words_out[label] gets each clip's word (the file name's first field)."""
     key = os.path.abspath(root).strip("/").replace("/", "_")
     if labels != s4twin.DEFAULT_CONFIG["labels"]:   # the cache stores label indices
         key += "_" + hashlib.sha1(",".join(labels).encode()).hexdigest()[:10]
@@ -109,8 +110,41 @@ def load_folder(root, labels, cache_dir=None, max_len=W):
             np.savez(cache + ".tmp.npz", data=data, label=lab, offsets=off, words=np.array(words))
             os.replace(cache + ".tmp.npz", cache)
     out = {name: [] for name in labels}
+    if words_out is not None:
+        words_out.update({name: [] for name in labels})
     for i, li in enumerate(lab):
         out[labels[li]].append(data[off[i]:off[i + 1]])
+        if words_out is not None:
+            words_out[labels[li]].append(str(words[i]))
+    return out
+
+
+def speaker_number(fn):
+    """The first run of digits in a file name (speechocean762: speakerNNNN_...), or -1."""
+    d = ""
+    for ch in os.path.basename(fn):
+        if ch.isdigit():
+            d += ch
+        elif d:
+            break
+    return int(d) if d else -1
+
+
+def load_negatives(root, holdout_mod):
+    """Keyword-free recordings (int16 arrays, whole files) from `root` (recursively), leaving
+    out the held-out speakers: files whose speaker number is divisible by holdout_mod
+    (bench/det.sh measures false alarms on exactly those)."""
+    out = []
+    for dirpath, _, files in sorted(os.walk(root)):
+        for fn in sorted(files):
+            if not fn.lower().endswith((".wav", ".flac")):
+                continue
+            if holdout_mod > 0 and speaker_number(fn) % holdout_mod == 0:
+                continue
+            x = read_audio(os.path.join(dirpath, fn))
+            if len(x) < 1600 or not np.isfinite(x).all():
+                continue
+            out.append(np.clip(np.round(x * 32767), -32768, 32767).astype(np.int16))
     return out
 
 
@@ -126,13 +160,18 @@ def load_noise(root):
 
 def load_pools(data, synth_dirs, noise, labels, cache_dir=None):
     """The clip pools a Maker draws from: real {label: clips} from the training folder, the
-    synthetic folders' clips merged per label, and the noise files."""
-    real = load_folder(data, labels, cache_dir) if data else {l: [] for l in labels}
+    synthetic folders' clips merged per label, the noise files, and the words of the clips
+    ({"real"|"synth": {label: [word per clip]}}, so `_unknown_` is drawn by word)."""
+    words = {"real": {l: [] for l in labels}, "synth": {l: [] for l in labels}}
+    real = load_folder(data, labels, cache_dir, words_out=words["real"]) if data \
+        else {l: [] for l in labels}
     synth = {l: [] for l in labels}
     for d in synth_dirs:
-        for l, cl in load_folder(d, labels, cache_dir).items():
+        wd = {}
+        for l, cl in load_folder(d, labels, cache_dir, words_out=wd).items():
             synth[l] += cl
-    return real, synth, load_noise(noise)
+            words["synth"][l] += wd[l]
+    return real, synth, load_noise(noise), words
 
 
 def rms(x):
@@ -149,13 +188,24 @@ class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
     def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
-                 pair_p=0.0, eq_p=0.0, mask_p=0.0, thin_real_p=0.4):
+                 pair_p=0.0, eq_p=0.0, mask_p=0.0, thin_real_p=0.4, words=None, negatives=()):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
         self.real_p, self.band_p, self.pair_p, self.eq_p = real_p, band_p, pair_p, eq_p
         self.mask_p, self.thin_real_p = mask_p, thin_real_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
+        self.negatives = list(negatives)
+        # `_unknown_` is drawn word first, then a clip of that word: one word with many clips
+        # (Speech Commands' 1,026 "eight") must not become what "unknown" means
+        self.by_word = {}
+        for kind, pool in (("real", real), ("synth", synth)):
+            ws = (words or {}).get(kind, {}).get("_unknown_")
+            if ws and len(ws) == len(pool.get("_unknown_", [])):
+                groups = {}
+                for i, w in enumerate(ws):
+                    groups.setdefault(w, []).append(i)
+                self.by_word[id(pool)] = list(groups.values())
 
     def noise(self, n):
         src = self.noises[self.rng.integers(len(self.noises))]
@@ -172,7 +222,12 @@ class Maker:
         p_real = 0.0 if not r else (1.0 if not s else
                                     (self.real_p if len(r) >= 500 else self.thin_real_p))
         pool = r if self.rng.random() < p_real else s
-        c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
+        groups = self.by_word.get(id(pool)) if label == "_unknown_" else None
+        if groups:
+            g = groups[self.rng.integers(len(groups))]
+            c = pool[g[self.rng.integers(len(g))]].astype(np.float32) / 32768.0
+        else:
+            c = pool[self.rng.integers(len(pool))].astype(np.float32) / 32768.0
         return c, pool is r
 
     def other_clip(self):
@@ -304,6 +359,42 @@ class Maker:
         if band and rng.random() < self.band_p:           # 8 kHz / telephone band limit
             x = self.band_limit(x)
         return np.clip(x, -1.0, 1.0)
+
+    def neg_stream(self, T):
+        """T samples of keyword-free audio as a live stepper hears it: pieces of the real
+        negative recordings (60 %), `_unknown_` words (30 %) and noise (10 %), each perturbed
+        and at its own level, with 0-300 ms gaps, starting part-way into the first piece, over
+        background noise; every decoder window in it is a negative (train.py's per-hop loss)."""
+        rng = self.rng
+        x = np.zeros(T, np.float32)
+        pos = -int(rng.integers(0, W))                    # start inside the first piece
+        while pos < T:
+            k = rng.random()
+            if k < 0.6 and self.negatives:
+                c = self.negatives[rng.integers(len(self.negatives))].astype(np.float32) / 32768.0
+                c = c * 10 ** (rng.uniform(-12, 6) / 20)
+            elif k < 0.9:
+                c, _ = self.clip("_unknown_")
+                c = c * 10 ** (rng.uniform(-15, 6) / 20)
+            else:
+                c = self.noise(int(rng.integers(SR // 4, SR))) * 10 ** (rng.uniform(-50, -15) / 20)
+            c = self.perturb(c)
+            a, b = max(pos, 0), min(pos + len(c), T)
+            if b > a:
+                x[a:b] += c[a - pos:b - pos]
+            pos += len(c) + int(rng.integers(0, int(0.3 * SR)))
+        if rng.random() < 0.75:                           # background noise at 0-25 dB SNR
+            lvl = max(rms(x[x != 0]) if np.any(x) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
+            x += self.noise(T) * lvl
+        if self.eq_p > 0 and rng.random() < self.eq_p:
+            x = self.colour(x)
+        if rng.random() < self.band_p:
+            x = self.band_limit(x)
+        return np.clip(x, -1.0, 1.0)
+
+    def neg_batch(self, n):
+        """(n, pre + W) keyword-free streams."""
+        return torch.from_numpy(np.stack([self.neg_stream(self.pre + W) for _ in range(n)]))
 
     def batch(self, B, weights):
         """B examples, then (--pair-p) band-limited twins of some of them; returns
@@ -455,6 +546,20 @@ def main():
                     help="keep an exponential moving average of the weights (and BatchNorm "
                          "statistics) with this decay per step, e.g. 0.999, and export it "
                          "instead of the last weights; 0: off")
+    ap.add_argument("--negatives", default=None,
+                    help="folder of keyword-free recordings (any length; e.g. speechocean762/): "
+                         "pieces of them, with `_unknown_` words and noise, make the negative "
+                         "streams of --neg-per-batch")
+    ap.add_argument("--neg-holdout", type=int, default=3,
+                    help="leave out the --negatives files whose speaker number (first digits in "
+                         "the name) is divisible by this (bench/det.sh measures on them); 0: none")
+    ap.add_argument("--neg-per-batch", type=int, default=0,
+                    help="keyword-free streams added to every batch, each trained at every hop "
+                         "(max-pooled: the hop most like a keyword is pushed towards non-keyword "
+                         "labels); 0: off")
+    ap.add_argument("--neg-w", type=float, default=1.0, help="weight of that per-hop loss")
+    ap.add_argument("--neg-stride", type=int, default=5,
+                    help="final frames between the hops scored in a negative stream (5 = 20 ms)")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
                          "of another run's ckpt.pt or of an exported .safetensors model; ignored "
@@ -481,7 +586,10 @@ def main():
     cfg["preroll"] = max(cfg["preroll"], context)
 
     t0 = time.time()
-    real, synth, noises = load_pools(a.data, a.synth, a.noise, labels, cache)
+    real, synth, noises, words = load_pools(a.data, a.synth, a.noise, labels, cache)
+    negatives = load_negatives(a.negatives, a.neg_holdout) if a.negatives else []
+    if a.neg_per_batch and "_unknown_" not in labels:
+        sys.exit("train: --neg-per-batch needs an _unknown_ label")
     val = load_folder(a.val, labels, cache) if a.val else None
     counts = {l: (len(real[l]), len(synth[l])) for l in labels}
     empty = [l for l in labels if l != "_silence_" and not counts[l][0] + counts[l][1]]
@@ -489,7 +597,9 @@ def main():
         sys.exit(f"train: no clips for label(s) {', '.join(empty)} in --data or --synth (a folder "
                  "per label, named as in --labels; _silence_ alone may be left out)")
     log(a.run, f"data loaded in {time.time() - t0:.0f} s: (real, synth) per label {counts}; "
-               f"{len(noises)} noise files; val {sum(len(v) for v in val.values()) if val else 0}")
+               f"{len(noises)} noise files; {len(negatives)} negative recordings "
+               f"({sum(len(n) for n in negatives) / SR / 60:.1f} min); "
+               f"val {sum(len(v) for v in val.values()) if val else 0}")
 
     torch.manual_seed(a.seed)
     model = s4twin.S4KWS(cfg, seed=a.seed).to(a.device)
@@ -560,7 +670,8 @@ def main():
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
     maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p,
-                  a.eq_p, a.mask_p, a.thin_real_p)
+                  a.eq_p, a.mask_p, a.thin_real_p, words, negatives)
+    kw_mask = torch.tensor([not l.startswith("_") for l in labels], device=a.device)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
     ema = None
@@ -579,7 +690,7 @@ def main():
         os.replace(tmp, ck)
 
     model.train()
-    t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
+    t_last, loss_acc, acc_acc, n_acc, neg_acc = time.time(), 0.0, 0.0, 0, 0.0
     budget = a.minutes * 60.0
 
     def progress():
@@ -594,9 +705,25 @@ def main():
         for g in opt.param_groups:
             g["lr"] = g["base"] * max(f, 0.02)
         x, y, src = maker.batch(a.batch, cw)
+        nb = len(x)
+        if a.neg_per_batch:
+            x = torch.cat([x, maker.neg_batch(a.neg_per_batch)])
         x, y = x.to(a.device, non_blocking=True), y.to(a.device, non_blocking=True)
-        logits = model(x)
+        if a.neg_per_batch:
+            # one forward pass for both (BatchNorm's batch statistics see all rows)
+            hop = model.hop_logits(x, a.neg_stride)       # (rows, hops, labels)
+            logits = hop[:nb, -1]
+            lp = F.log_softmax(hop[nb:], -1)              # (negatives, hops, labels)
+            # log P(not a keyword) per hop; the loss is at each stream's worst hop (max-pooling,
+            # Sun et al. 2016), which a threshold on the smoothed score would have fired on
+            lnk = torch.logsumexp(lp.masked_fill(kw_mask, -float("inf")), -1)
+            neg_loss = -lnk.min(-1).values.mean()
+        else:
+            logits = model(x)
         loss = F.cross_entropy(logits, y, label_smoothing=a.smoothing)
+        if a.neg_per_batch:
+            loss = loss + a.neg_w * neg_loss
+            neg_acc += neg_loss.item()
         if len(src):                                      # band-limited twins: rows B..
             twin = F.log_softmax(logits[a.batch:], -1)    # (P, labels)
             full = F.softmax(logits[src.to(a.device)].detach(), -1)
@@ -620,9 +747,10 @@ def main():
         n_acc += 1
         if state["step"] % 50 == 0:
             log(a.run, f"step {state['step']} ({100 * progress():.1f}%) loss {loss_acc / n_acc:.3f} "
-                       f"train-acc {acc_acc / n_acc:.3f} lr {opt.param_groups[1]['lr']:.2e} "
-                       f"{(time.time() - t_last) / n_acc:.2f} s/step")
-            t_last, loss_acc, acc_acc, n_acc = time.time(), 0.0, 0.0, 0
+                       f"train-acc {acc_acc / n_acc:.3f} "
+                       + (f"neg-loss {neg_acc / n_acc:.3f} " if a.neg_per_batch else "")
+                       + f"lr {opt.param_groups[1]['lr']:.2e} {(time.time() - t_last) / n_acc:.2f} s/step")
+            t_last, loss_acc, acc_acc, n_acc, neg_acc = time.time(), 0.0, 0.0, 0, 0.0
         if val and state["step"] % a.val_every == 0:
             acc, rec, _ = evaluate(model, val, labels, cfg["preroll"])
             state["history"].append({"step": state["step"], "val_acc": float(acc)})
@@ -644,7 +772,10 @@ def main():
                        **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {}),
                        **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
                        **({"mask_p": a.mask_p} if a.mask_p > 0 else {}),
-                       **({"thin_real_p": a.thin_real_p} if a.thin_real_p != 0.4 else {})}
+                       **({"thin_real_p": a.thin_real_p} if a.thin_real_p != 0.4 else {}),
+                       **({"negatives": len(negatives), "neg_holdout": a.neg_holdout,
+                           "neg_per_batch": a.neg_per_batch, "neg_w": a.neg_w}
+                          if a.neg_per_batch else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
