@@ -831,6 +831,14 @@ static void print_record(FILE *out, const struct run *r, json_t *rec)
 			fputc('\n', out);
 			return;
 		}
+		if (dets && !json_array_size(dets)) { /* a row for every input: no label, no error */
+			csv_field(out, file);
+			fprintf(out, ",%lld,,,,,", ch ? (long long)json_integer_value(ch) : 0LL);
+			for (int k = 0; k < r->K; k++)
+				fputc(',', out);
+			fputc('\n', out);
+			return;
+		}
 		if (dets) {
 			size_t i;
 			json_t *d;
@@ -1063,7 +1071,8 @@ static void usage(FILE *f)
 "\n"
 "  --model FILE         weights file (default: $S4KWS_MODEL or the built-in model)\n"
 "  --mode conv|stream   convolution engine (default) or the recurrent steppers\n"
-"  --format text|json|csv  output (default text); json: one object per line\n"
+"  --format text|json|csv  output (default text); json: one object per line; csv: a row\n"
+"                       per clip, per detection, and per recording without one (no label)\n"
 "  --top K              text: show the K best classes (default all); json: add \"top\"\n"
 "  --channels mix|each  mix channels to mono (default) or classify every channel\n"
 "  -j, --jobs N         worker threads (default: all cores); output stays in input order\n"

@@ -434,9 +434,11 @@ static void test_order_lists(void)
 	free(y);
 	free(z);
 
-	/* csv: header + one row per clip, 7 + K columns everywhere */
-	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format csv '%s/wav16' > '%s/o.csv'", exe,
-		    model, dir, dir), 0);
+	/* csv: header + one row per input, 7 + K columns everywhere; a 5 s recording without
+	 * detections has its row too (no label, no error) */
+	CHECK_EQ(sh(NULL, "sox -n -r 16000 -c 1 -b 16 '%s/quiet5.wav' trim 0 5", dir), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format csv '%s/wav16' '%s/quiet5.wav' > '%s/o.csv'",
+		    exe, model, dir, dir, dir), 0);
 	snprintf(a, sizeof a, "%s/o.csv", dir);
 	char *t = slurp(a), *save = NULL;
 	int rows = 0, cols0 = -1, ok = 1;
@@ -449,8 +451,13 @@ static void test_order_lists(void)
 		ok &= cols == cols0;
 	}
 	CHECK(ok && cols0 > 7, "csv rows have different column counts (%d)", cols0);
-	CHECK_EQ(rows, n_clips + 1);
+	CHECK_EQ(rows, n_clips + 2);
 	CHECK(!strncmp(t, "file,channel,start,end,label,score,error,", 41), "csv header");
+	free(t);
+	t = slurp(a);
+	char quiet[700];
+	snprintf(quiet, sizeof quiet, "\n%s/quiet5.wav,0,,,,,,", dir);
+	CHECK(t && strstr(t, quiet), "csv row of the recording without detections");
 	free(t);
 }
 
