@@ -24,6 +24,7 @@
 #include "audiofile.h"
 
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -71,7 +72,24 @@ struct af_file {
 	float *pbuf;              /* (block) channel or mix at the file rate, before pre */
 	size_t ppos, plen;        /* unconsumed part of pbuf */
 	size_t mcap;              /* capacity of mbuf, frames */
+	uint64_t scrubbed;        /* decoded samples replaced by 0 (af_scrubbed) */
 };
+
+/* Non-finite samples (and absurd ones, beyond AF_MAX_ABS) become 0 and are counted: one NaN
+ * would otherwise poison every state it reaches, and with it every later answer. */
+static void scrub(struct af_file *f, float *restrict x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!(fabsf(x[i]) <= AF_MAX_ABS)) { /* NaN compares false */
+			x[i] = 0.0f;
+			f->scrubbed++;
+		}
+}
+
+uint64_t af_scrubbed(const struct af_file *f)
+{
+	return f->scrubbed;
+}
 
 /* ---- memory input: libsndfile's virtual I/O over a caller's buffer ---- */
 
@@ -407,6 +425,7 @@ static long decode_block(struct af_file *f, char *err, size_t errlen)
 	sf_count_t got = sf_readf_float(f->sf, f->ibuf, (sf_count_t)f->block);
 	if (got < 0)
 		got = 0;
+	scrub(f, f->ibuf, (size_t)got * (size_t)f->info.channels);
 	int code = sf_error(f->sf);
 	if (code != SF_ERR_NO_ERROR) {
 		s4k_seterr(err, errlen, "corrupt or truncated: decoding failed after %llu frames "
@@ -446,6 +465,7 @@ long af_read(struct af_file *f, float *out, size_t max, char *err, size_t errlen
 		sf_count_t got = sf_readf_float(f->sf, out + n * ch, (sf_count_t)want);
 		if (got < 0)
 			got = 0;
+		scrub(f, out + n * ch, (size_t)got * ch);
 		int code = sf_error(f->sf);
 		if (code != SF_ERR_NO_ERROR) {
 			s4k_seterr(err, errlen, "corrupt or truncated: decoding failed after %llu "
@@ -587,6 +607,7 @@ int af_rewind(struct af_file *f, char *err, size_t errlen)
 		return -EIO;
 	}
 	f->frames_read = 0;
+	f->scrubbed = 0;
 	f->eof = f->dec_eof = 0;
 	f->mpos = f->mlen = 0;
 	f->ppos = f->plen = 0;

@@ -83,6 +83,13 @@ uint64_t af_frames_read(const struct af_file *f);
  * reading further once the output would exceed max frames, so memory stays bounded. */
 int af_load(struct af_file *f, size_t max, float **out, size_t *n, char *err, size_t errlen);
 
+/* Decoded samples that were not finite numbers, or beyond +-AF_MAX_ABS (no recording is 36 dB
+ * over full scale; such values come from damaged float files), and were replaced by 0 before
+ * any conversion, counted over all channels since af_open or the last af_rewind. Callers
+ * report the count: the answer then rests on the rest of the file. */
+#define AF_MAX_ABS 64.0f
+uint64_t af_scrubbed(const struct af_file *f);
+
 /* 1 when the file name ends in an extension of a format libsndfile reads (.wav .flac .ogg
  * .opus .mp3 .aiff ...; case-insensitive), else 0. Used to pick audio files out of directories. */
 int af_is_audio_name(const char *path);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -155,6 +156,15 @@ int clip_best_logits(const struct s4m_model *m, struct s4m_conv *cv, struct s4m_
 		n = w;
 	return st ? clip_logits_stream(m, st, x + *start, n, ctx, nctx, logits, err, errlen)
 		  : clip_logits_conv(m, cv, x + *start, n, ctx, nctx, buf, logits, err, errlen);
+}
+
+void clip_note_scrubbed(json_t *rec, uint64_t n)
+{
+	char w[200];
+	snprintf(w, sizeof w, "%llu sample%s not a finite number (or beyond +-64) replaced by zeros; "
+		 "the answer rests on the rest of the audio", (unsigned long long)n, n == 1 ? "" : "s");
+	json_object_set_new(rec, "nonfinite_samples", json_integer((json_int_t)n));
+	json_object_set_new(rec, "warning", json_string(w));
 }
 
 json_t *clip_detection_json(const struct s4m_model *m, int rate, const struct pp_detection *d,

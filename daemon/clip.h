@@ -26,6 +26,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model/s4m.h"
 
@@ -71,6 +72,11 @@ size_t clip_loudest(const struct s4m_model *m, const float *x, size_t n, int rat
 int clip_best_logits(const struct s4m_model *m, struct s4m_conv *cv, struct s4m_stream *st,
 		     const float *x, size_t n, int rate, const float *ctx, size_t nctx, float *buf,
 		     float *logits, size_t *start, char *err, size_t errlen);
+
+/* Add to a file-mode record (clip or scan) that `n` decoded samples were not finite numbers
+ * (or absurdly large) and were replaced by zeros (audio/audiofile.h af_scrubbed): keys
+ * "nonfinite_samples" and "warning" (one sentence). */
+void clip_note_scrubbed(json_t *rec, uint64_t n);
 
 /* A new JSON object for logits (n_labels): "label" (argmax), "score" (its softmax
  * probability), "scores" (object label -> probability, model order), "logits" (array) and,

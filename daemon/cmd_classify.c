@@ -660,6 +660,8 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 		json_object_set_new(rec, "detections", w->dets);
 		w->dets = NULL;
 	}
+	if (af_scrubbed(f)) /* an honest answer about the rest, and the reason it may be off */
+		clip_note_scrubbed(rec, af_scrubbed(f));
 	/* "file" first for readability of json lines */
 	json_t *full = json_pack("{s:s}", "file", it->path);
 	if (full) {
@@ -797,8 +799,10 @@ static void summary_print(FILE *f, const struct summary *s, const struct run *r)
 static void print_record(FILE *out, const struct run *r, json_t *rec)
 {
 	const struct opts *o = r->o;
-	const char *file = jstr(rec, "file"), *error = jstr(rec, "error");
+	const char *file = jstr(rec, "file"), *error = jstr(rec, "error"), *warning = jstr(rec, "warning");
 	json_t *ch = json_object_get(rec, "channel");
+	if (warning)
+		fprintf(stderr, "s4kws classify: %s: warning: %s\n", file, warning);
 	if (error) {
 		if (ch)
 			fprintf(stderr, "s4kws classify: %s (channel %lld): %s\n", file,
@@ -1100,7 +1104,9 @@ static void usage(FILE *f)
 "and the model's preroll zeros put in front, as in training; json keys file, label,\n"
 "score, scores (label -> probability), logits, duration, window ([start, end] s of the\n"
 "window used, for clips longer than the window) (+ channel with --channels each, top\n"
-"with --top). Inputs shorter than --min-duration fail.\n"
+"with --top). Inputs shorter than --min-duration fail. Samples that are not finite numbers\n"
+"(or beyond +-64) are replaced by zeros and counted: nonfinite_samples and a warning, in\n"
+"the record of any input and on stderr.\n"
 "\n"
 "Evaluation (a folder per label, Speech Commands layout):\n"
 "  --eval DIR           accuracy (and its 95 %% interval), per-class precision/recall/F1,\n"

@@ -239,6 +239,10 @@ static void *file_thread(void *arg)
 			break;
 	}
 	free(buf);
+	uint64_t bad = af_scrubbed(a->af);
+	if (bad) /* the file's own fault, said once: the detections rest on the rest of it */
+		log_msg(LOGL_WARN, "%s: %llu sample%s not a finite number (or beyond +-64) replaced by zeros",
+			a->input, (unsigned long long)bad, bad == 1 ? "" : "s");
 	source_done(a, n < 0 ? err : NULL);
 	return NULL;
 }
@@ -804,6 +808,7 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 		free(x);
 		return status;
 	}
+	uint64_t scrubbed = af_scrubbed(f);
 	af_close(f);
 	double dur = (double)n / a->rate;
 	size_t win = s4m_window(a->m);
@@ -866,6 +871,8 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 		s4k_seterr(err, errlen, "classification failed: %s", e);
 		return 500;
 	}
+	if (scrubbed)
+		clip_note_scrubbed(rec, scrubbed);
 	*out = rec;
 	return 200;
 }

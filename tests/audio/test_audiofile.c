@@ -427,6 +427,67 @@ static void test_limit_rate(void)
 	}
 }
 
+/* Non-finite and absurd samples in a float file: zeros out, counted (af_scrubbed), the same
+ * samples as the clean file with those set to zero, for af_read_mono (mix and a channel, with
+ * resampling) and af_read; a rewind starts the count again. */
+static void test_scrub(void)
+{
+	const char *bad = tmp("nan.wav"), *good = tmp("zeroed.wav");
+	const size_t N = 8000;
+	float *b = malloc(2 * N * sizeof *b), *g = malloc(2 * N * sizeof *g);
+	for (size_t i = 0; i < N; i++)
+		for (size_t c = 0; c < 2; c++)
+			b[2 * i + c] = g[2 * i + c] = sig(i, 16000, (int)c);
+	size_t at[] = {10, 4000, 4001, 7999}; /* NaN, +inf, 3e38, 65 on channel 1 (65 > AF_MAX_ABS) */
+	float val[] = {NAN, INFINITY, 3e38f, 65.0f};
+	for (int k = 0; k < 4; k++) {
+		b[2 * at[k] + 1] = val[k];
+		g[2 * at[k] + 1] = 0.0f;
+	}
+	b[2 * 20] = -64.0f; /* at the limit: kept */
+	g[2 * 20] = -64.0f;
+	SF_INFO in = {.samplerate = 16000, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+	SNDFILE *sb = sf_open(bad, SFM_WRITE, &in);
+	SF_INFO in2 = in;
+	SNDFILE *sg = sf_open(good, SFM_WRITE, &in2);
+	CHECK(sb && sg, "write the float files");
+	sf_writef_float(sb, b, (sf_count_t)N);
+	sf_writef_float(sg, g, (sf_count_t)N);
+	sf_close(sb);
+	sf_close(sg);
+	char err[256];
+	int outs[][2] = {{AF_MIX, 16000}, {1, 16000}, {AF_MIX, 8000}};
+	for (int o = 0; o < 3; o++) {
+		struct af_file *fb = af_open(bad, err, sizeof err), *fg = af_open(good, err, sizeof err);
+		CHECK(fb && fg, "open: %s", err);
+		if (!fb || !fg)
+			break;
+		CHECK_EQ(af_set_output(fb, outs[o][0], outs[o][1], RS_BEST, err, sizeof err), 0);
+		CHECK_EQ(af_set_output(fg, outs[o][0], outs[o][1], RS_BEST, err, sizeof err), 0);
+		float *xb, *xg;
+		long nb = read_all(fb, &xb, err, sizeof err), ng = read_all(fg, &xg, err, sizeof err);
+		CHECK(nb > 0 && nb == ng && !memcmp(xb, xg, (size_t)nb * sizeof *xb),
+		      "output %d: the scrubbed file reads as the zeroed one (%ld, %ld frames)", o, nb, ng);
+		CHECK_EQ(af_scrubbed(fb), 4);
+		CHECK_EQ(af_scrubbed(fg), 0);
+		CHECK_EQ(af_rewind(fb, err, sizeof err), 0);
+		CHECK_EQ(af_scrubbed(fb), 0);
+		free(xb);
+		free(xg);
+		af_close(fb);
+		af_close(fg);
+	}
+	struct af_file *f = af_open(bad, err, sizeof err);
+	float *raw = malloc(2 * N * sizeof *raw);
+	CHECK(f && af_read(f, raw, N, err, sizeof err) == (long)N && !memcmp(raw, g, 2 * N * sizeof *raw) &&
+		      af_scrubbed(f) == 4, "af_read scrubs too");
+	if (f)
+		af_close(f);
+	free(raw);
+	free(b);
+	free(g);
+}
+
 static void test_names(void)
 {
 	CHECK(af_is_audio_name("x/y.WAV"), "WAV");
@@ -449,6 +510,7 @@ int main(void)
 	test_blocks_and_memory();
 	test_bad();
 	test_limit_rate();
+	test_scrub();
 	test_names();
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -485,6 +485,41 @@ static void test_file_input(void)
 	CHECK_EQ(stop(&p, SIGINT), 0);
 }
 
+/* A float file with a NaN and a 3e38 in it: the detections of the same file with zeros there,
+ * and one warning line that says how many samples were replaced */
+static void test_nonfinite_input(void)
+{
+	size_t n = 6 * 16000;
+	float *x = make_signal(n, 16000);
+	SF_INFO si = {.samplerate = 16000, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+	x[16000] = 0.0f;
+	x[40000] = 0.0f;
+	SNDFILE *f = sf_open(path("zeroed.wav"), SFM_WRITE, &si);
+	sf_write_float(f, x, (sf_count_t)n);
+	sf_close(f);
+	x[16000] = NAN;
+	x[40000] = 3e38f;
+	f = sf_open(path("nan.wav"), SFM_WRITE, &si);
+	sf_write_float(f, x, (sf_count_t)n);
+	sf_close(f);
+	free(x);
+	struct dets want, got;
+	const char *nan_wav = path("nan.wav"), *zero_wav = path("zeroed.wav");
+	for (int k = 0; k < 2; k++) {
+		struct proc p;
+		const char *args[] = {"--input", k ? nan_wav : zero_wav, NULL};
+		CHECK(start(&p, NULL, args, det_args) == 0, "start: see %s", p.err);
+		json_decref(wait_state(p.port, "eof", NULL));
+		fetch_dets(p.port, k ? &got : &want);
+		CHECK_EQ(stop(&p, SIGTERM), 0);
+		CHECK(k == 0 || file_has(p.err, "nan.wav: 2 samples not a finite number (or beyond +-64) replaced by zeros"),
+		      "the warning in %s", p.err);
+	}
+	CHECK(want.n > 0 && same_dets(&want, &got, -1, "NaN input"), "NaN input = zeroed input (%zu, %zu)", want.n, got.n);
+	unlink(nan_wav);
+	unlink(zero_wav);
+}
+
 static void test_stdin_and_channels(void)
 {
 	struct proc p;
@@ -1615,6 +1650,7 @@ int main(int argc, char **argv)
 	CHECK(ref_mono.n >= 3, "the reference finds %zu detections (need a few for a meaningful test)", ref_mono.n);
 
 	test_file_input();
+	test_nonfinite_input();
 	test_stdin_and_channels();
 	test_alsa_device();
 	test_device_stall();

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sndfile.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -461,6 +462,87 @@ static void test_order_lists(void)
 	free(t);
 }
 
+/* ---- non-finite samples ---- */
+
+/* Copy the float WAV src to dst with samples at positions at[] (frames, mono) set to v. */
+static int poke_wav(const char *src, const char *dst, const size_t *at, int n_at, float v)
+{
+	SF_INFO in = {0};
+	SNDFILE *a = sf_open(src, SFM_READ, &in);
+	if (!a)
+		return -1;
+	float *x = malloc((size_t)in.frames * sizeof *x);
+	sf_count_t n = x ? sf_readf_float(a, x, in.frames) : 0;
+	sf_close(a);
+	for (int k = 0; k < n_at; k++)
+		if ((sf_count_t)at[k] < n)
+			x[at[k]] = v;
+	SF_INFO out = {.samplerate = in.samplerate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_FLOAT};
+	SNDFILE *b = sf_open(dst, SFM_WRITE, &out);
+	if (b)
+		sf_writef_float(b, x, n);
+	sf_close(b);
+	free(x);
+	return b && n > 0 ? 0 : -1;
+}
+
+static void test_nonfinite(void)
+{
+	/* a 1 s clip and a recording of every fixture clip with a NaN (and a 3e38) in them: both
+	 * modes give what they give for the same files with those samples at zero, and say so */
+	char base[600], clip[600], nan[4][700];
+	snprintf(base, sizeof base, "%s/nan-base.wav", dir);
+	snprintf(clip, sizeof clip, "%s/nan-clip.wav", dir);
+	char cmd[16384];
+	size_t l = (size_t)snprintf(cmd, sizeof cmd, "sox");
+	for (int i = 0; i < n_clips && l < sizeof cmd - 1200; i++)
+		l += (size_t)snprintf(cmd + l, sizeof cmd - l, " '%s/%s.flac'", fixtures, clips[i]);
+	snprintf(cmd + l, sizeof cmd - l, " -e floating-point -b 32 '%s'", base);
+	CHECK_EQ(sh(NULL, "%s", cmd), 0);
+	CHECK_EQ(sh(NULL, "sox '%s/%s.flac' -e floating-point -b 32 '%s'", fixtures, clips[0], clip), 0);
+	size_t at[] = {32000, 100000, 100001};
+	const char *names[4] = {"nan-rec.wav", "zero-rec.wav", "nan-clip1.wav", "zero-clip1.wav"};
+	for (int k = 0; k < 4; k++)
+		snprintf(nan[k], sizeof nan[k], "%s/%s", dir, names[k]);
+	CHECK_EQ(poke_wav(base, nan[0], at, 1, NAN), 0);
+	CHECK_EQ(poke_wav(nan[0], nan[0], at + 1, 2, 3e38f), 0);
+	CHECK_EQ(poke_wav(base, nan[1], at, 3, 0.0f), 0);
+	size_t at1[] = {8000};
+	CHECK_EQ(poke_wav(clip, nan[2], at1, 1, NAN), 0);
+	CHECK_EQ(poke_wav(clip, nan[3], at1, 1, 0.0f), 0);
+	for (int mode = 0; mode < 2; mode++) {
+		char out[700];
+		snprintf(out, sizeof out, "%s/nan.out", dir);
+		CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --mode %s --format json '%s' '%s' '%s' '%s' > '%s' "
+			    "2> '%s/nan.err'", exe, model, mode ? "stream" : "conv", nan[0], nan[1], nan[2], nan[3],
+			    out, dir), 0);
+		json_t *a = jlines(out);
+		json_t *r[4];
+		for (int k = 0; k < 4; k++)
+			r[k] = find_rec(a, names[k]);
+		CHECK(r[0] && r[1] && r[2] && r[3], "four records");
+		if (!(r[0] && r[1] && r[2] && r[3])) {
+			json_decref(a);
+			continue;
+		}
+		json_t *d0 = json_object_get(r[0], "detections"), *d1 = json_object_get(r[1], "detections");
+		CHECK(json_array_size(d0) > 0 && json_equal(d0, d1), "%s: the same detections (%zu, %zu)",
+		      mode ? "stream" : "conv", json_array_size(d0), json_array_size(d1));
+		CHECK(json_integer_value(json_object_get(r[0], "nonfinite_samples")) == 3 &&
+			      json_is_string(json_object_get(r[0], "warning")) && !json_object_get(r[1], "warning"),
+		      "the recording's warning");
+		CHECK(!strcmp(js(r[2], "label"), js(r[3], "label")) &&
+			      fabs(json_number_value(json_object_get(r[2], "score")) -
+				   json_number_value(json_object_get(r[3], "score"))) < 1e-6 &&
+			      json_integer_value(json_object_get(r[2], "nonfinite_samples")) == 1,
+		      "the clip: %s %s", js(r[2], "label"), js(r[3], "label"));
+		char *e = slurp(strcat(strcpy(out, dir), "/nan.err"));
+		CHECK(e && strstr(e, "nan-rec.wav: warning: 3 samples not a finite number"), "stderr: %s", e ? e : "");
+		free(e);
+		json_decref(a);
+	}
+}
+
 /* ---- bad inputs ---- */
 
 static void test_bad(void)
@@ -887,6 +969,7 @@ int main(int argc, char **argv)
 	if (n_clips >= 12) {
 		test_formats();
 		test_longer_clips();
+		test_nonfinite();
 		test_order_lists();
 		test_bad();
 		test_eval();

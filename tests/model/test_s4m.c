@@ -552,6 +552,16 @@ static void test_contracts(void)
 	free(o2);
 	s4m_conv_free(cv);
 	s4m_free(m);
+	/* finite weights that overflow (a flipped exponent byte): refused at load, not answered */
+	struct mg_tensor *dw = mg_find(&f, "decoder.weight");
+	for (size_t i = 0; dw && i < dw->numel; i++)
+		dw->v[i] = 3e38;
+	size_t blen;
+	unsigned char *buf = mg_serialize(&f, &blen);
+	m = s4m_load_buffer(buf, blen, 1.0, err, sizeof err);
+	CHECK(!m && strstr(err, "non-finite scores on a test signal"), "overflowing weights: %s", m ? "loaded" : err);
+	s4m_free(m);
+	free(buf);
 	mg_free(&f);
 }
 
