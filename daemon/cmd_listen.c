@@ -1051,9 +1051,12 @@ static int input_setup(struct app *a, char *err, size_t errlen)
 		snprintf(a->in_name, sizeof a->in_name, "stdin (raw S16_LE)");
 	} else {
 		a->kind = IN_FILE;
-		a->af = af_open(c->input, err, errlen);
-		if (!a->af)
+		char e[S4K_ERR_LEN];
+		a->af = af_open(c->input, e, sizeof e);
+		if (!a->af) { /* name the file, as classify does */
+			s4k_seterr(err, errlen, "--input %s: %s", c->input, e);
 			return -EINVAL;
+		}
 		const struct af_info *fi = af_info(a->af);
 		a->in_rate = fi->rate;
 		if (!c->channels || c->channels == fi->channels) {
@@ -1185,6 +1188,7 @@ int cmd_listen(int argc, char **argv)
 		a->labels[k] = s4m_label(a->m, k);
 	if (build_pp(&a->cfg, a, a->kw, &a->pc, err, sizeof err) < 0) {
 		fprintf(stderr, "s4kws listen: %s\n", err);
+		status = 2; /* a usage error: settings the model cannot take */
 		goto out;
 	}
 	if (input_setup(a, err, sizeof err) < 0 || parse_channel_names(a, err, sizeof err) < 0) {
@@ -1294,9 +1298,10 @@ int cmd_listen(int argc, char **argv)
 		fprintf(stderr, "s4kws listen: %s\n", err);
 		goto out;
 	}
-	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s:%d/", a->model_src,
-		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", a->cfg.bind,
-		http_port(a->http));
+	int v6 = strchr(a->cfg.bind, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s%s%s:%d/", a->model_src,
+		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", v6 ? "[" : "",
+		a->cfg.bind, v6 ? "]" : "", http_port(a->http));
 	{ /* the thresholds in force, so that a log says which the model's tuning set */
 		char t[1024];
 		size_t n = 0;

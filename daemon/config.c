@@ -325,12 +325,27 @@ struct file_ctx {
 	int failed;
 };
 
+/* value without an inline comment: a '#' after a space or tab starts one, as on a line of its
+ * own (the shipped s4kws.conf says so); trailing blanks before it go too. Into buf. */
+static const char *strip_comment(const char *value, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", value);
+	for (char *p = buf + 1; *p; p++)
+		if (*p == '#' && (p[-1] == ' ' || p[-1] == '\t')) {
+			while (p > buf && (p[-1] == ' ' || p[-1] == '\t'))
+				p--;
+			*p = 0;
+			break;
+		}
+	return buf;
+}
+
 static int on_ini_pair(void *user, const char *section, const char *name, const char *value)
 {
 	struct file_ctx *fc = user;
 	if (fc->failed)
 		return 0;
-	char e[S4K_ERR_LEN];
+	char e[S4K_ERR_LEN], v[4096];
 	if (section && *section) {
 		s4k_seterr(e, sizeof e, "sections such as [%s] are not used", section);
 	} else {
@@ -338,7 +353,7 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
 		const struct opt *o = find(name, dot ? (size_t)(dot - name) : strlen(name));
 		if (o && o->cli_only)
 			s4k_seterr(e, sizeof e, "%s can only be given on the command line", o->name);
-		else if (cfg_set(fc->c, name, value, e, sizeof e) == 0)
+		else if (cfg_set(fc->c, name, strip_comment(value, v, sizeof v), e, sizeof e) == 0)
 			return 1;
 	}
 	fc->failed = 1;
@@ -501,6 +516,35 @@ void cfg_pp_config(const struct cfg *c, const char *const *labels, const float *
 	pc->verify_after_ms = (float)c->verify_after_ms;
 }
 
+/* The line of the config file at path that sets the per-keyword option opt for kw ("opt.kw = v"
+ * or "opt = kw=v"), or 0: inih does not pass line numbers to its handler, so a keyword that the
+ * model lacks (known only once it is loaded) is looked up again here. */
+static int kw_line(const char *path, const char *opt, const char *kw)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	char l[4096];
+	size_t ol = strlen(opt), kl = strlen(kw);
+	int n = 0, found = 0;
+	while (!found && fgets(l, sizeof l, f)) {
+		n++;
+		const char *p = l + strspn(l, " \t");
+		if (strncmp(p, opt, ol))
+			continue;
+		p += ol;
+		if (*p == '.') /* opt.kw = v */
+			found = !strncmp(p + 1, kw, kl) && strchr(" \t=", p[1 + kl]);
+		else if (strchr(" \t=", *p)) { /* opt = kw=v */
+			p += strspn(p, " \t");
+			p += *p == '=' ? 1 + strspn(p + 1, " \t") : 0;
+			found = !strncmp(p, kw, kl) && strchr(" \t=", p[kl]);
+		}
+	}
+	fclose(f);
+	return found ? n : 0;
+}
+
 int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, char *err,
 		       size_t errlen)
 {
@@ -516,8 +560,13 @@ int cfg_check_keywords(const struct cfg *c, const char *const *labels, int n, ch
 			for (int l = 0; l < n && !found; l++)
 				found = labels[l] && !strcmp(labels[l], name) && name[0] != '_';
 			if (!found) {
-				s4k_seterr(err, errlen, "%s: '%s' is not a keyword of this model", kws[j].opt,
-					   name);
+				int line = c->config[0] ? kw_line(c->config, kws[j].opt, name) : 0;
+				if (line > 0) /* given in the config file: say where */
+					s4k_seterr(err, errlen, "%s:%d: %s: '%s' is not a keyword of this model",
+						   c->config, line, kws[j].opt, name);
+				else
+					s4k_seterr(err, errlen, "%s: '%s' is not a keyword of this model", kws[j].opt,
+						   name);
 				return -EINVAL;
 			}
 		}

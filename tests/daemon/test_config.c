@@ -105,6 +105,9 @@ static void test_file(void)
 				   "threshold.yes = 0.85\n"
 				   "refractory-ms.stop = 2000\n"
 				   "token = s3cret\n"
+				   "min-ms = 120 # an inline comment\n"
+				   "smooth-ms = 80\t; another one\n"
+				   "on-detect = echo a#b\n"
 				   "\n");
 	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), 0);
 	CHECK_EQ(c.port, 1234);
@@ -114,6 +117,9 @@ static void test_file(void)
 	CHECK_NEAR(cfg_kw_get(&c.threshold, "yes"), 0.85, 1e-12);
 	CHECK_NEAR(cfg_kw_get(&c.threshold, "up"), 0.65, 1e-12);
 	CHECK_NEAR(cfg_kw_get(&c.refractory_ms, "stop"), 2000, 0);
+	CHECK_NEAR(cfg_kw_get(&c.min_ms, "yes"), 120, 0);
+	CHECK_NEAR(cfg_kw_get(&c.smooth_ms, "yes"), 80, 0);
+	CHECK(!strcmp(c.on_detect, "echo a#b"), "a '#' inside a word is kept: %s", c.on_detect);
 	/* flags win over the file, wherever --config appears */
 	CHECK_EQ(parse(&c, err, "--port", "4321", "--config", p), 0);
 	CHECK_EQ(c.port, 4321);
@@ -231,6 +237,15 @@ static void test_keywords_and_loopback(void)
 	CHECK(strstr(err, "maybe"), "%s", err);
 	CHECK_EQ(parse(&c, err, "--refractory-ms", "_silence_=10", NULL, NULL), 0);
 	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), -EINVAL);
+	/* from the config file, in either form: the file and line */
+	const char *p = write_file("kw.conf", "# a comment\nthreshold.yes = 0.7\n\nmin-ms = maybe=40\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), 0);
+	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), -EINVAL);
+	CHECK(strstr(err, "kw.conf:4: min-ms: 'maybe'"), "%s", err);
+	p = write_file("kw2.conf", "threshold.mayb = 0.7\n");
+	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), 0);
+	CHECK_EQ(cfg_check_keywords(&c, labels, 4, err, sizeof err), -EINVAL);
+	CHECK(strstr(err, "kw2.conf:1: threshold: 'mayb'"), "%s", err);
 	CHECK(cfg_is_loopback("127.0.0.1") && cfg_is_loopback("::1") && cfg_is_loopback("localhost"),
 	      "loopback");
 	CHECK(!cfg_is_loopback("0.0.0.0") && !cfg_is_loopback("192.168.1.2") && !cfg_is_loopback("::"),

@@ -841,6 +841,19 @@ static void test_auth_classify_reload(void)
 	const char *a0[] = {"--input", path("mono.wav"), "--bind", "0.0.0.0", NULL};
 	CHECK(start(&p, NULL, a0, NULL) != 0, "0.0.0.0 without --token refused");
 	CHECK(file_has(p.err, "token"), "one sentence about the token");
+	/* a missing input file is named; a threshold for a label the model lacks is a usage error */
+	const char *a1[] = {"--input", "/nonexistent/in.wav", NULL};
+	CHECK(start(&p, NULL, a1, NULL) != 0 && file_has(p.err, "--input /nonexistent/in.wav: cannot open"),
+	      "missing input named: see %s", p.err);
+	const char *a2[] = {"--input", path("mono.wav"), "--threshold", "maybe=0.5", NULL};
+	CHECK(start(&p, NULL, a2, NULL) != 0 && file_has(p.err, "threshold: 'maybe' is not a keyword"),
+	      "unknown keyword: see %s", p.err);
+	/* an IPv6 address is written in brackets in the URL it logs (where ::1 exists) */
+	const char *a3[] = {"--input", path("mono.wav"), "--bind", "::1", NULL};
+	if (start(&p, NULL, a3, NULL) == 0) {
+		CHECK(file_has(p.err, "http://[::1]:"), "bracketed URL: see %s", p.err);
+		CHECK_EQ(stop(&p, SIGTERM), 0);
+	}
 
 	const char *conf = path("s4kws.conf");
 	FILE *f = fopen(conf, "w");
@@ -915,7 +928,7 @@ static void test_auth_classify_reload(void)
 	snprintf(cmd, sizeof cmd, "'%s' listen --port 99999 2>/dev/null", bin);
 	CHECK(WEXITSTATUS(system(cmd)) == 2, "bad flag: exit 2");
 	snprintf(cmd, sizeof cmd, "'%s' listen --model '%s' --threshold nosuchword=0.5 2>/dev/null", bin, model);
-	CHECK(WEXITSTATUS(system(cmd)) == 1, "unknown keyword refused");
+	CHECK(WEXITSTATUS(system(cmd)) == 2, "unknown keyword: a usage error, exit 2");
 }
 
 /* --save-dir: one WAV per detection holding exactly the samples around its decision point, on
