@@ -38,6 +38,7 @@
 
 #include "audio/audiofile.h"
 #include "audio/walk.h"
+#include "batch.h"
 #include "clip.h"
 #include "config.h"
 #include "model/s4m.h"
@@ -71,6 +72,8 @@ struct opts {
 	int summary;                  /* --summary: counts and detections per hour on stderr */
 	size_t chunk;                 /* conv scan chunk, samples (0 = default) */
 	const char *post_path;        /* --posteriors: every hop's scores of scanned recordings */
+	int shard_k, shard_n;         /* --shard K/N (n 0: all inputs) */
+	const char *skip_done;        /* --skip-done: an earlier --format json output */
 	struct cfg det;               /* detection settings (shared option table with listen) */
 };
 
@@ -1095,6 +1098,10 @@ static void usage(FILE *f)
 "  --posteriors FILE    write every hop's label probabilities of the recordings scanned to\n"
 "                       FILE as CSV (file,channel,offset,<labels>; offset in seconds where\n"
 "                       the score was computed): for choosing thresholds; clips have none\n"
+"  --shard K/N          only the inputs of shard K of N (by a hash of the path: N runs with\n"
+"                       1/N .. N/N share out the same inputs exactly, in any order)\n"
+"  --skip-done OUT      leave out inputs that OUT, an earlier --format json output, already\n"
+"                       answered without error (append to it: >> OUT to resume a run)\n"
 "\n");
 	/* two strings: ISO C limits one literal to 4095 characters */
 	fprintf(f,
@@ -1143,7 +1150,7 @@ static const char *const det_opts[] = {
 
 enum {
 	O_MODEL = 256, O_MODE, O_FORMAT, O_TOP, O_CHANNELS, O_NATIVE, O_RESAMPLE, O_MIN, O_EVAL,
-	O_PLOT, O_CTX, O_CTXFILE, O_SEED, O_PROGRESS, O_NOPROGRESS, O_CHUNK, O_CONFIG, O_HELP,
+	O_PLOT, O_CTX, O_CTXFILE, O_SEED, O_PROGRESS, O_NOPROGRESS, O_CHUNK, O_CONFIG, O_HELP, O_SHARD, O_SKIPDONE,
 	O_SUMMARY, O_POSTERIORS, O_MAXRATE,
 	O_DET0 = 400,
 };
@@ -1187,6 +1194,8 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		{"posteriors", required_argument, 0, O_POSTERIORS},
 		{"chunk", required_argument, 0, O_CHUNK},
 		{"config", required_argument, 0, O_CONFIG},
+		{"shard", required_argument, 0, O_SHARD},
+		{"skip-done", required_argument, 0, O_SKIPDONE},
 		{"help", no_argument, 0, O_HELP},
 	};
 	size_t nb = sizeof base / sizeof base[0];
@@ -1320,6 +1329,15 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 			if (parse_num("--chunk", optarg, 0.01, 36000, &d) < 0)
 				return -1;
 			o->chunk = (size_t)(d * 16000);   /* rescaled to the model rate later */
+			break;
+		case O_SHARD:
+			if (batch_parse_shard(optarg, &o->shard_k, &o->shard_n, err, sizeof err) < 0) {
+				fprintf(stderr, "s4kws classify: %s\n", err);
+				return -1;
+			}
+			break;
+		case O_SKIPDONE:
+			o->skip_done = optarg;
 			break;
 		case O_CONFIG:
 			if (cfg_load_file(&o->det, optarg, err, sizeof err) < 0) {
@@ -1500,20 +1518,45 @@ int cmd_classify(int argc, char **argv)
 		status = 1;
 		goto out;
 	}
-	r.n_items = wl.n;
+	struct batch_done *answered = NULL;
+	if (o.skip_done && !(answered = batch_done_load(o.skip_done, err, sizeof err))) {
+		fprintf(stderr, "s4kws classify: %s\n", err);
+		free(truth);
+		goto out;
+	}
 	r.items = calloc(wl.n ? wl.n : 1, sizeof *r.items);
 	r.res = calloc(wl.n ? wl.n : 1, sizeof *r.res);
 	if (!r.items || !r.res) {
 		fprintf(stderr, "s4kws classify: out of memory\n");
 		free(truth);
+		batch_done_free(answered);
 		goto out;
 	}
+	size_t n_done = 0; /* this shard's inputs, less those already answered */
 	for (size_t i = 0; i < wl.n; i++) {
-		r.items[i].path = wl.items[i].path;
-		r.items[i].walk_error = wl.items[i].error;
-		r.items[i].truth = truth ? truth[i] : -1;
+		if (o.shard_n && !batch_in_shard(wl.items[i].path, o.shard_k, o.shard_n))
+			continue;
+		if (batch_done_has(answered, wl.items[i].path)) {
+			n_done++;
+			continue;
+		}
+		r.items[r.n_items].path = wl.items[i].path;
+		r.items[r.n_items].walk_error = wl.items[i].error;
+		r.items[r.n_items++].truth = truth ? truth[i] : -1;
 	}
 	free(truth);
+	batch_done_free(answered);
+	if (o.shard_n || o.skip_done) {
+		char sd[1200] = "";
+		if (o.skip_done)
+			snprintf(sd, sizeof sd, "; %zu already answered in %s", n_done, o.skip_done);
+		fprintf(stderr, "s4kws classify: %zu of %zu inputs to do%s%s\n", r.n_items, wl.n,
+			o.shard_n ? " in this shard" : "", sd);
+	}
+	if (!r.n_items) {
+		status = 0;
+		goto out;
+	}
 
 	/* workers */
 	int jobs = o.jobs;

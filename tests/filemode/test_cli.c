@@ -462,6 +462,62 @@ static void test_order_lists(void)
 	free(t);
 }
 
+/* ---- shards and resumed runs ---- */
+
+/* The lines of a file, sorted, as one string (caller frees). */
+static char *sorted_lines(const char *path)
+{
+	char *t = slurp(path), *save = NULL, *lines[512];
+	int n = 0;
+	for (char *l = t ? strtok_r(t, "\n", &save) : NULL; l && n < 512; l = strtok_r(NULL, "\n", &save))
+		lines[n++] = l;
+	qsort(lines, (size_t)n, sizeof *lines, cmp_str);
+	size_t len = 1;
+	for (int i = 0; i < n; i++)
+		len += strlen(lines[i]) + 1;
+	char *out = calloc(len, 1);
+	for (int i = 0; i < n; i++) {
+		strcat(out, lines[i]);
+		strcat(out, "\n");
+	}
+	free(t);
+	return out;
+}
+
+static void test_shards(void)
+{
+	/* four shards together are exactly one full run (any -j); a run cut short and resumed with
+	 * --skip-done adds exactly the rest; a bad shard is a usage error */
+	char full[600], parts[600], part[600];
+	snprintf(full, sizeof full, "%s/full.jsonl", dir);
+	snprintf(parts, sizeof parts, "%s/shards.jsonl", dir);
+	snprintf(part, sizeof part, "%s/part.jsonl", dir);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json '%s/wav16' > '%s'", exe, model, dir, full), 0);
+	for (int k = 1; k <= 4; k++)
+		CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json -j %d --shard %d/4 '%s/wav16' >> '%s' "
+			    "2>/dev/null", exe, model, k, k, dir, parts), 0);
+	char *a = sorted_lines(full), *b = sorted_lines(parts);
+	CHECK(a && b && strlen(a) > 100 && !strcmp(a, b), "4 shards = 1 run");
+	free(b);
+	CHECK_EQ(sh(NULL, "head -n 7 '%s' > '%s' && printf '{\"file\":\"cut' >> '%s'", full, part, part), 0);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --skip-done '%s' '%s/wav16' > '%s.rest' "
+		    "2> '%s.err'", exe, model, part, dir, part, part), 0);
+	CHECK_EQ(sh(NULL, "head -n 7 '%s' | cat - '%s.rest' > '%s.all'", full, part, part), 0);
+	char all[700], errf[700];
+	snprintf(all, sizeof all, "%s.all", part);
+	snprintf(errf, sizeof errf, "%s.err", part);
+	b = sorted_lines(all);
+	CHECK(b && !strcmp(a, b), "7 lines + the resumed run = 1 run");
+	char *e = slurp(errf);
+	char want[128];
+	snprintf(want, sizeof want, "%d of %d inputs to do; 7 already answered", n_clips - 7, n_clips);
+	CHECK(e && strstr(e, want), "resume message: %s", e ? e : "");
+	free(e);
+	free(a);
+	free(b);
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --shard 5/4 '%s/wav16' > /dev/null 2>&1", exe, model, dir), 2);
+}
+
 /* ---- non-finite samples ---- */
 
 /* Copy the float WAV src to dst with samples at positions at[] (frames, mono) set to v. */
@@ -970,6 +1026,7 @@ int main(int argc, char **argv)
 		test_formats();
 		test_longer_clips();
 		test_nonfinite();
+		test_shards();
 		test_order_lists();
 		test_bad();
 		test_eval();
