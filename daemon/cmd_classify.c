@@ -1379,6 +1379,17 @@ static int parse_args(int argc, char **argv, struct opts *o, int *first)
 		fprintf(stderr, "s4kws classify: --plot needs --eval\n");
 		return -1;
 	}
+	if (o->plot) { /* before the evaluation, not after it: its folder must take a new file */
+		char *pd = strdup(o->plot), *slash = pd ? strrchr(pd, '/') : NULL;
+		const char *dir = !slash ? "." : slash == pd ? "/" : (*slash = 0, pd);
+		int ok = pd && access(dir, W_OK | X_OK) == 0;
+		if (!ok)
+			fprintf(stderr, "s4kws classify: --plot: cannot write '%s' (folder '%s': %s)\n", o->plot,
+				dir, strerror(pd ? errno : ENOMEM));
+		free(pd);
+		if (!ok)
+			return -1;
+	}
 	if (o->ctx_file && o->ctx_s <= 0) {
 		fprintf(stderr, "s4kws classify: --context-file needs --stream-context SECONDS\n");
 		return -1;

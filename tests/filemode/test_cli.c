@@ -761,6 +761,18 @@ static void test_eval(void)
 		    "mkdir -p '%s/ev/'\"$l\"; cp \"$f\" '%s/ev/'\"$l/\"; done", fixtures, dir, dir), 0);
 	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' --plot "
 		    "'%s/cm.png' > '%s/ev.json'", exe, model, dir, dir, dir), 0);
+	/* a PNG that cannot be written is refused before the evaluation runs: no output at all */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --format json --eval '%s/ev' --plot "
+		    "/nonexistent/cm.png > '%s/ev-bad.json' 2> '%s/ev-bad.err'", exe, model, dir, dir, dir), 2);
+	char eb[700];
+	snprintf(eb, sizeof eb, "%s/ev-bad.json", dir);
+	char *ej = slurp(eb);
+	snprintf(eb, sizeof eb, "%s/ev-bad.err", dir);
+	char *ee = slurp(eb);
+	CHECK(ej && !*ej && ee && strstr(ee, "--plot: cannot write '/nonexistent/cm.png'"), "bad --plot: %s",
+	      ee ? ee : "");
+	free(ej);
+	free(ee);
 	char p[600];
 	snprintf(p, sizeof p, "%s/ev.json", dir);
 	json_t *a = jlines(p);
