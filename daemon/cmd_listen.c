@@ -643,7 +643,8 @@ static json_t *hook_scores(void *ud)
 	}
 	detector_stats(a->det, &s);
 	json_t *chs = json_array();
-	for (int c = 0; chs && c < a->C; c++) {
+	/* --input none has no channel of its own (uploads and Wyoming clients are scored apart) */
+	for (int c = 0; chs && a->kind != IN_NONE && c < a->C; c++) {
 		const float *p = v + (size_t)c * (size_t)a->K;
 		json_t *sc = json_object();
 		int best = 0;

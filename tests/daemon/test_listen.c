@@ -1377,6 +1377,9 @@ static void test_wyoming(void)
 	CHECK(wport > 0 && !strcmp(jstr(st, "input", "state"), "none"), "status: wyoming port %d, input %s", wport,
 	      jstr(st, "input", "state"));
 	json_decref(st);
+	st = get_json(p.port, "/v1/scores", NULL, NULL);
+	CHECK(st && json_array_size(json_object_get(st, "channels")) == 0, "--input none: no channel in /v1/scores");
+	json_decref(st);
 
 	int fd = client_connect(wport);
 	wy_send(fd, "describe", NULL, NULL, 0);
