@@ -369,10 +369,32 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 		s4k_seterr(err, errlen, "cannot open config file %s: %s", path, strerror(e));
 		return -e;
 	}
+	/* read it whole first: inih stops a line at a NUL byte without a word, so a damaged file
+	 * would be half read (a file starting with NUL as empty: defaults on SIGHUP) */
+	char *text = malloc(CFG_MAX_FILE + 1);
+	size_t len = text ? fread(text, 1, CFG_MAX_FILE + 1, f) : 0;
+	int rerr = ferror(f);
+	fclose(f);
+	if (!text || rerr || len > CFG_MAX_FILE) {
+		s4k_seterr(err, errlen, "%s: %s", path, !text ? "out of memory" : rerr ? "read error"
+			   : "longer than " PP_STR(CFG_MAX_FILE) " bytes: not a config file");
+		free(text);
+		return -EINVAL;
+	}
+	text[len] = 0;
+	const char *nul = memchr(text, 0, len);
+	if (nul) {
+		int ln = 1;
+		for (const char *q = text; q < nul; q++)
+			ln += *q == '\n';
+		s4k_seterr(err, errlen, "%s:%d: a NUL byte: not a text file", path, ln);
+		free(text);
+		return -EINVAL;
+	}
 	char e[S4K_ERR_LEN] = "";
 	struct file_ctx fc = {c, e, sizeof e, 0};
-	int line = ini_parse_file(f, on_ini_pair, &fc);
-	fclose(f);
+	int line = ini_parse_string(text, on_ini_pair, &fc);
+	free(text);
 	if (line != 0) {
 		if (!fc.failed)
 			s4k_seterr(e, sizeof e, "syntax error (expected 'name = value')");

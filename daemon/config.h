@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#define CFG_MAX_FILE 1048576 /* bytes: a longer file is not a config file */
 #define CFG_HELP 1          /* cfg_parse(): --help was given */
 #define CFG_MAX_KW 64       /* per-keyword overrides per option */
 #define CFG_KW_NAME 48      /* longest keyword name + 1 */

@@ -145,6 +145,20 @@ static void test_file(void)
 	CHECK(strstr(err, ":1:"), "%s", err);
 	p = write_file("bad6.conf", "port.yes = 3\n");
 	CHECK_EQ(parse(&c, err, "--config", p, NULL, NULL), -EINVAL);
+	/* NUL bytes: refused with the line, not read as the end of the line or of the file */
+	static const char nul1[] = "port = 80\nthresh\0old = 0.5\n", nul0[] = "\0threshold = 0.5\n";
+	const char *np = write_file("nul1.conf", "");
+	FILE *nf = fopen(np, "wb");
+	fwrite(nul1, 1, sizeof nul1 - 1, nf);
+	fclose(nf);
+	CHECK_EQ(parse(&c, err, "--config", np, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "nul1.conf:2: a NUL byte"), "%s", err);
+	np = write_file("nul0.conf", "");
+	nf = fopen(np, "wb");
+	fwrite(nul0, 1, sizeof nul0 - 1, nf);
+	fclose(nf);
+	CHECK_EQ(parse(&c, err, "--config", np, NULL, NULL), -EINVAL);
+	CHECK(strstr(err, "nul0.conf:1: a NUL byte"), "%s", err);
 	CHECK_EQ(parse(&c, err, "--config", "/nonexistent/s4kws.conf", NULL, NULL), -ENOENT);
 	CHECK(strstr(err, "/nonexistent/s4kws.conf"), "%s", err);
 }

@@ -909,6 +909,19 @@ static void test_auth_classify_reload(void)
 	o = get_json(p.port, "/v1/status", "Authorization: Bearer abc\r\n", &code);
 	CHECK_EQ(code, 200);
 	json_decref(o);
+	/* a file starting with a NUL byte is refused too (it read as empty: all defaults) */
+	f = fopen(conf, "wb");
+	fwrite("\0threshold = 0.5\n", 1, 17, f);
+	fclose(f);
+	kill(p.pid, SIGHUP);
+	usleep(400000);
+	CHECK(file_has(p.err, ":1: a NUL byte"), "NUL reload refused in one sentence");
+	o = get_json(p.port, "/v1/status", "Authorization: Bearer abc\r\n", &code);
+	CHECK_EQ(code, 200); /* the token is still required: the old settings are kept */
+	json_decref(o);
+	o = get_json(p.port, "/v1/status", NULL, &code);
+	CHECK_EQ(code, 401);
+	json_decref(o);
 	f = fopen(conf, "w");
 	fprintf(f, "threshold = 0.9\nthreshold.yes = 0.95\ntoken = abc\nbind = 0.0.0.0\n");
 	fclose(f);
