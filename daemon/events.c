@@ -10,8 +10,10 @@
  * adds): one write(2) per line on an O_APPEND descriptor. If the write comes back short (disk
  * full), the file is truncated back to its previous length so no torn line stays behind. At
  * startup the tail of an existing log (last 1 MiB) is read: an incomplete last line (a crash
- * in the middle of a write on a filesystem without atomic appends) is cut off, the last id
- * becomes the starting point, and the newest detections refill the history.
+ * in the middle of a write on a filesystem without atomic appends) is cut off, a whole last
+ * line without its newline gets one, the last id becomes the starting point, and the newest
+ * detections refill the history. A file with no detection line there is not a log: refused
+ * untouched (pointing --log at a recording must not cost its last megabyte).
  */
 #define _GNU_SOURCE
 #include "events.h"
@@ -149,8 +151,28 @@ static void store(struct events *ev, const struct ev_detection *d)
 	}
 }
 
-/* Read the tail of an existing log: cut a torn last line, find the last id, refill history. */
-static int recover(struct events *ev, struct ev_open_info *info, char *err, size_t errlen)
+/* One line of the log's tail: a detection goes into the history (ids must increase and stay
+ * below EV_MAX_ID); returns 1 for a detection, 0 for a line that is not one, -1 for an id the
+ * log cannot continue from. */
+static int take_line(struct events *ev, const char *line, size_t len, struct ev_open_info *info)
+{
+	struct ev_detection d;
+	memset(&d, 0, sizeof d);
+	if (events_from_json_line(line, len, &d) < 0 || d.id < ev->next_id)
+		return 0;
+	if (d.id >= EV_MAX_ID)
+		return -1;
+	store(ev, &d); /* not counted: the counts are of this run (Prometheus counters) */
+	ev->next_id = d.id + 1;
+	info->loaded++;
+	return 1;
+}
+
+/* Read the tail of an existing log (the last TAIL_BYTES): refill the history and continue after
+ * the last id. Nothing is changed in a file that holds no detection line there (it is not a
+ * detection log: refused) or whose ids cannot be continued. An unterminated last line that is
+ * a whole detection gets its newline; one that is not (a write cut by a crash) is cut off. */
+static int recover(struct events *ev, const char *path, struct ev_open_info *info, char *err, size_t errlen)
 {
 	struct stat stt;
 	if (fstat(ev->fd, &stt) < 0 || stt.st_size == 0)
@@ -169,42 +191,55 @@ static int recover(struct events *ev, struct ev_open_info *info, char *err, size
 		s4k_seterr(err, errlen, "cannot read the detection log: %s", strerror(got < 0 ? errno : EIO));
 		return -EIO;
 	}
-	size_t keep = n;
+	size_t keep = n; /* [0, keep) ends with a newline; [keep, n) is an unterminated last line */
 	while (keep > 0 && buf[keep - 1] != '\n')
 		keep--;
-	if (keep < n) {
+	/* lines: skip the first one when it may be partial (read started mid-file) */
+	size_t pos = 0, text = 0;
+	if (from > 0) {
+		while (pos < keep && buf[pos] != '\n')
+			pos++;
+		pos++;
+	}
+	int found = 0, rc = 0, last = 0;
+	while (pos < n && rc >= 0) {
+		size_t e = pos;
+		while (e < n && buf[e] != '\n')
+			e++;
+		if (e > pos) {
+			text++;
+			rc = take_line(ev, buf + pos, e - pos, info);
+			found += rc > 0;
+			if (rc == 0 && e <= keep)
+				info->bad_lines++;
+			last = e == n && rc > 0; /* the unterminated last line is a detection */
+		}
+		pos = e + 1;
+	}
+	free(buf);
+	if (rc < 0) {
+		s4k_seterr(err, errlen, "%s: its last id is too large to continue from (ids stay below "
+			   "2^53, so that every JSON reader gets them exactly): start a new log", path);
+		return -ERANGE;
+	}
+	if (!found && text) {
+		s4k_seterr(err, errlen, "%s is not a detection log (no detection line in its last %d KiB); "
+			   "it was left as it is: give a new or empty file", path, TAIL_BYTES / 1024);
+		return -EINVAL;
+	}
+	if (keep < n && last) {
+		if (write(ev->fd, "\n", 1) != 1) {
+			s4k_seterr(err, errlen, "cannot end the last line of the detection log: %s", strerror(errno));
+			return -EIO;
+		}
+	} else if (keep < n) {
 		if (ftruncate(ev->fd, from + (off_t)keep) < 0) {
-			free(buf);
 			s4k_seterr(err, errlen, "cannot cut the torn last line of the detection log: %s",
 				   strerror(errno));
 			return -EIO;
 		}
 		info->torn_bytes = n - keep;
 	}
-	/* lines: skip the first one when it may be partial (read started mid-file) */
-	size_t pos = 0;
-	if (from > 0) {
-		while (pos < keep && buf[pos] != '\n')
-			pos++;
-		pos++;
-	}
-	while (pos < keep) {
-		size_t e = pos;
-		while (e < keep && buf[e] != '\n')
-			e++;
-		struct ev_detection d;
-		memset(&d, 0, sizeof d);
-		if (e > pos && events_from_json_line(buf + pos, e - pos, &d) == 0 &&
-		    d.id >= ev->next_id) {
-			store(ev, &d); /* not counted: the counts are of this run (Prometheus counters) */
-			ev->next_id = d.id + 1;
-			info->loaded++;
-		} else if (e > pos) {
-			info->bad_lines++;
-		}
-		pos = e + 1;
-	}
-	free(buf);
 	if (info->loaded > ev->cap)
 		info->loaded = ev->cap;
 	info->last_id = ev->next_id - 1;
@@ -248,7 +283,7 @@ struct events *events_new(size_t capacity, const char *log_path, struct ev_open_
 			events_free(ev);
 			return NULL;
 		}
-		if (recover(ev, info, err, errlen) < 0) {
+		if (recover(ev, log_path, info, err, errlen) < 0) {
 			events_free(ev);
 			return NULL;
 		}

@@ -15,7 +15,8 @@
  *   events_close(ev);                          // shutdown: wakes every waiter
  *   events_free(ev);
  *
- * Ids start at 1 (or after the last id found in the log) and increase by one per detection.
+ * Ids start at 1 (or after the last id found in the log) and increase by one per detection;
+ * they stay below EV_MAX_ID (2^53: every JSON reader, JavaScript's included, reads them exactly).
  * The history keeps the newest `capacity` detections. All functions may be called from any
  * thread; a mutex guards the store and a condition variable wakes waiters. The log is opened
  * with O_APPEND and each detection is one write(2) of a complete line; a short write is cut
@@ -24,6 +25,8 @@
  */
 #ifndef S4KWS_DAEMON_EVENTS_H
 #define S4KWS_DAEMON_EVENTS_H
+
+#define EV_MAX_ID 9007199254740992ull /* 2^53 */
 
 #include <stddef.h>
 #include <stdint.h>

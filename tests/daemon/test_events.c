@@ -169,6 +169,44 @@ static void test_log(void)
 	CHECK_EQ(count_lines(logpath, &whole), 13);
 	CHECK(whole, "whole lines only");
 
+	/* a whole last line without its newline is kept (it was cut off and its id reused) */
+	struct stat sb;
+	CHECK(stat(logpath, &sb) == 0 && truncate(logpath, sb.st_size - 1) == 0, "drop the last newline");
+	ev = events_new(100, logpath, &info, err, sizeof err);
+	CHECK(ev != NULL, "%s", err);
+	CHECK(info.last_id == 12 && info.torn_bytes == 0, "last line kept: last id %llu, torn %zu",
+	      (unsigned long long)info.last_id, info.torn_bytes);
+	add(ev, "up", 0, 13);
+	CHECK_EQ(events_last_id(ev), 13);
+	events_free(ev);
+	CHECK_EQ(count_lines(logpath, &whole), 14);
+	CHECK(whole, "whole lines after the repair");
+
+	/* files that are not detection logs are refused and left exactly as they were */
+	static const char *const foreign[] = {"a text file\nwith lines\n", "RIFF\x24\x08\0\0WAVEfmt \x10\0\0\0",
+					      "{\"id\":1}\n{\"not\":\"a detection\"}"};
+	static const size_t flen[] = {24, 20, 29};
+	char other[700];
+	snprintf(other, sizeof other, "%s.other", logpath);
+	for (int i = 0; i < 3; i++) {
+		FILE *f = fopen(other, "wb");
+		fwrite(foreign[i], 1, flen[i], f);
+		fclose(f);
+		ev = events_new(10, other, &info, err, sizeof err);
+		CHECK(ev == NULL && strstr(err, "is not a detection log"), "foreign file %d: %s", i, ev ? "opened" : err);
+		events_free(ev);
+		CHECK(stat(other, &sb) == 0 && (size_t)sb.st_size == flen[i], "foreign file %d untouched", i);
+	}
+	/* an id that cannot be continued exactly is refused */
+	FILE *f = fopen(other, "w");
+	fprintf(f, "{\"id\":9007199254740992,\"keyword\":\"yes\",\"channel\":0,\"score\":0.9,"
+		   "\"time\":\"2026-12-04T10:00:00.000Z\",\"offset\":1,\"start\":0.5,\"end\":0.9}\n");
+	fclose(f);
+	ev = events_new(10, other, &info, err, sizeof err);
+	CHECK(ev == NULL && strstr(err, "too large to continue"), "huge id: %s", ev ? "opened" : err);
+	events_free(ev);
+	unlink(other);
+
 	/* unwritable log: one sentence */
 	ev = events_new(10, "/nonexistent-dir/x.jsonl", NULL, err, sizeof err);
 	CHECK(ev == NULL && strstr(err, "/nonexistent-dir/x.jsonl"), "%s", err);
