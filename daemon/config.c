@@ -23,6 +23,7 @@
 #include <strings.h>
 
 #include "../common/err.h"
+#include "../common/num.h"
 #include "log.h"
 #include "postproc.h" /* PP_DEF_*: the detection defaults */
 
@@ -184,18 +185,18 @@ static int parse_bool(const char *v, int *out)
 
 static int parse_num(const struct opt *o, const char *v, double *out, char *err, size_t errlen)
 {
-	char *end;
-	errno = 0;
 	double d;
-	if (o->type == T_INT) {
-		long long l = strtoll(v, &end, 10);
-		d = (double)l;
-	} else {
-		d = strtod(v, &end);
+	char t[64]; /* trailing blanks of a config value are not part of the number */
+	size_t n = strlen(v);
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	int bad = n >= sizeof t;
+	if (!bad) {
+		memcpy(t, v, n);
+		t[n] = 0;
+		bad = (o->type == T_INT ? s4k_whole(t, &d) : s4k_decimal(t, &d)) < 0;
 	}
-	while (*end == ' ' || *end == '\t')
-		end++;
-	if (!*v || *end || errno == ERANGE || !isfinite(d)) {
+	if (bad) {
 		s4k_seterr(err, errlen, "%s: '%s' is not %s", o->name, v,
 			   o->type == T_INT ? "a whole number" : "a number");
 		return -EINVAL;
@@ -618,6 +619,15 @@ int cfg_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, sockle
 
 int cfg_is_loopback(const char *a)
 {
-	return !strcmp(a, "localhost") || !strcmp(a, "::1") || !strncmp(a, "127.", 4) ||
-	       !strcmp(a, "::ffff:127.0.0.1");
+	/* by address, not spelling: 0:0:0:0:0:0:0:1 is ::1, ::ffff:127.0.0.2 is IPv4 loopback */
+	struct in_addr v4;
+	struct in6_addr v6;
+	if (!strcmp(a, "localhost"))
+		return 1;
+	if (inet_pton(AF_INET, a, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, a, &v6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&v6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+	return 0;
 }

@@ -34,6 +34,7 @@
 #include <time.h>
 
 #include "../common/err.h"
+#include "../common/num.h"
 #include "config.h"
 #include "log.h"
 
@@ -406,15 +407,10 @@ static enum MHD_Result mute(struct http *h, struct MHD_Connection *conn, const c
 	int op = !strcmp(method, "POST") ? 1 : !strcmp(method, "DELETE") ? 2 : 0;
 	double secs = 0;
 	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "seconds");
-	if (op == 1 && v) {
-		char *end;
-		errno = 0;
-		secs = strtod(v, &end);
-		if (!*v || *end || errno || !(secs > 0 && secs <= 86400))
-			return reply_error(h, conn, EP_MUTE, 400,
-					   "query parameter seconds must be a number of seconds above 0 and at "
-					   "most 86400 (leave it out to mute until DELETE /v1/mute)");
-	}
+	if (op == 1 && v && (s4k_decimal(v, &secs) < 0 || !(secs >= 0.001 && secs <= 86400)))
+		return reply_error(h, conn, EP_MUTE, 400,
+				   "query parameter seconds must be a decimal number of seconds from 0.001 to "
+				   "86400 (leave it out to mute until DELETE /v1/mute)");
 	json_t *o = h->hooks.mute(h->hooks.ud, op, secs);
 	if (!o)
 		return reply_error(h, conn, EP_MUTE, 500, "the mute state is not available");

@@ -309,11 +309,19 @@ static int push_model(struct wconn *c, const float *x, size_t n)
 	return 0;
 }
 
+/* A format field of an event: absent or not an integer 0, beyond +-10^9 -1 (refused by
+ * stream_start; a cast would wrap 2^32 + 16000 to 16000). */
+static int format_field(json_t *data, const char *key)
+{
+	json_int_t x = json_integer_value(json_object_get(data, key));
+	return x < -1000000000 || x > 1000000000 ? -1 : (int)x;
+}
+
 static int audio_chunk(struct wconn *c, json_t *data, const unsigned char *p, size_t len)
 {
-	int rate = (int)json_integer_value(json_object_get(data, "rate"));
-	int width = (int)json_integer_value(json_object_get(data, "width"));
-	int ch = (int)json_integer_value(json_object_get(data, "channels"));
+	int rate = format_field(data, "rate");
+	int width = format_field(data, "width");
+	int ch = format_field(data, "channels");
 	if (!c->rate || (rate && (rate != c->rate || width != c->width || ch != c->channels))) {
 		if (!rate)
 			return send_error(c, "no-format", "audio-chunk without rate, width and channels before any audio-start");
@@ -374,12 +382,9 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 				c->want[k] = w->labels[k][0] != '_';
 		return 0;
 	}
-	if (!strcmp(type, "audio-start")) {
-		int rate = (int)json_integer_value(json_object_get(data, "rate"));
-		int width = (int)json_integer_value(json_object_get(data, "width"));
-		int ch = (int)json_integer_value(json_object_get(data, "channels"));
-		return stream_start(c, rate, width, ch);
-	}
+	if (!strcmp(type, "audio-start"))
+		return stream_start(c, format_field(data, "rate"), format_field(data, "width"),
+				    format_field(data, "channels"));
 	if (!strcmp(type, "audio-chunk"))
 		return audio_chunk(c, data, p, len);
 	if (!strcmp(type, "audio-stop")) {

@@ -264,6 +264,19 @@ static void test_keywords_and_loopback(void)
 	      "loopback");
 	CHECK(!cfg_is_loopback("0.0.0.0") && !cfg_is_loopback("192.168.1.2") && !cfg_is_loopback("::"),
 	      "not loopback");
+	CHECK(cfg_is_loopback("0:0:0:0:0:0:0:1") && cfg_is_loopback("::ffff:127.0.0.2") && cfg_is_loopback("127.9.8.7"),
+	      "loopback by address, not spelling");
+	CHECK(!cfg_is_loopback("::2") && !cfg_is_loopback("::ffff:10.0.0.1") && !cfg_is_loopback("127.0.0") &&
+		      !cfg_is_loopback("1270.0.0.1"), "not loopback by address");
+	/* one number syntax: no hexadecimal, inf, nan or trailing words anywhere */
+	static const char *const bad_num[][2] = {{"--port", "0x50"}, {"--threshold", "0x1p-1"}, {"--smooth-ms", "inf"},
+						 {"--threshold", "nan"}, {"--port", "80.5"}, {"--port", "1e3"},
+						 {"--threshold", "0.5x"}, {"--min-ms", " 40"}};
+	for (size_t i = 0; i < sizeof bad_num / sizeof bad_num[0]; i++)
+		CHECK(parse(&c, err, bad_num[i][0], bad_num[i][1], NULL, NULL) == -EINVAL, "%s '%s' refused",
+		      bad_num[i][0], bad_num[i][1]);
+	CHECK(parse(&c, err, "--threshold", "5e-1", "--min-ms", "+40") == 0 && fabs(c.threshold.def - 0.5) < 1e-12,
+	      "decimal exponents and signs: %s", err);
 }
 
 /* The shipped s4kws.conf: loads as is, documents every option of --help, and the defaults it

@@ -1159,6 +1159,18 @@ static void test_mute(void)
 	http_req(p.port, "POST", "/v1/mute?seconds=-3", NULL, NULL, 0, &r);
 	CHECK(r.status == 400 && r.body && strstr(r.body, "seconds"), "bad seconds: %d", r.status);
 	free(r.body);
+	/* one number syntax (no hex: 0x10 was 16 s) and no mute too short to mean anything */
+	static const char *const bad_secs[] = {"0x10", "1e-300", "inf", "nan", "5s", ""};
+	for (size_t i = 0; i < sizeof bad_secs / sizeof bad_secs[0]; i++) {
+		char url[64];
+		snprintf(url, sizeof url, "/v1/mute?seconds=%s", bad_secs[i]);
+		http_req(p.port, "POST", url, NULL, NULL, 0, &r);
+		CHECK(r.status == 400, "%s: %d", url, r.status);
+		free(r.body);
+	}
+	http_req(p.port, "GET", "/v1/mute", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && r.body && strstr(r.body, "\"muted\":false"), "still not muted: %s", r.body ? r.body : "");
+	free(r.body);
 	http_req(p.port, "PUT", "/v1/mute", NULL, NULL, 0, &r);
 	CHECK(r.status == 405, "PUT /v1/mute: %d", r.status);
 	free(r.body);
@@ -1454,6 +1466,14 @@ static void test_wyoming(void)
 	      json_integer_value(json_object_get(w, "detections")) == (json_int_t)(2 * ref_mono.n),
 	      "status counts: %s", json_dumps(w, 0));
 	json_decref(st);
+	/* a rate beyond any integer type is refused, not wrapped (2^32 + 16000 was 16000) */
+	fd = client_connect(wport);
+	wy_send(fd, "audio-start", "{\"rate\":4294983296,\"width\":2,\"channels\":1}", NULL, 0);
+	e = wy_recv(fd, 5000);
+	CHECK(e && !strcmp(json_string_value(json_object_get(json_object_get(e, "data"), "code")), "unsupported-format"),
+	      "rate 4294983296 refused");
+	json_decref(e);
+	close(fd);
 	CHECK_EQ(stop(&p, SIGTERM), 0);
 }
 
