@@ -723,6 +723,8 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
+				/* RFC 7230: an HTTP/1.1 request without Host gets 400, not an answer */
+				MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 				MHD_OPTION_END);
 	if (!h->d) {
 		s4k_seterr(err, errlen, "cannot listen on %s port %d (address in use or not available)", bind,

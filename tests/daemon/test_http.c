@@ -299,6 +299,22 @@ static void test_classify(int port)
 	CHECK(r.status == 400 && strstr(r.body, "empty"), "empty body: %d %s", r.status, r.body);
 	free(r.body);
 
+	/* HTTP/1.1 requires Host (RFC 7230 5.4): 400; HTTP/1.0 needs none */
+	static const struct { const char *req; int want; } host[] = {
+		{"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n", 400},
+		{"GET /healthz HTTP/1.0\r\n\r\n", 200},
+	};
+	for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) {
+		int hf = client_connect(port);
+		send_all(hf, host[i].req, strlen(host[i].req));
+		char *hr;
+		size_t hn = read_all(hf, &hr, 3000);
+		close(hf);
+		parse_resp(hr, hn, &r);
+		CHECK(r.status == host[i].want, "%.16s without Host: %d", host[i].req, r.status);
+		free(r.body);
+	}
+
 	/* declared too big: refused before the body is read */
 	int fd = client_connect(port);
 	const char *head = "POST /v1/classify HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n";
