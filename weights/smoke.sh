@@ -42,7 +42,7 @@ twelve_scores "$out" "freshly trained model"
 # compare_eval.py on the C binary's CSV of the tiny set: a model against itself differs on no
 # clip (p = 1); a CSV missing clips is refused (exit 2)
 "$bin" classify --model "$tmp/model.safetensors" --format csv "$tmp/data" > "$tmp/a.csv"
-cmp_out=$("$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/a.csv")
+cmp_out=$("$py" "$here/../bench/compare_eval.py" "$tmp/a.csv" "$tmp/a.csv")
 echo "$cmp_out"
 grep -q "only A right: 0, only B right: 0" <<<"$cmp_out"
 grep -q "McNemar p = 1$" <<<"$cmp_out"
@@ -50,9 +50,9 @@ grep -q "McNemar p = 1$" <<<"$cmp_out"
 # set -e ignores a failure left of &&
 exits() { local want=$1 rc=0; shift; "$@" 2> "$tmp/err" || rc=$?; [ "$rc" = "$want" ]; }
 head -n 3 "$tmp/a.csv" > "$tmp/short.csv"
-exits 2 "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/short.csv"
+exits 2 "$py" "$here/../bench/compare_eval.py" "$tmp/a.csv" "$tmp/short.csv"
 printf 'x,y\n1,2\n' > "$tmp/other.csv"  # not a classify CSV: one line, exit 2
-exits 2 "$py" "$here/compare_eval.py" "$tmp/a.csv" "$tmp/other.csv"
+exits 2 "$py" "$here/../bench/compare_eval.py" "$tmp/a.csv" "$tmp/other.csv"
 [ "$(wc -l < "$tmp/err")" = 1 ]
 # same_scores JSON_A JSON_B WHAT: the two classify outputs' scores agree within 0.02
 same_scores() {
@@ -100,56 +100,6 @@ same_scores "$out3" "$out4" "model with block 0 widened to 32 channels classifie
 exits 1 restage run5 bad.safetensors "$tmp/grown2.safetensors" '[16, 64, 64, 64, 128, 128, 128, 128, 128, 128]' '[4, 4, 1, 4, 1, 1, 1, 1, 1, 1]'
 grep -q "widths/pools differ" "$tmp/err"
 [ ! -e "$tmp/bad.safetensors" ]
-# soup.py (weights averaging): a model averaged with itself is that model (same scores, bit for bit in the JSON);
-# a soup does not inherit live thresholds tuned for one ingredient; models of different
-# architectures (6 and 8 blocks) are refused (exit 2)
-"$py" "$here/soup.py" --out "$tmp/soup.safetensors" "$tmp/model.safetensors" "$tmp/model.safetensors"
-[ "$("$bin" classify --model "$tmp/soup.safetensors" --format json "$clip")" = "$out" ]
-"$py" "$here/soup.py" --out "$tmp/soup2.safetensors" "$tmp/grown2.safetensors" "$tmp/grown2.safetensors" |
-	grep -q "thresholds dropped"
-if "$bin" info --model "$tmp/soup2.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
-exits 2 "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/model.safetensors" "$tmp/grown.safetensors"
-[ ! -e "$tmp/bad.safetensors" ]
-head -c 4000 "$tmp/model.safetensors" > "$tmp/cut.safetensors"  # truncated: one line, exit 2
-exits 2 "$py" "$here/soup.py" --out "$tmp/bad.safetensors" "$tmp/cut.safetensors" "$tmp/model.safetensors"
-[ "$(wc -l < "$tmp/err")" = 1 ]
-grep -q "cannot read .*cut.safetensors" "$tmp/err"
-echo "smoke: soup.py averaged, dropped thresholds, refused a mismatch and a truncated file"
-# recal_bn.py (BatchNorm statistics recomputed for a model's own weights): every weight is kept
-# bit for bit, the running statistics change, the C binary runs the result, the thresholds
-# tuned for the old statistics are dropped; bad arguments and a truncated file are refused
-"$py" "$here/recal_bn.py" --model "$tmp/grown2.safetensors" --out "$tmp/recal.safetensors" \
-	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 2 --batch 4 --threads 2 |
-	grep -q "thresholds dropped"
-"$py" - "$tmp/grown2.safetensors" "$tmp/recal.safetensors" "$here" <<'PY'
-import json, sys
-import numpy as np
-sys.path.insert(0, sys.argv[3])
-from s4twin import load_safetensors
-(a, ma), (b, mb) = (load_safetensors(p) for p in sys.argv[1:3])
-assert a.keys() == b.keys()
-stats = [k for k in a if k.endswith((".running_mean", ".running_var"))]
-assert len(stats) == 2 * 11, stats                   # 10 prenorms and the final norm
-assert all(np.array_equal(a[k], b[k]) for k in a if k not in stats)
-assert all(not np.array_equal(a[k], b[k]) for k in stats)
-assert json.loads(mb["training"])["bn_recal"]["batches"] == 2 and "thresholds" not in mb
-print("smoke: recal_bn.py kept the weights and recomputed %d running statistics" % len(stats))
-PY
-twelve_scores "$("$bin" classify --model "$tmp/recal.safetensors" --format json "$clip")" "recalibrated model"
-if "$bin" info --model "$tmp/recal.safetensors" | grep -q "thresholds: *yes"; then exit 1; fi
-exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
-	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --batches 0
-exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
-	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache" --band-p 1.5
-grep -q "band-p must be a probability" "$tmp/err"
-exits 2 "$py" "$here/recal_bn.py" --model "$tmp/cut.safetensors" --out "$tmp/bad.safetensors" \
-	--data "$tmp/data" --noise "$tmp/noise" --cache "$tmp/cache"
-[ "$(wc -l < "$tmp/err")" = 1 ]
-grep -q "cannot read .*cut.safetensors" "$tmp/err"
-exits 2 "$py" "$here/recal_bn.py" --model "$tmp/model.safetensors" --out "$tmp/bad.safetensors" \
-	--data "$tmp/nowhere" --noise "$tmp/noise"
-[ ! -e "$tmp/bad.safetensors" ]
-echo "smoke: recal_bn.py recomputed the statistics, dropped thresholds, refused bad input"
 # own keywords (README.md): synth.py speaks them, train.py learns them with no real recordings of
 # them (--data is the tiny set, whose _unknown_ clips it shares and whose cached clips were
 # stored for the default labels: the cache must not mix label lists), and the C binary reports

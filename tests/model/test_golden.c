@@ -1,12 +1,12 @@
 /* test_golden.c - the C engine against PyTorch: `test_golden DATADIR golden|official`.
  *
  * golden:   tests/data/golden_{s4d,dplr}.safetensors (models of the PyTorch twin, >= 3 blocks with
- *           pooling) and golden_*_io.safetensors (weights/golden.py, double precision): inputs
+ *           pooling) and golden_*_io.safetensors (tests/model/golden.py, double precision): inputs
  *           (B, 16000), logits (B, K), kernel.{i} (Hi, Li) and u.{i} (B, H, L_i) = the output of
  *           block i after its pooling and widen. Checks: kernels to 1e-5 relative (max error over
  *           the max |kernel|), block outputs to 1e-5 relative, conv-mode logits to 1e-4 absolute,
  *           and stream-mode logits to 1e-4 too.
- * official: tests/data/official_s4d.safetensors (weights/convert_official.py of the checkpoint in
+ * official: tests/data/official_s4d.safetensors (tests/model/convert_official.py of the checkpoint in
  *           shared/reference/official-s4d, which the official state-spaces/s4 code wrote and ran
  *           in float64) and official_s4d_ref.safetensors (its 8 inputs and logits): conv and
  *           stream mode reproduce logits_conv to 1e-4 absolute.

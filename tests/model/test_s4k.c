@@ -728,7 +728,7 @@ static double *read_tensor(const struct st_file *f, const char *name, size_t wan
 	return v;
 }
 
-/* The kernels of every block of the golden models (tests/data, written by weights/golden.py)
+/* The kernels of every block of the golden models (tests/data, written by tests/model/golden.py)
  * against the PyTorch twin's float64 kernels: an independent implementation of the same
  * contract (docs/format.md: transforms, h % S broadcast, C~ for l_kernel). */
 static void test_golden(const char *dir)

@@ -4,7 +4,7 @@ Usage:
 
   build/s4kws classify --model A.safetensors --format csv VAL > a.csv
   build/s4kws classify --model B.safetensors --format csv VAL > b.csv
-  /usr/bin/python3 weights/compare_eval.py a.csv b.csv
+  /usr/bin/python3 bench/compare_eval.py a.csv b.csv
 
 Both CSVs come from the C binary on a Speech Commands-layout folder (the true label of a clip is
 the name of its folder). Prints each model's accuracy, the clips on which exactly one of them is

@@ -3,7 +3,7 @@
 # binary, next to the shipped model's, so that the decision rule written before a run can be
 # applied as written (not run in CI: it needs the dataset).
 #
-# usage: weights/eval_candidate.sh CANDIDATE [REFERENCE] [S4KWS] [SC_DIR] [WORK_DIR]
+# usage: bench/eval_candidate.sh CANDIDATE [REFERENCE] [S4KWS] [SC_DIR] [WORK_DIR]
 #   CANDIDATE   safetensors model to judge
 #   REFERENCE   the model to beat (default: the shipped weights/s4kws-sc12.safetensors)
 #   S4KWS       the binary (default build/s4kws)
@@ -12,7 +12,7 @@
 #
 # Prints, for the candidate and the reference side by side:
 #   1. accuracy on val/ (classify --eval, conv mode), with its 95 % interval;
-#   2. the paired comparison on the same clips (weights/compare_eval.py: the clips on which
+#   2. the paired comparison on the same clips (bench/compare_eval.py: the clips on which
 #      exactly one model is right and the exact McNemar p): a difference of a few clips out
 #      of 912 is usually noise;
 #   3. accuracy after 1.5 s of other val clips in stream mode (--stream-context 1.5, --seed 1),
@@ -21,7 +21,7 @@
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 CAND=${1:?usage: eval_candidate.sh CANDIDATE [REFERENCE] [S4KWS] [SC_DIR] [WORK_DIR]}
-REF=${2:-$here/s4kws-sc12.safetensors}
+REF=${2:-$here/../weights/s4kws-sc12.safetensors}
 S4KWS=${3:-build/s4kws}
 SC=${4:-../shared/data/speech_commands}
 WORK=${5:-$(mktemp -d "${TMPDIR:-/tmp}/s4kws-cand.XXXXXX")}
@@ -59,7 +59,7 @@ if [ "${FULL:-0}" = 1 ]; then
 		m=$(model "$who")
 		echo
 		echo "4. format and rate agreement ($who):"
-		sh "$here/../bench/filemode_agreement.sh" "$S4KWS" "$VAL" "$m" "$WORK/agree" | sed 's/^/   /'
+		sh "$here/filemode_agreement.sh" "$S4KWS" "$VAL" "$m" "$WORK/agree" | sed 's/^/   /'
 	done
 fi
 echo

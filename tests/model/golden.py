@@ -1,6 +1,6 @@
 """golden.py - write the golden fixtures the C tests compare against (tests/data/).
 
-  /usr/bin/python3 weights/golden.py tests/data
+  /usr/bin/python3 tests/model/golden.py tests/data
 
 For each of two small models (S4D and S4-DPLR, both with >= 3 blocks and pooling, parameters
 perturbed away from their init so that a port cannot pass by matching the init) it writes:
@@ -18,7 +18,7 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "weights"))
 import s4twin  # noqa: E402
 
 LABELS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",

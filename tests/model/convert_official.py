@@ -1,6 +1,6 @@
 """convert_official.py - convert an official S4 (state-spaces/s4, V4 layout) checkpoint.
 
-  /usr/bin/python3 weights/convert_official.py IN.pt OUT.safetensors [--labels a,b,...]
+  /usr/bin/python3 tests/model/convert_official.py IN.pt OUT.safetensors [--labels a,b,...]
 
 IN.pt is a torch.save'd dict with `state_dict` in the official V4 training-script key layout
 (encoder.0, model.layers.{i}.layer.layer.kernel.*, model.layers.{i}.layer.layer.D,
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "weights"))
 import s4twin  # noqa: E402
 
 
