@@ -36,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
 
 #define CHUNK 1024 /* frames converted per ring_write */
@@ -67,13 +68,6 @@ static int pa_refs;
 static int pa_live;                 /* Pa_Initialize'd and not yet terminated (control thread) */
 static _Atomic int stuck;           /* closes still waiting for the driver (see DESIGN) */
 static char stuck_name[256];        /* the device of the last one (control thread) */
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int capture_init(char *err, size_t errlen)
 {
@@ -292,7 +286,7 @@ const char *capture_name(const struct capture *c)
 int capture_start(struct capture *c, char *err, size_t errlen)
 {
 	c->seen_callbacks = 0;
-	c->seen_at = mono_s();
+	c->seen_at = s4k_mono_s();
 	PaError e = Pa_StartStream(c->s);
 	if (e != paNoError) {
 		s4k_seterr(err, errlen, "cannot start capture on '%s': %s", c->name, Pa_GetErrorText(e));
@@ -315,7 +309,7 @@ enum capture_state capture_poll(struct capture *c, char *err, size_t errlen)
 		return CAPTURE_ERROR;
 	}
 	uint64_t cb = atomic_load_explicit(&c->callbacks, memory_order_relaxed);
-	double now = mono_s();
+	double now = s4k_mono_s();
 	if (cb != c->seen_callbacks) {
 		c->seen_callbacks = cb;
 		c->seen_at = now;
@@ -376,8 +370,8 @@ void capture_close(struct capture *c)
 		capture_free(c);
 		return;
 	}
-	double until = mono_s() + CLOSE_WAIT_S;
-	while (atomic_load_explicit(&c->close_state, memory_order_acquire) != CLOSE_DONE && mono_s() < until) {
+	double until = s4k_mono_s() + CLOSE_WAIT_S;
+	while (atomic_load_explicit(&c->close_state, memory_order_acquire) != CLOSE_DONE && s4k_mono_s() < until) {
 		struct timespec ts = {0, 2000000};
 		nanosleep(&ts, NULL);
 	}

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "audio/audiofile.h"
 #include "audio/walk.h"
 #include "batch.h"
@@ -121,13 +122,6 @@ struct run {
 };
 
 /* ---- small helpers ---- */
-
-static double now_s(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
 
 static uint64_t splitmix(uint64_t *s)
 {
@@ -912,16 +906,21 @@ static void print_record(FILE *out, const struct run *r, json_t *rec)
 
 static void progress(const struct run *r, size_t done, double audio_s, double t0, int final)
 {
-	double el = now_s() - t0;
-	double fps = el > 0 ? done / el : 0, hps = el > 0 ? audio_s / 3600.0 / el : 0;
+	if (final) { /* the bar goes (as before each record): what stays on the terminal is the results */
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		return;
+	}
+	double el = s4k_mono_s() - t0;
+	double fps = el > 0 ? done / el : 0, rt = el > 0 ? audio_s / el : 0;
 	double eta = fps > 0 ? (r->n_items - done) / fps : 0;
 	int width = 24, fill = r->n_items ? (int)(width * done / r->n_items) : width;
 	char bar[32];
 	for (int i = 0; i < width; i++)
 		bar[i] = i < fill ? '#' : '.';
 	bar[width] = 0;
-	fprintf(stderr, "\r[%s] %zu/%zu files  %.1f files/s  %.4f h audio/s  ETA %d:%02d   %s", bar,
-		done, r->n_items, fps, hps, (int)(eta / 60), (int)eta % 60, final ? "\n" : "");
+	fprintf(stderr, "\r[%s] %zu/%zu files, %.1f files/s, audio at %.0fx real time, %d:%02d left  ", bar,
+		done, r->n_items, fps, rt, (int)(eta / 60), (int)eta % 60);
 	fflush(stderr);
 }
 
@@ -1622,7 +1621,7 @@ int cmd_classify(int argc, char **argv)
 		mis = json_array();
 	}
 	size_t printed = 0, done = 0, n_failed = 0;
-	double audio = 0, t0 = now_s(), last = 0;
+	double audio = 0, t0 = s4k_mono_s(), last = 0;
 	struct summary sum = {0};
 	if (o.summary && !o.eval_dir) {
 		sum.label_n = calloc((size_t)r.K, sizeof(long));
@@ -1653,7 +1652,7 @@ int cmd_classify(int argc, char **argv)
 						d2++;
 						a2 += r.res[i].audio_s;
 					}
-				double t = now_s();
+				double t = s4k_mono_s();
 				if (t - last > 0.2) {
 					progress(&r, done + d2, audio + a2, t0, 0);
 					last = t;
@@ -1697,9 +1696,9 @@ int cmd_classify(int argc, char **argv)
 		json_decref(res->records);
 		res->records = NULL;
 		printed++;
-		if (show && now_s() - last > 0.2) {
+		if (show && s4k_mono_s() - last > 0.2) {
 			progress(&r, done, audio, t0, 0);
-			last = now_s();
+			last = s4k_mono_s();
 		}
 		pthread_mutex_lock(&r.lock);
 	}

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "audio/audiofile.h"
 #include "audio/capture.h"
 #include "audio/resample.h"
@@ -130,18 +131,6 @@ struct app {
 	double t0;                 /* monotonic start */
 };
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static double mono_s(void)
-{
-	return (double)mono_ns() * 1e-9;
-}
-
 static void set_state(struct app *a, const char *state, const char *err)
 {
 	pthread_mutex_lock(&a->mu);
@@ -193,7 +182,7 @@ static int emit_frames(struct app *a, const float *x, size_t frames, double t_st
 		frames -= n;
 		if (a->realtime) {
 			double due = t_start + (double)*sent / a->in_rate;
-			double now = mono_s();
+			double now = s4k_mono_s();
 			if (due > now) {
 				struct timespec ts = {(time_t)(due - now), (long)(fmod(due - now, 1.0) * 1e9)};
 				nanosleep(&ts, NULL);
@@ -224,7 +213,7 @@ static void *file_thread(void *arg)
 	float *buf = malloc((size_t)SRC_BLOCK * C * sizeof *buf);
 	char err[S4K_ERR_LEN] = "";
 	uint64_t sent = 0;
-	double t_start = mono_s();
+	double t_start = s4k_mono_s();
 	long n = buf ? 1 : -ENOMEM;
 	if (!buf)
 		snprintf(err, sizeof err, "out of memory");
@@ -256,7 +245,7 @@ static void *stdin_thread(void *arg)
 	float *buf = malloc((size_t)SRC_BLOCK * C * sizeof *buf);
 	size_t have = 0; /* bytes in raw */
 	uint64_t sent = 0;
-	double t_start = mono_s();
+	double t_start = s4k_mono_s();
 	char err[S4K_ERR_LEN] = "";
 	int failed = !raw || !buf;
 	if (failed)
@@ -357,7 +346,7 @@ static void device_failed(struct app *a, const char *why)
 	}
 	capture_close(a->cap); /* at most about a second, see audio/capture.h */
 	a->cap = NULL;
-	a->retry_at = mono_s() + a->backoff;
+	a->retry_at = s4k_mono_s() + a->backoff;
 }
 
 static void device_supervise(struct app *a)
@@ -395,7 +384,7 @@ static void device_supervise(struct app *a)
 		}
 		return;
 	}
-	if (a->src_done || mono_s() < a->retry_at)
+	if (a->src_done || s4k_mono_s() < a->retry_at)
 		return;
 	/* rescan: a device that was unplugged and plugged in again gets a new PortAudio list */
 	pthread_mutex_lock(&a->mu);
@@ -455,7 +444,7 @@ static json_t *mute_json(struct app *a)
 	int64_t u = a->det ? detector_muted_until(a->det) : 0;
 	json_t *rem = json_null();
 	if (u && u != INT64_MAX) {
-		double r = (double)(u - mono_ns()) * 1e-9;
+		double r = (double)(u - s4k_mono_ns()) * 1e-9;
 		rem = json_real(r > 0 ? round(r * 1e3) / 1e3 : 0);
 	}
 	return json_pack("{s:b, s:o}", "muted", u != 0, "remaining_s", rem);
@@ -500,7 +489,7 @@ static json_t *hook_status(void *ud)
 		total += cnt[i].count;
 	json_t *o = json_pack("{s:s, s:o, s:i, s:o, s:f, s:f, s:f, s:f, s:I, s:I, s:I, s:I}", "version",
 			      S4KWS_VERSION, "model", model, "channels", a->C, "input", input, "uptime_s",
-			      mono_s() - a->t0, "audio_s", s.audio_s, "real_time_factor", s.rtf,
+			      s4k_mono_s() - a->t0, "audio_s", s.audio_s, "real_time_factor", s.rtf,
 			      "real_time_factor_per_channel", s.rtf / a->C, "overruns",
 			      (json_int_t)ring_overruns(&a->ring), "dropped_samples",
 			      (json_int_t)ring_dropped(&a->ring), "detections", (json_int_t)total,
@@ -557,7 +546,7 @@ static json_t *hook_mute(void *ud, int op, double seconds)
 	if (op == 1) {
 		int64_t until = INT64_MAX;
 		if (seconds > 0)
-			until = mono_ns() + (int64_t)llround(seconds * 1e9);
+			until = s4k_mono_ns() + (int64_t)llround(seconds * 1e9);
 		detector_mute(a->det, until);
 		if (seconds > 0)
 			log_msg(LOGL_INFO, "muted for %.3f s (POST /v1/mute)", seconds);
@@ -762,7 +751,7 @@ static void hook_metrics(void *ud, FILE *f)
 	fprintf(f, "# HELP s4kws_channels Channels being spotted.\n# TYPE s4kws_channels gauge\ns4kws_channels %d\n",
 		a->C);
 	fprintf(f, "# HELP s4kws_uptime_seconds Seconds since start.\n# TYPE s4kws_uptime_seconds gauge\n"
-		   "s4kws_uptime_seconds %.3f\n", mono_s() - a->t0);
+		   "s4kws_uptime_seconds %.3f\n", s4k_mono_s() - a->t0);
 }
 
 struct upload_sink {
@@ -1146,7 +1135,7 @@ int cmd_listen(int argc, char **argv)
 	a->realtime = a->cfg.realtime;
 	snprintf(a->input, sizeof a->input, "%s", a->cfg.input);
 	snprintf(a->log_path, sizeof a->log_path, "%s", a->cfg.log);
-	a->t0 = mono_s();
+	a->t0 = s4k_mono_s();
 	pthread_mutex_init(&a->mu, NULL);
 	sem_init(&a->wake, 0, 0);
 	snprintf(a->state, sizeof a->state, "starting");
@@ -1336,13 +1325,13 @@ int cmd_listen(int argc, char **argv)
 	}
 
 	/* main loop */
-	double t_run = mono_s();
+	double t_run = s4k_mono_s();
 	int summarised = 0;
 	for (;;) {
 		struct timespec tick = {0, 200000000L};
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 		if (!summarised && (a->kind == IN_FILE || a->kind == IN_STDIN))
-			summarised = input_summary(a, mono_s() - t_run);
+			summarised = input_summary(a, s4k_mono_s() - t_run);
 		if (sig == SIGINT || sig == SIGTERM) {
 			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
 			break;

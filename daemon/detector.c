@@ -52,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
 #include "log.h"
 
@@ -144,13 +145,6 @@ struct detector {
 	int eof, input_done;
 	struct det_stats s;
 };
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* Take pc's verify settings (0 = off). 0 or -EINVAL with err set. */
 static int set_verify(struct detector *d, const struct pp_config *pc, char *err, size_t errlen)
@@ -327,13 +321,6 @@ static void reset_streams(struct detector *d)
 	d->s.resets++;
 }
 
-static int64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 void detector_mute(struct detector *d, int64_t until)
 {
 	atomic_store(&d->mute_until, until);
@@ -342,14 +329,14 @@ void detector_mute(struct detector *d, int64_t until)
 int64_t detector_muted_until(struct detector *d)
 {
 	int64_t u = atomic_load(&d->mute_until);
-	return u && mono_ns() < u ? u : 0;
+	return u && s4k_mono_ns() < u ? u : 0;
 }
 
 static void emit(struct detector *d, int ch, const struct pp_detection *pd)
 {
 	/* muted (POST /v1/mute): counted, not published; the clock is read only on a detection */
 	int64_t mu = atomic_load_explicit(&d->mute_until, memory_order_relaxed);
-	if (mu && mono_ns() < mu) {
+	if (mu && s4k_mono_ns() < mu) {
 		d->s.muted++;
 		return;
 	}
@@ -494,7 +481,7 @@ static void run_hops(struct detector *d)
 	const size_t C = (size_t)d->C, hop = d->hop;
 	size_t off = 0;
 	while (d->pend_len - off >= hop) {
-		double t0 = mono_s();
+		double t0 = s4k_mono_s();
 		d->frame = d->pend + off * C;
 		if (d->saver)
 			keep_history(d, d->frame);
@@ -517,7 +504,7 @@ static void run_hops(struct detector *d)
 			}
 		if (d->vf && vf_pending(d->vf))
 			judge(d, 0);
-		double dt = mono_s() - t0;
+		double dt = s4k_mono_s() - t0;
 		size_t b = 0;
 		while (b < DET_HIST_BUCKETS && dt > det_hist_bounds[b])
 			b++;

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
 #include "log.h"
 
@@ -48,13 +49,6 @@ struct hook {
 	_Atomic uint64_t run, failed, skipped;
 	char vars[HOOK_N_ENV][640];  /* the detection's environment strings (hook thread) */
 };
-
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void sleep_ms(double ms)
 {
@@ -158,7 +152,7 @@ static int run_one(struct hook *h, const struct ev_detection *d, double until)
 				(unsigned long long)d->id, strerror(errno));
 			goto out;
 		}
-		if (mono_s() >= until) {
+		if (s4k_mono_s() >= until) {
 			kill(-pid, SIGKILL);
 			waitpid(pid, &st, 0);
 			log_msg(LOGL_WARN, "on-detect: the command for detection %llu (%s) was still running "
@@ -207,8 +201,8 @@ static void *hook_main(void *arg)
 				atomic_fetch_add(&h->skipped, b[i].id - h->cursor - 1);
 			h->cursor = b[i].id;
 			if (!drain_until && events_wait(h->ev, h->cursor, 0) == -ESHUTDOWN)
-				drain_until = mono_s() + h->timeout_s;
-			double now = mono_s(), until = now + h->timeout_s;
+				drain_until = s4k_mono_s() + h->timeout_s;
+			double now = s4k_mono_s(), until = now + h->timeout_s;
 			if (drain_until && now >= drain_until) {
 				atomic_fetch_add(&h->skipped, 1);
 				continue;
@@ -221,7 +215,7 @@ static void *hook_main(void *arg)
 		    events_query(h->ev, h->cursor, -1, NULL, b, 1, &cur) == 0)
 			break; /* closed and nothing pending: the detector has stopped before the store */
 		if (!drain_until && events_wait(h->ev, h->cursor, 0) == -ESHUTDOWN)
-			drain_until = mono_s() + h->timeout_s;
+			drain_until = s4k_mono_s() + h->timeout_s;
 	}
 	return NULL;
 }

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "../common/clock.h"
 #include "../common/err.h"
 #include "../common/num.h"
 #include "config.h"
@@ -71,13 +72,6 @@ struct req {
 	size_t len, cap;
 	int too_big;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void count_req(struct http *h, enum ep ep, unsigned status)
 {
@@ -310,14 +304,14 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 			size_t n = s->len - s->off < max ? s->len - s->off : max;
 			memcpy(out, s->buf + s->off, n);
 			s->off += n;
-			s->last_ms = now_ms();
+			s->last_ms = (s4k_mono_ns() / 1000000);
 			return (ssize_t)n;
 		}
 		if (atomic_load(&s->h->stopping))
 			return MHD_CONTENT_READER_END_OF_STREAM;
 		if (sse_fill(s))
 			continue;
-		int64_t wait = (int64_t)(s->h->c.heartbeat_s * 1000) - (now_ms() - s->last_ms);
+		int64_t wait = (int64_t)(s->h->c.heartbeat_s * 1000) - ((s4k_mono_ns() / 1000000) - s->last_ms);
 		if (wait <= 0) {
 			s->len = (size_t)snprintf(s->buf, SSE_BUF, ": heartbeat\n\n");
 			s->off = 0;
@@ -377,7 +371,7 @@ static enum MHD_Result get_events(struct http *h, struct MHD_Connection *conn)
 	/* first bytes right away: the client sees the stream open, and its retry delay */
 	s->len = (size_t)snprintf(s->buf, SSE_BUF, "retry: 2000\n: s4kws events from id %llu\n\n",
 				  (unsigned long long)cursor);
-	s->last_ms = now_ms();
+	s->last_ms = (s4k_mono_ns() / 1000000);
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read, s, sse_free);
 	if (!r) {
 		sse_free(s);

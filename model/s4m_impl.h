@@ -98,11 +98,12 @@ static inline void s4m__norm1(const float *x, float *y, int H, int batch,
 
 /* exp(x) in float, about 1 ulp (Cody-Waite reduction and the Cephes expf polynomial), written
  * without calls or branches so that loops over it vectorize; libm's expf is a call per element.
- * Inputs are clamped to [-87, 88], where the result is a normal float. */
+ * Inputs are clamped to [-87, 88], where the result is a normal float; NaN takes the lower
+ * bound (the comparisons are written so that it fails them), so the exponent bits stay defined. */
 static inline float s4m__expf(float x)
 {
-	x = x < -87.f ? -87.f : x;
-	x = x > 88.f ? 88.f : x;
+	x = x >= -87.f ? x : -87.f;
+	x = x <= 88.f ? x : 88.f;
 	float k = x * 1.44269504088896341f + 12582912.f; /* round(x / ln 2) by the 1.5*2^23 trick */
 	k -= 12582912.f;
 	float r = x - k * 0.693359375f;                  /* ln 2 = 0.693359375 - 2.12194440e-4 */
@@ -114,7 +115,7 @@ static inline float s4m__expf(float x)
 	p = p * r + 1.6666665459e-1f;
 	p = p * r + 5.0000001201e-1f;
 	p = p * r * r + r + 1.f;
-	union { int32_t i; float f; } sc = {.i = ((int32_t)k + 127) << 23};
+	union { uint32_t i; float f; } sc = {.i = (uint32_t)((int32_t)k + 127) << 23};
 	return p * sc.f;
 }
 

@@ -516,6 +516,14 @@ static void test_shards(void)
 	free(a);
 	free(b);
 	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --shard 5/4 '%s/wav16' > /dev/null 2>&1", exe, model, dir), 2);
+	/* --progress: a readable speed, and the bar is erased at the end (results stay, not the bar) */
+	CHECK_EQ(sh(NULL, "exec '%s' classify --model '%s' --progress -j 1 '%s/wav16' > /dev/null 2> '%s/prog.err'", exe,
+		    model, dir, dir), 0);
+	snprintf(errf, sizeof errf, "%s/prog.err", dir);
+	e = slurp(errf);
+	size_t el = e ? strlen(e) : 0;
+	CHECK(e && strstr(e, "x real time") && el >= 4 && !strcmp(e + el - 4, "\r\033[K"), "progress bar: %s", e ? e : "");
+	free(e);
 }
 
 /* ---- non-finite samples ---- */
