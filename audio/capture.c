@@ -27,8 +27,10 @@
  */
 #include "capture.h"
 
+#include <alsa/asoundlib.h>
 #include <ctype.h>
 #include <errno.h>
+#include <jack/jack.h>
 #include <portaudio.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -69,10 +71,37 @@ static int pa_live;                 /* Pa_Initialize'd and not yet terminated (c
 static _Atomic int stuck;           /* closes still waiting for the driver (see DESIGN) */
 static char stuck_name[256];        /* the device of the last one (control thread) */
 
+static int libs_quiet = 1;
+
+/* ALSA's and JACK's own diagnostics go to stderr line by line: on a machine without a sound
+ * card or a JACK server every PortAudio scan prints about a hundred of them (probing each ALSA
+ * plugin, each attempt to reach jackd), which buried the one sentence that matters. */
+static void alsa_quiet(const char *file, int line, const char *fn, int e, const char *fmt, ...)
+{
+	(void)file, (void)line, (void)fn, (void)e, (void)fmt;
+}
+
+static void jack_quiet(const char *msg)
+{
+	(void)msg;
+}
+
+void capture_set_quiet(int quiet)
+{
+	libs_quiet = quiet;
+}
+
 int capture_init(char *err, size_t errlen)
 {
 	if (pa_refs++ > 0)
 		return 0;
+	if (libs_quiet) {
+		snd_lib_error_set_handler(alsa_quiet);
+		jack_set_error_function(jack_quiet);
+		jack_set_info_function(jack_quiet);
+	} else {
+		snd_lib_error_set_handler(NULL); /* ALSA's default: stderr */
+	}
 	if (pa_live) { /* a Pa_Terminate deferred while a close was stuck */
 		if (atomic_load_explicit(&stuck, memory_order_acquire))
 			return 0; /* still stuck: no rescan; capture_open() says why */

@@ -61,6 +61,10 @@ struct capture;
 /* Initialise / terminate PortAudio (reference counted). Re-initialising rescans devices, which is
  * how a reconnected device is found again. capture_init returns 0 or -EIO with a sentence. */
 int capture_init(char *err, size_t errlen);
+/* 1 (the default): ALSA's and JACK's own diagnostics are dropped (dozens of lines per device
+ * scan on a machine without a sound card); 0: they go to stderr as the libraries print them
+ * (for --log-level debug). Takes effect at the next capture_init() that initialises PortAudio. */
+void capture_set_quiet(int quiet);
 void capture_fini(void);
 
 /* Fill up to max input devices; returns how many there are (may exceed max) or -EIO. */

@@ -1308,6 +1308,7 @@ int cmd_listen(int argc, char **argv)
 
 	/* start the input */
 	if (a->kind == IN_DEVICE) {
+		capture_set_quiet(log_get_level() < LOGL_DEBUG); /* ALSA/JACK chatter only for debugging */
 		if (capture_init(err, sizeof err) < 0 || device_open(a, err, sizeof err) < 0)
 			device_failed(a, err); /* keep serving; the main loop retries */
 	} else if (a->kind == IN_NONE) {
@@ -1362,13 +1363,15 @@ int cmd_devices(int argc, char **argv)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			printf("usage: s4kws devices\n\nList the audio input devices PortAudio sees: the index and name\n"
 			       "that 'listen --device' takes, the host API, input channels, default rate and\n"
-			       "the common rates accepted for 16-bit input.\n");
+			       "the common rates accepted for 16-bit input. ALSA's and JACK's own probing messages\n"
+			       "are dropped unless S4KWS_AUDIO_DEBUG is set.\n");
 			return 0;
 		}
 		fprintf(stderr, "s4kws devices: unexpected argument '%s'\n", argv[i]);
 		return 2;
 	}
 	char err[S4K_ERR_LEN];
+	capture_set_quiet(!getenv("S4KWS_AUDIO_DEBUG")); /* the libraries' own probing chatter */
 	if (capture_init(err, sizeof err) < 0) {
 		fprintf(stderr, "s4kws devices: %s\n", err);
 		return 1;

@@ -938,6 +938,15 @@ static void test_auth_classify_reload(void)
 	body[n] = 0;
 	CHECK(pclose(pf) == 0 && strstr(body, "--threshold") && strstr(body, "--token") && strstr(body, "--input"),
 	      "--help");
+	/* `s4kws devices` says what it found, without ALSA's and JACK's probing chatter (about a
+	 * hundred lines on a machine without a sound card) */
+	snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", bin);
+	pf = popen(cmd, "r");
+	n = fread(body, 1, sizeof body - 1, pf);
+	body[n] = 0;
+	pclose(pf);
+	CHECK(!strstr(body, "ALSA lib") && !strstr(body, "Jack") && !strstr(body, "jack server"),
+	      "devices: library chatter: %.300s", body);
 	snprintf(cmd, sizeof cmd, "'%s' listen --port 99999 2>/dev/null", bin);
 	CHECK(WEXITSTATUS(system(cmd)) == 2, "bad flag: exit 2");
 	snprintf(cmd, sizeof cmd, "'%s' listen --model '%s' --threshold nosuchword=0.5 2>/dev/null", bin, model);
