@@ -54,6 +54,7 @@ static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 
 struct http {
 	struct MHD_Daemon *d;
+	char start_msg[256];          /* libmicrohttpd's last message before it started */
 	struct events *ev;
 	struct http_hooks hooks;
 	struct http_config c;
@@ -662,12 +663,16 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	(void)cls;
+	struct http *h = cls;
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = 0;
+	if (!h->d) { /* while starting: kept for the one error sentence (e.g. the port is taken) */
+		snprintf(h->start_msg, sizeof h->start_msg, "%s", msg);
+		return;
+	}
 	log_msg(LOGL_INFO, "http: %s", msg);
 }
 
@@ -721,8 +726,8 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 				MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 				MHD_OPTION_END);
 	if (!h->d) {
-		s4k_seterr(err, errlen, "cannot listen on %s port %d (address in use or not available)", bind,
-			   c->port);
+		s4k_seterr(err, errlen, "cannot listen on %s port %d: %s", bind, c->port,
+			   h->start_msg[0] ? h->start_msg : "address in use or not available");
 		sem_destroy(&h->jobs);
 		free(h);
 		return NULL;
