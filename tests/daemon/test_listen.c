@@ -938,6 +938,16 @@ static void test_auth_classify_reload(void)
 	body[n] = 0;
 	CHECK(pclose(pf) == 0 && strstr(body, "--threshold") && strstr(body, "--token") && strstr(body, "--input"),
 	      "--help");
+	/* with stderr the journal stream (JOURNAL_STREAM = its device:inode), lines carry syslog
+	 * priorities ("<6>info: ..."); a JOURNAL_STREAM of another file changes nothing */
+	const char *jf = path("journal.txt");
+	snprintf(cmd, sizeof cmd, ": > '%s'; JOURNAL_STREAM=$(stat -c %%d:%%i '%s') timeout 2 '%s' listen --model '%s' "
+		 "--input none --port 0 2>> '%s'; JOURNAL_STREAM=1:2 timeout 2 '%s' listen --model '%s' --input none "
+		 "--port 0 2>> '%s'", jf, jf, bin, model, jf, bin, model, jf);
+	CHECK(system(cmd) != -1, "journal run");
+	CHECK(file_has(jf, "<6>info: model "), "journal priorities: see %s", jf);
+	CHECK(file_has(jf, "]: info: model "), "plain lines elsewhere: see %s", jf);
+	unlink(jf);
 	/* `s4kws devices` says what it found, without ALSA's and JACK's probing chatter (about a
 	 * hundred lines on a machine without a sound card) */
 	snprintf(cmd, sizeof cmd, "'%s' devices 2>&1", bin);
