@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -1325,20 +1326,33 @@ int cmd_listen(int argc, char **argv)
 		a->src_started = 1;
 	}
 
-	/* main loop */
+	/* main loop; under systemd (Type=notify) it says when it is ready, reloading and stopping,
+	 * and pings the watchdog while the inference thread keeps turning */
 	double t_run = s4k_mono_s();
 	int summarised = 0;
+	uint64_t wd_usec = 0, beats = detector_beats(a->det);
+	double wd_last = t_run, wd_every = sd_watchdog_enabled(0, &wd_usec) > 0 ? (double)wd_usec * 1e-6 / 2 : 0;
+	sd_notifyf(0, "READY=1\nSTATUS=listening on %s port %d", a->cfg.bind, http_port(a->http));
 	for (;;) {
 		struct timespec tick = {0, 200000000L};
 		int sig = sigtimedwait(&sigs, NULL, &tick);
 		if (!summarised && (a->kind == IN_FILE || a->kind == IN_STDIN))
 			summarised = input_summary(a, s4k_mono_s() - t_run);
+		if (wd_every > 0 && s4k_mono_s() - wd_last >= wd_every && detector_beats(a->det) != beats) {
+			sd_notify(0, "WATCHDOG=1");
+			wd_last = s4k_mono_s();
+			beats = detector_beats(a->det);
+		}
 		if (sig == SIGINT || sig == SIGTERM) {
 			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			sd_notify(0, "STOPPING=1");
 			break;
 		}
-		if (sig == SIGHUP)
+		if (sig == SIGHUP) {
+			sd_notify(0, "RELOADING=1");
 			reload(a);
+			sd_notify(0, "READY=1");
+		}
 		if (a->kind == IN_DEVICE)
 			device_supervise(a);
 	}

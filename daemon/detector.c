@@ -88,6 +88,7 @@ struct ctl {
 struct detector {
 	const struct s4m_model *m;
 	_Atomic int64_t mute_until; /* CLOCK_MONOTONIC ns; 0: not muted (detector_mute) */
+	_Atomic uint64_t beats;     /* turns of the inference loop (detector_beats: the watchdog) */
 	char *names;              /* (C, EV_NAME_LEN) channel names, or NULL */
 	int C, K;
 	size_t hop;
@@ -634,6 +635,7 @@ static void *thread_main(void *arg)
 	struct detector *d = arg;
 	int stop = 0;
 	for (;;) {
+		atomic_fetch_add_explicit(&d->beats, 1, memory_order_relaxed);
 		if (atomic_exchange(&d->changed, 0))
 			take_control(d, &stop);
 		size_t got = drain(d, 16);
@@ -788,6 +790,11 @@ int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *e
 	pthread_mutex_unlock(&d->mu);
 	poke(d);
 	return 0;
+}
+
+uint64_t detector_beats(struct detector *d)
+{
+	return atomic_load_explicit(&d->beats, memory_order_relaxed);
 }
 
 void detector_stats(struct detector *d, struct det_stats *out)

@@ -93,6 +93,9 @@ void detector_input_done(struct detector *d);
 int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *err, size_t errlen);
 /* A consistent copy of the counters (published after every block). */
 void detector_stats(struct detector *d, struct det_stats *out);
+/* Turns of the inference thread's loop so far (at least one every 50 ms while it runs, with or
+ * without audio): unchanged for longer means it hangs (the systemd watchdog). Any thread. */
+uint64_t detector_beats(struct detector *d);
 /* The smoothed posteriors (channels x labels, channel-major) as of the last publication, into
  * out (n floats, at least channels x labels); their hop count since the last reset in *hops.
  * 0, or -EINVAL when n is too small. Any thread. */

@@ -33,6 +33,7 @@
 #include <sndfile.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 #include "tests/check.h"
@@ -518,6 +519,57 @@ static void test_nonfinite_input(void)
 	CHECK(want.n > 0 && same_dets(&want, &got, -1, "NaN input"), "NaN input = zeroed input (%zu, %zu)", want.n, got.n);
 	unlink(nan_wav);
 	unlink(zero_wav);
+}
+
+/* Type=notify: with NOTIFY_SOCKET (a datagram socket of the test's own, as systemd makes) the
+ * daemon says READY=1, pings WATCHDOG=1 at half of WATCHDOG_USEC, RELOADING=1 / READY=1 around
+ * SIGHUP and STOPPING=1 on SIGTERM */
+static void test_sd_notify(void)
+{
+	const char *sp = path("notify.sock");
+	unlink(sp);
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sp);
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "notify socket");
+	setenv("NOTIFY_SOCKET", sp, 1);
+	setenv("WATCHDOG_USEC", "600000", 1);
+	struct proc p;
+	const char *args[] = {"--input", "none", NULL};
+	int started = start(&p, NULL, args, det_args) == 0;
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	CHECK(started, "start: see %s", p.err);
+	char all[4096] = "";
+	size_t len = 0;
+	int64_t t0 = client_ms();
+	int hup = 0, stopped = 0;
+	while (client_ms() - t0 < 5000 && !strstr(all, "STOPPING=1")) {
+		struct pollfd pw = {fd, POLLIN, 0};
+		if (poll(&pw, 1, 100) == 1) {
+			ssize_t n = recv(fd, all + len, sizeof all - 1 - len, 0);
+			if (n > 0) {
+				len += (size_t)n;
+				all[len++] = '|';
+				all[len] = 0;
+			}
+		}
+		if (!hup && strstr(all, "WATCHDOG=1")) {
+			kill(p.pid, SIGHUP);
+			hup = 1;
+		}
+		if (!stopped && strstr(all, "RELOADING=1|READY=1")) {
+			CHECK_EQ(stop(&p, SIGTERM), 0); /* the datagram stays queued for us */
+			stopped = 1;
+		}
+	}
+	CHECK(!strncmp(all, "READY=1\nSTATUS=listening on 127.0.0.1 port ", 43) && strstr(all, "WATCHDOG=1") &&
+		      strstr(all, "RELOADING=1|READY=1") && strstr(all, "STOPPING=1"),
+	      "notifications: %s", all);
+	if (!stopped)
+		stop(&p, SIGKILL);
+	close(fd);
+	unlink(sp);
 }
 
 static void test_stdin_and_channels(void)
@@ -1719,6 +1771,7 @@ int main(int argc, char **argv)
 
 	test_file_input();
 	test_nonfinite_input();
+	test_sd_notify();
 	test_stdin_and_channels();
 	test_alsa_device();
 	test_device_stall();
