@@ -52,6 +52,8 @@ static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 #define SSE_BATCH 64
 #define SSE_BUF 65536
 
+#define HTTP_DRAIN_S 10 /* longest wait for in-flight answers at shutdown (the unit allows 15 s) */
+
 struct http {
 	struct MHD_Daemon *d;
 	char start_msg[256];          /* libmicrohttpd's last message before it started */
@@ -63,6 +65,7 @@ struct http {
 	sem_t jobs;
 	_Atomic unsigned sse_open;
 	_Atomic int stopping;
+	_Atomic int active;           /* requests begun and not yet completed (http_stop drains them) */
 	_Atomic uint64_t requests[N_EP][N_CODES + 1]; /* last column: any other status */
 };
 
@@ -545,6 +548,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 			return MHD_NO;
 		rq->ep = route(url);
 		*con_cls = rq;
+		atomic_fetch_add(&h->active, 1);
+		if (atomic_load(&h->stopping)) /* a request on a kept-alive connection while draining */
+			return reply_error(h, conn, rq->ep, 503, "the daemon is shutting down");
 		/* only an authorized classify upload or thresholds update has a body worth reading:
 		 * answer the rest now */
 		if (!body_limit(h, rq->ep, method) || !authorized(h, conn))
@@ -650,7 +656,7 @@ answer:
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
+	struct http *h = cls;
 	(void)conn;
 	(void)toe;
 	struct req *rq = *con_cls;
@@ -658,6 +664,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		free(rq->body);
 		free(rq);
 		*con_cls = NULL;
+		atomic_fetch_sub(&h->active, 1);
 	}
 }
 
@@ -746,8 +753,12 @@ void http_stop(struct http *h)
 {
 	if (!h)
 		return;
+	/* drain: no new connections, new requests get 503, SSE streams end; answers being computed
+	 * (POST /v1/classify) are still sent, for up to HTTP_DRAIN_S */
 	atomic_store(&h->stopping, 1);
 	MHD_quiesce_daemon(h->d);
+	for (int i = 0; i < HTTP_DRAIN_S * 100 && atomic_load(&h->active) > 0; i++)
+		usleep(10000);
 	MHD_stop_daemon(h->d);
 	sem_destroy(&h->jobs);
 	free(h);

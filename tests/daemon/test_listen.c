@@ -572,6 +572,56 @@ static void test_sd_notify(void)
 	unlink(sp);
 }
 
+/* SIGTERM while POST /v1/classify computes: the answer is still sent (the server drains its
+ * in-flight requests before it stops), and the daemon exits cleanly */
+static void test_drain(void)
+{
+	size_t n = 240 * 16000; /* long enough that its scan is still running when SIGTERM comes */
+	float *x = make_signal(n, 16000);
+	write_wav(path("long.wav"), x, n, 1, 16000);
+	free(x);
+	FILE *f = fopen(path("long.wav"), "rb");
+	size_t len = 2 * n + 44;
+	char *body = malloc(len);
+	len = f ? fread(body, 1, len, f) : 0;
+	if (f)
+		fclose(f);
+	struct proc p;
+	const char *args[] = {"--input", "none", NULL};
+	CHECK(start(&p, NULL, args, det_args) == 0, "start: see %s", p.err);
+	int fd = client_connect(p.port);
+	char head[256];
+	snprintf(head, sizeof head, "POST /v1/classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: audio/wav\r\n"
+		 "Content-Length: %zu\r\nConnection: close\r\n\r\n", len);
+	send_all(fd, head, strlen(head));
+	send_all(fd, body, len);
+	usleep(300000); /* the upload is in; its scan (several seconds of audio a second) runs */
+	int64_t t0 = client_ms();
+	kill(p.pid, SIGTERM);
+	char *raw;
+	size_t got = read_all(fd, &raw, 20000);
+	close(fd);
+	struct resp r;
+	parse_resp(raw, got, &r);
+	CHECK(r.status == 200 && strstr(r.body, "\"detections\""), "answer after SIGTERM: %d %.100s", r.status, r.body);
+	free(r.body);
+	/* it stops by itself (a second SIGTERM would end it at once, by design) */
+	int st = -1, done = 0;
+	while (!done && client_ms() - t0 < 15000) {
+		done = waitpid(p.pid, &st, WNOHANG) == p.pid;
+		if (!done)
+			usleep(20000);
+	}
+	CHECK(done && WIFEXITED(st) && WEXITSTATUS(st) == 0, "clean exit after the drain (status %d)", st);
+	printf("SIGTERM during an upload: answered and stopped in %lld ms\n", (long long)(client_ms() - t0));
+	CHECK(client_ms() - t0 < 12000, "drained and stopped in %lld ms", (long long)(client_ms() - t0));
+	if (!done)
+		stop(&p, SIGKILL);
+	p.pid = 0;
+	free(body);
+	unlink(path("long.wav"));
+}
+
 static void test_stdin_and_channels(void)
 {
 	struct proc p;
@@ -1772,6 +1822,7 @@ int main(int argc, char **argv)
 	test_file_input();
 	test_nonfinite_input();
 	test_sd_notify();
+	test_drain();
 	test_stdin_and_channels();
 	test_alsa_device();
 	test_device_stall();
