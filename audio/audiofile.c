@@ -43,6 +43,24 @@
 /* libsndfile keeps the error of a failed open in one process-wide variable (sf_error(NULL)),
  * so opens are serialised to give each file its own message. Reads use per-file state. */
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+/* fork() while another thread opens a file would leave the child's copy of the lock held
+ * forever: take it around fork (daemon/isolate.c decodes uploads in a forked child) */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&open_lock);
+}
+
+static void fork_done(void)
+{
+	pthread_mutex_unlock(&open_lock);
+}
+
+static void fork_safe(void)
+{
+	pthread_atfork(fork_prepare, fork_done, fork_done);
+}
 
 struct af_mem {
 	const unsigned char *buf;
@@ -266,6 +284,7 @@ struct af_file *af_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	SF_INFO in = {0};
+	pthread_once(&fork_once, fork_safe);
 	pthread_mutex_lock(&open_lock);
 	f->sf = sf_open_fd(fd, SFM_READ, &in, SF_TRUE);
 	if (!f->sf) {
@@ -301,6 +320,7 @@ struct af_file *af_open_memory(const void *buf, size_t len, char *err, size_t er
 		.write = vm_write, .tell = vm_tell,
 	};
 	SF_INFO in = {0};
+	pthread_once(&fork_once, fork_safe);
 	pthread_mutex_lock(&open_lock);
 	f->sf = sf_open_virtual(&vio, SFM_READ, &in, &f->mem);
 	if (!f->sf) {

@@ -57,6 +57,7 @@
 #include "detector.h"
 #include "events.h"
 #include "hook.h"
+#include "isolate.h"
 #include "http.h"
 #include "log.h"
 #include "model/s4m.h"
@@ -774,33 +775,14 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 {
 	struct app *a = ud;
 	char e[S4K_ERR_LEN];
-	struct af_file *f = af_open_memory(body, len, e, sizeof e);
-	if (!f) {
-		s4k_seterr(err, errlen, "cannot read the upload as audio: %s", e);
-		/* an unknown format or encoding is 415; a known but damaged one is 400 */
-		return !strncmp(e, "not an audio format", 19) || !strncmp(e, "unsupported", 11) ? 415 : 400;
-	}
-	int status = 400;
 	float *x = NULL;
 	size_t n = 0;
-	int rc = af_set_output(f, AF_MIX, a->rate, RS_BEST, e, sizeof e);
-	if (rc == 0)
-		rc = af_limit_rate(f, max_rate, e, sizeof e);
-	if (rc == 0)
-		rc = af_load(f, (size_t)(CLASSIFY_MAX_S * a->rate), &x, &n, e, sizeof e);
-	if (rc < 0) {
-		if (rc == -EFBIG) {
-			status = 413;
-			s4k_seterr(err, errlen, "the upload is longer than %.0f s of audio", CLASSIFY_MAX_S);
-		} else {
-			s4k_seterr(err, errlen, "cannot decode the upload: %s", e);
-		}
-		af_close(f);
-		free(x);
+	uint64_t scrubbed = 0;
+	/* decoded in a child process (daemon/isolate.h): a codec's leak or crash stays there */
+	int status = iso_decode(body, len, a->rate, max_rate, (size_t)(CLASSIFY_MAX_S * a->rate), &x, &n,
+				&scrubbed, err, errlen);
+	if (status)
 		return status;
-	}
-	uint64_t scrubbed = af_scrubbed(f);
-	af_close(f);
 	double dur = (double)n / a->rate;
 	size_t win = s4m_window(a->m);
 	if (n < s4m_hop(a->m)) {
