@@ -52,8 +52,11 @@ static int write_all(int fd, const void *p, size_t n)
 /* the child's whole life: never returns */
 static void child(int fd, const void *body, size_t len, int rate, int max_rate, size_t max_frames)
 {
-	struct rlimit as = {ISO_MAX_AS, ISO_MAX_AS}, cpu = {ISO_TIMEOUT_S, ISO_TIMEOUT_S}, none = {0, 0};
+	struct rlimit cpu = {ISO_TIMEOUT_S, ISO_TIMEOUT_S}, none = {0, 0};
+#ifndef __SANITIZE_ADDRESS__ /* AddressSanitizer reserves terabytes of address space up front */
+	struct rlimit as = {ISO_MAX_AS, ISO_MAX_AS};
 	setrlimit(RLIMIT_AS, &as);
+#endif
 	setrlimit(RLIMIT_CPU, &cpu);
 	setrlimit(RLIMIT_FSIZE, &none);
 	struct iso_head h = {0};

@@ -623,7 +623,9 @@ static void test_upload_leak(void)
 	long after = rss_kb(p.pid);
 	printf("400 damaged Ogg uploads: RSS %ld -> %ld KiB\n", before, after);
 	CHECK(bad == 0, "%d answers were not 4xx", bad);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's quarantine keeps freed memory resident: RSS means nothing there */
 	CHECK(before > 0 && after - before < 1024, "RSS grew %ld KiB over 400 damaged uploads", after - before);
+#endif
 	CHECK_EQ(stop(&p, SIGTERM), 0);
 }
 
@@ -631,7 +633,11 @@ static void test_upload_leak(void)
  * in-flight requests before it stops), and the daemon exits cleanly */
 static void test_drain(void)
 {
-	size_t n = 240 * 16000; /* long enough that its scan is still running when SIGTERM comes */
+#ifdef __SANITIZE_ADDRESS__ /* long enough that its scan is still running when SIGTERM comes */
+	size_t n = 60 * 16000;
+#else
+	size_t n = 240 * 16000;
+#endif
 	float *x = make_signal(n, 16000);
 	write_wav(path("long.wav"), x, n, 1, 16000);
 	free(x);
