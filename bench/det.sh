@@ -11,7 +11,7 @@
 #               speaker number is divisible by 3 (weights/train.py --neg-holdout 3 never trains
 #               on them), in TSV order, 0.5 s of silence after each (about 10.5 min)
 #   gpl16.wav   synthetic running speech without keywords: espeak-ng en-us reading the GPL-3
-#               with the ten keywords deleted (bench/fa_readtext.sh's recording, about 34 min;
+#               with the ten keywords deleted (about 35 min;
 #               espeak-ng's voices say isolated training words, never running text)
 #   noise.wav   5 min of noise and music-like tones that training never saw (sox synth)
 #   streams     e2e_accuracy's held-out val streams (the benchmark's own and seed 1, 2 x 10 min)
