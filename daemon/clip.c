@@ -119,10 +119,16 @@ size_t clip_max_len(const struct s4m_model *m, int rate)
 	return lim > w + w / 64 ? lim : w + w / 64;
 }
 
+int clip_windowed(const struct s4m_model *m, size_t n)
+{
+	size_t w = s4m_window(m);
+	return n > w + w / 64;
+}
+
 size_t clip_loudest(const struct s4m_model *m, const float *x, size_t n, int rate)
 {
 	size_t w = s4m_window(m), stride = (size_t)(CLIP_STRIDE_S * rate);
-	if (n <= w + w / 64)
+	if (!clip_windowed(m, n))
 		return 0;
 	if (stride == 0)
 		stride = 1;

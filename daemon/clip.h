@@ -60,6 +60,10 @@ int clip_logits_stream(const struct s4m_model *m, struct s4m_stream *st, const f
  * CLIP_MAX_S, and at least the model window plus 1/64 (resampling slack, dropped). */
 size_t clip_max_len(const struct s4m_model *m, int rate);
 
+/* 1 when a recording of n samples is judged by one window of it (it is longer than the window
+ * plus 1/64 of resampling slack), 0 when it is classified whole (the slack dropped). */
+int clip_windowed(const struct s4m_model *m, size_t n);
+
 /* The first sample of the loudest window (most energy, the earliest of equals) of a recording
  * x[0..n) among those starting at multiples of CLIP_STRIDE_S and the one ending at the end;
  * 0 when n is at most the window plus 1/64 (one clip, the slack dropped). */

@@ -598,8 +598,9 @@ static void one_pass(struct worker *w, struct af_file *f, const struct item *it,
 			json_t *sc = json_object_get(rec, "score");
 			res->score = sc ? (float)json_real_value(sc) : 0.0f;
 		}
-		json_object_set_new(rec, "duration", json_real((double)(n > win + win / 64 ? n : n < win ? n : win) / hz));
-		if (n > win + win / 64) /* where the label came from */
+		int windowed = clip_windowed(m, n); /* else the slack past the window is dropped */
+		json_object_set_new(rec, "duration", json_real((double)(windowed || n < win ? n : win) / hz));
+		if (windowed) /* where the label came from */
 			json_object_set_new(rec, "window", json_pack("[f, f]", (double)at / hz, (double)(at + win) / hz));
 	} else {
 		if (o->eval_dir) {

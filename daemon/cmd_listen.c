@@ -803,7 +803,7 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 			s4k_seterr(e, sizeof e, "out of memory");
 		if (rec) {
 			json_object_set_new(rec, "duration", json_real(dur));
-			if (n > win + win / 64)
+			if (clip_windowed(a->m, n))
 				json_object_set_new(rec, "window", json_pack("[f, f]", (double)at / a->rate,
 									     (double)(at + win) / a->rate));
 		}
