@@ -15,6 +15,9 @@
  *   - with --save-dir, the clip writer (daemon/saver.c) turns detections' audio into WAV files;
  *   - with --on-detect, the hook thread (daemon/hook.c) follows the events store and runs the
  *     command for each detection;
+ *   - with --mqtt, the publisher thread (daemon/mqtt.c) follows it too and feeds the broker
+ *     (SIGHUP with changed MQTT settings replaces it, under `mu`, which the HTTP hooks take to
+ *     read it);
  *   - with --wyoming-port, the Wyoming server (daemon/wyoming.c): an acceptor thread and one
  *     thread per client, each with its own stepper over the shared model;
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
@@ -53,6 +56,7 @@
 #include "listen_http.h"
 #include "log.h"
 #include "model/s4m.h"
+#include "mqtt.h"
 #include "postproc.h"
 #include "scan.h"
 #include "source.h"
@@ -92,6 +96,7 @@ struct app {
 	struct saver *saver;       /* --save-dir, or NULL */
 	struct hook *hook;         /* --on-detect, or NULL */
 	struct wyoming *wy;        /* --wyoming-port, or NULL */
+	struct mqtt *mqtt;         /* --mqtt, or NULL; replaced on SIGHUP under mu */
 	struct listen_view view;   /* what the HTTP hooks read (daemon/listen_http.h) */
 	struct http *http;
 	double t0;                 /* monotonic start */
@@ -140,6 +145,55 @@ static int input_summary(struct app *a, double wall_s)
 	return 1;
 }
 
+/* ---- MQTT ---- */
+
+static struct mqtt_config mqtt_config_of(const struct cfg *c, const struct app *a, uint64_t after)
+{
+	return (struct mqtt_config){.url = c->mqtt, .password = c->mqtt_password, .ca_file = c->mqtt_ca_file,
+				    .topic = c->mqtt_topic, .discovery = c->mqtt_discovery,
+				    .discovery_prefix = c->mqtt_discovery_prefix, .hermes = c->mqtt_hermes,
+				    .queue = (size_t)c->mqtt_queue, .retry_max_s = c->mqtt_retry_max, .ev = a->ev,
+				    .labels = a->labels, .n_labels = a->K, .channels = a->C,
+				    .channel_names = a->ch_name_ptr, .model_name = s4m_meta(a->m, "name"),
+				    .version = S4KWS_VERSION, .start_after = after};
+}
+
+/* SIGHUP: new MQTT settings replace the publisher (checked first: bad ones keep the old one,
+ * whose settings go back into nc). The successor starts after what the old one handed over. */
+static void mqtt_reload(struct app *a, struct cfg *nc)
+{
+	static const size_t offs[][2] = {
+#define M(f) {offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
+		M(mqtt), M(mqtt_password), M(mqtt_ca_file), M(mqtt_topic), M(mqtt_discovery),
+		M(mqtt_discovery_prefix), M(mqtt_hermes), M(mqtt_queue), M(mqtt_retry_max),
+#undef M
+	};
+	int same = 1;
+	for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
+		same &= !memcmp((char *)nc + offs[i][0], (char *)&a->cfg + offs[i][0], offs[i][1]);
+	if (same)
+		return;
+	char err[S4K_ERR_LEN];
+	struct mqtt_config mc = mqtt_config_of(nc, a, 0);
+	if (nc->mqtt[0] && mqtt_check(&mc, err, sizeof err) < 0) {
+		log_msg(LOGL_ERROR, "SIGHUP: keeping the MQTT settings: %s", err);
+		for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++)
+			memcpy((char *)nc + offs[i][0], (char *)&a->cfg + offs[i][0], offs[i][1]);
+		return;
+	}
+	mqtt_stop(a->mqtt); /* hands over what it can, then "offline" */
+	mc.start_after = a->mqtt ? mqtt_resume_id(a->mqtt) : events_last_id(a->ev);
+	struct mqtt *m = nc->mqtt[0] ? mqtt_new(&mc, err, sizeof err) : NULL;
+	if (nc->mqtt[0] && !m)
+		log_msg(LOGL_ERROR, "SIGHUP: MQTT stays off: %s", err);
+	pthread_mutex_lock(&a->mu);
+	struct mqtt *old = a->mqtt;
+	a->mqtt = a->view.mqtt = m;
+	pthread_mutex_unlock(&a->mu);
+	mqtt_free(old);
+	log_msg(LOGL_INFO, "SIGHUP: MQTT %s", m ? "restarted with the new settings" : "off");
+}
+
 /* ---- SIGHUP ---- */
 
 static void reload(struct app *a)
@@ -172,13 +226,15 @@ static void reload(struct app *a)
 		return;
 	}
 	log_set_level((enum log_level)nc->log_level);
+	mqtt_reload(a, nc);
 	static const struct {
 		const char *name;
 		size_t off, len;
 	} restart[] = {
 #define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
 		R("model", model), R("device", device), R("channels", channels), R("input", input),
-		R("bind", bind), R("port", port), R("token", token), R("log", log), R("history", history),
+		R("bind", bind), R("port", port), R("token", token), R("cors-origin", cors_origin),
+		R("log", log), R("history", history),
 		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("wyoming-port", wyoming_port),
 		R("wyoming-bind", wyoming_bind), R("channel-names", channel_names),
 		R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
@@ -292,12 +348,14 @@ static void teardown(struct app *a)
 	if (a->ev)
 		events_close(a->ev); /* flush the log; SSE streams end */
 	hook_stop(a->hook);   /* runs the pending commands, for at most its timeout */
+	mqtt_stop(a->mqtt);   /* publishes what is queued and "offline", for at most MQTT_STOP_S */
 	http_stop(a->http);
 	wy_stop(a->wy); /* closes its clients; they use the model */
 	/* only now: a status or metrics request may read the detector's published figures until
 	 * the HTTP server has stopped (ThreadSanitizer caught the free racing with one) */
 	saver_free(a->saver); /* writes the clips still queued */
 	hook_free(a->hook);
+	mqtt_free(a->mqtt);
 	detector_free(a->det);
 	events_free(a->ev);
 	source_free(a->src);
@@ -447,6 +505,14 @@ int cmd_listen(int argc, char **argv)
 		}
 		snprintf(a->on_detect, sizeof a->on_detect, "%s", a->cfg.on_detect);
 	}
+	if (a->cfg.mqtt[0]) {
+		struct mqtt_config mc = mqtt_config_of(&a->cfg, a, events_last_id(a->ev));
+		a->mqtt = mqtt_new(&mc, err, sizeof err);
+		if (!a->mqtt) {
+			fprintf(stderr, "s4kws listen: %s\n", err);
+			goto out;
+		}
+	}
 	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
 				.ev = a->ev, .pc = &a->pc, .period = a->period,
 				.threads = a->cfg.inference_threads, .saver = a->saver,
@@ -485,6 +551,7 @@ int cmd_listen(int argc, char **argv)
 	}
 	double hb = a->cfg.heartbeat < a->cfg.http_timeout * 0.5 ? a->cfg.heartbeat : a->cfg.http_timeout * 0.5;
 	struct http_config hc = {.bind = a->cfg.bind, .port = a->cfg.port, .token = a->cfg.token,
+				 .cors_origin = a->cfg.cors_origin,
 				 .max_connections = (unsigned)a->cfg.max_connections,
 				 .timeout_s = (unsigned)a->cfg.http_timeout, .max_body = (size_t)a->cfg.max_body,
 				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
@@ -494,7 +561,7 @@ int cmd_listen(int argc, char **argv)
 				       .channel_names = a->ch_name_ptr, .src = a->src, .det = a->det, .ev = a->ev,
 				       .ring = &a->ring, .saver = a->saver, .save_dir = a->save_dir,
 				       .hook = a->hook, .on_detect = a->on_detect, .wy = a->wy,
-				       .wyoming_bind = a->wy_bind, .log_path = a->log_path, .mu = &a->mu,
+				       .wyoming_bind = a->wy_bind, .mqtt = a->mqtt, .log_path = a->log_path, .mu = &a->mu,
 				       .kw = a->kw, .pc = &a->pc, .t0 = a->t0};
 	struct http_hooks hooks;
 	listen_http_hooks(&a->view, &hooks);

@@ -79,7 +79,13 @@ static const struct opt opts[] = {
 	{"port-file", T_STR, 0, 0, "", F(port_file), "FILE",
 	 "write the bound HTTP port to this file once listening", 0},
 	{"token", T_STR, 0, 0, "", F(token), "SECRET",
-	 "require 'Authorization: Bearer SECRET' on every endpoint but /healthz", 0},
+	 "require 'Authorization: Bearer SECRET' on every endpoint but /healthz and the page /; "
+	 "a flag shows in ps: prefer --token-file or S4KWS_TOKEN in the environment", 0},
+	{"token-file", T_STR, 0, 0, "", F(token_file), "FILE",
+	 "read the token from the first line of FILE (keep it mode 0600)", 0},
+	{"cors-origin", T_STR, 0, 0, "", F(cors_origin), "ORIGIN",
+	 "let pages from ORIGIN (e.g. https://dash.example.org; '*': any) call the API from a "
+	 "browser (CORS); empty: off", 0},
 	{"max-connections", T_INT, 1, 1024, "32", F(max_connections), "N",
 	 "concurrent HTTP connections; more are refused", 0},
 	{"http-timeout", T_INT, 1, 3600, "30", F(http_timeout), "SECONDS",
@@ -156,6 +162,28 @@ static const struct opt opts[] = {
 	 "clip classification per candidate and verify-after-ms of delay); 0: off", 0},
 	{"verify-after-ms", T_DBL, 0, 1000, PP_STR(PP_DEF_VERIFY_AFTER_MS), F(verify_after_ms), "MS",
 	 "the verified window ends MS after the keyword's estimated end", 0},
+	/* MQTT */
+	{"mqtt", T_STR, 0, 0, "", F(mqtt), "URL",
+	 "publish detections to this MQTT broker: mqtt://[USER@]HOST[:PORT] or mqtts:// (TLS); "
+	 "empty: off", 0},
+	{"mqtt-password-file", T_STR, 0, 0, "", F(mqtt_password_file), "FILE",
+	 "the MQTT password: the first line of FILE", 0},
+	{"mqtt-ca-file", T_STR, 0, 0, "", F(mqtt_ca_file), "FILE",
+	 "CA certificates (PEM) that the mqtts:// broker's certificate must chain to; empty: the "
+	 "system's", 0},
+	{"mqtt-topic", T_STR, 0, 0, "", F(mqtt_topic), "PREFIX",
+	 "topic prefix: PREFIX/detection, PREFIX/detection/KEYWORD/CHANNEL, PREFIX/availability; "
+	 "empty: s4kws/HOSTNAME", 0},
+	{"mqtt-discovery", T_BOOL, 0, 1, "true", F(mqtt_discovery), "BOOL",
+	 "publish Home Assistant MQTT discovery: one event entity per keyword and channel", 0},
+	{"mqtt-discovery-prefix", T_STR, 0, 0, "homeassistant", F(mqtt_discovery_prefix), "PREFIX",
+	 "Home Assistant's discovery prefix", 0},
+	{"mqtt-hermes", T_BOOL, 0, 1, "false", F(mqtt_hermes), "BOOL",
+	 "also publish hermes/hotword/KEYWORD/detected (Rhasspy's Hermes protocol)", 0},
+	{"mqtt-queue", T_INT, 1, 100000, "1000", F(mqtt_queue), "N",
+	 "detections kept while the broker is away; beyond, the oldest are dropped (counted)", 0},
+	{"mqtt-retry-max", T_DBL, 0.1, 3600, "30", F(mqtt_retry_max), "SECONDS",
+	 "longest wait between attempts to reconnect to the broker (back-off doubles from 0.25 s)", 0},
 };
 #define N_OPTS (sizeof opts / sizeof opts[0])
 
@@ -405,6 +433,69 @@ int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen)
 	return 0;
 }
 
+int cfg_read_secret(const char *path, char *buf, size_t len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		int e = errno;
+		s4k_seterr(err, errlen, "cannot open %s: %s", path, strerror(e));
+		return -e;
+	}
+	/* one line; the rest of the file (a comment, a second line) is not part of the secret */
+	char line[1024];
+	int ok = fgets(line, sizeof line, f) != NULL;
+	fclose(f);
+	size_t n = ok ? strcspn(line, "\r\n") : 0;
+	while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+		n--;
+	int bad = !n || n >= len;
+	if (!bad) {
+		memcpy(buf, line, n);
+		buf[n] = 0;
+	}
+	memset(line, 0, sizeof line);
+	if (bad && n)
+		s4k_seterr(err, errlen, "%s: the secret is longer than %zu bytes", path, len - 1);
+	else if (bad)
+		s4k_seterr(err, errlen, "%s: the first line is empty", path);
+	return bad ? -EINVAL : 0;
+}
+
+/* The secrets that are not given as values: the token (file, then environment) and the MQTT
+ * password. */
+static int read_secrets(struct cfg *c, char *err, size_t errlen)
+{
+	char e[S4K_ERR_LEN];
+	if (c->token_file[0]) {
+		if (c->token[0]) {
+			s4k_seterr(err, errlen, "give the token with token or token-file, not both");
+			return -EINVAL;
+		}
+		int rc = cfg_read_secret(c->token_file, c->token, sizeof c->token, e, sizeof e);
+		if (rc < 0) {
+			s4k_seterr(err, errlen, "token-file: %s", e);
+			return rc;
+		}
+	} else if (!c->token[0]) {
+		const char *t = getenv("S4KWS_TOKEN");
+		if (t && *t && strlen(t) >= sizeof c->token) {
+			s4k_seterr(err, errlen, "S4KWS_TOKEN is longer than %zu bytes", sizeof c->token - 1);
+			return -EINVAL;
+		}
+		snprintf(c->token, sizeof c->token, "%s", t ? t : "");
+	}
+	c->mqtt_password[0] = 0;
+	if (c->mqtt_password_file[0]) {
+		int rc = cfg_read_secret(c->mqtt_password_file, c->mqtt_password, sizeof c->mqtt_password,
+					 e, sizeof e);
+		if (rc < 0) {
+			s4k_seterr(err, errlen, "mqtt-password-file: %s", e);
+			return rc;
+		}
+	}
+	return 0;
+}
+
 int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
 {
 	cfg_defaults(c);
@@ -455,7 +546,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
 		if (rc < 0)
 			return rc;
 	}
-	return 0;
+	return read_secrets(c, err, errlen);
 }
 
 char *cfg_help(void)

@@ -59,7 +59,10 @@ struct cfg {
 	char bind[64];           /* listen address */
 	int port;                /* 0 = any free port */
 	char port_file[1024];    /* write the bound port here (for tests and scripts) */
-	char token[256];         /* Bearer token; required unless bind is loopback */
+	char token[256];         /* Bearer token; required unless bind is loopback (after cfg_parse:
+				  * from --token, --token-file or S4KWS_TOKEN) */
+	char token_file[1024];   /* read the token from this file */
+	char cors_origin[256];   /* Access-Control-Allow-Origin for this origin ("*": any); "" = off */
 	int max_connections;
 	int http_timeout;        /* idle connection timeout, s */
 	int max_body;            /* POST /v1/classify body limit, bytes */
@@ -93,6 +96,17 @@ struct cfg {
 	int require_top;
 	double verify;           /* second-opinion probability (daemon/verify.h); 0 = off */
 	double verify_after_ms;  /* its window ends this long after the estimated end, ms */
+	/* MQTT (daemon/mqtt.h) */
+	char mqtt[512];          /* broker URL mqtt[s]://[user@]host[:port]; "" = off */
+	char mqtt_password_file[1024];
+	char mqtt_password[256]; /* not an option: read from mqtt-password-file by cfg_parse() */
+	char mqtt_ca_file[1024]; /* CA certificates (PEM) for mqtts://; "" = the system's */
+	char mqtt_topic[256];    /* topic prefix; "" = s4kws/<hostname> */
+	int mqtt_discovery;      /* publish Home Assistant discovery configs */
+	char mqtt_discovery_prefix[128];
+	int mqtt_hermes;         /* also publish hermes/hotword/<keyword>/detected */
+	int mqtt_queue;          /* detections kept while the broker is away */
+	double mqtt_retry_max;   /* longest wait between reconnection attempts, s */
 };
 
 /* Fill c with every option's default. */
@@ -103,9 +117,15 @@ int cfg_set(struct cfg *c, const char *name, const char *value, char *err, size_
 /* Apply a config file on top of c. Returns 0, -ENOENT/-EACCES (cannot open) or -EINVAL
  * (sentence with the line number). */
 int cfg_load_file(struct cfg *c, const char *path, char *err, size_t errlen);
-/* Defaults, then the file of --config (if any), then the other flags of argv[1..argc).
- * argv[0] is the command name. Returns 0, CFG_HELP, or a negative errno with err set. */
+/* Defaults, then the file of --config (if any), then the other flags of argv[1..argc), then the
+ * secrets: the token from token-file, else from $S4KWS_TOKEN when no --token was given (a flag
+ * shows in ps; a file or the environment does not), and mqtt_password from
+ * mqtt-password-file. argv[0] is the command name. Returns 0, CFG_HELP, or a negative errno with
+ * err set. */
 int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen);
+/* The first line of a small file holding a secret, without its line end, into buf (len bytes).
+ * 0, or a negative errno with one sentence naming the file (never the secret) in err. */
+int cfg_read_secret(const char *path, char *buf, size_t len, char *err, size_t errlen);
 /* --help text generated from the table (malloc'ed; the caller frees). NULL on no memory. */
 char *cfg_help(void);
 

@@ -15,7 +15,16 @@
  * /v1/thresholds (16 KiB); a declared Content-Length above the limit is refused at once with
  * 413, a chunked body that grows past it is drained and refused. Other requests with a body are
  * answered without reading it.
- * Every reply goes through reply(), which counts requests by endpoint and status for /metrics.
+ * Every reply goes through reply(), which counts requests by endpoint and status for /metrics
+ * and adds the CORS headers when --cors-origin allows the request's Origin.
+ *
+ * Browsers. GET / is the live page (page.html, built in), served without the token: it holds no
+ * secret and asks for the token itself. An EventSource cannot send an Authorization header, so
+ * POST /v1/session with the Bearer token answers with a cookie holding a random session key
+ * (32 bytes from getrandom at start, hex; valid until the daemon restarts), HttpOnly and
+ * SameSite=Strict, which every endpoint then accepts in place of the token. A cookie-authenticated
+ * request that changes something must not come from another origin of the same site (another
+ * port of the same host is same-site): when it carries an Origin, that must be this server's.
  */
 #define _GNU_SOURCE
 #include "http.h"
@@ -30,6 +39,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -40,12 +50,12 @@
 #include "log.h"
 
 enum ep { EP_HEALTHZ, EP_DETECTIONS, EP_EVENTS, EP_STATUS, EP_SCORES, EP_METRICS, EP_CLASSIFY, EP_MUTE,
-	  EP_THRESHOLDS, EP_OTHER, N_EP };
+	  EP_THRESHOLDS, EP_PAGE, EP_SESSION, EP_OTHER, N_EP };
 static const char *const ep_names[N_EP] = {"/healthz", "/v1/detections", "/v1/events", "/v1/status",
 					   "/v1/scores", "/metrics", "/v1/classify", "/v1/mute",
-					   "/v1/thresholds", "other"};
+					   "/v1/thresholds", "/", "/v1/session", "other"};
 #define THRESHOLDS_MAX_BODY 16384 /* PUT /v1/thresholds: a JSON object of keyword: value */
-static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
+static const int codes[] = {200, 204, 400, 401, 403, 404, 405, 413, 415, 500, 503};
 #define N_CODES (sizeof codes / sizeof codes[0])
 
 #define DETECTIONS_MAX_LIMIT 1000
@@ -53,6 +63,12 @@ static const int codes[] = {200, 400, 401, 404, 405, 413, 415, 500, 503};
 #define SSE_BUF 65536
 
 #define HTTP_DRAIN_S 10 /* longest wait for in-flight answers at shutdown (the unit allows 15 s) */
+#define SESSION_COOKIE "s4kws_session"
+#define SESSION_BYTES 32 /* random bytes of the session key; 64 hex digits in the cookie */
+
+/* page.html as built into the binary by daemon/embed.sh */
+extern const unsigned char page_html[];
+extern const size_t page_html_len;
 
 struct http {
 	struct MHD_Daemon *d;
@@ -61,6 +77,8 @@ struct http {
 	struct http_hooks hooks;
 	struct http_config c;
 	char token[256];
+	char session[2 * SESSION_BYTES + 1]; /* the cookie's value when a token is set, else "" */
+	char cors_origin[256];
 	int port;
 	sem_t jobs;
 	_Atomic unsigned sse_open;
@@ -85,12 +103,28 @@ static void count_req(struct http *h, enum ep ep, unsigned status)
 	atomic_fetch_add(&h->requests[ep][i], 1);
 }
 
+/* CORS: the allowed origin gets Access-Control-Allow-Origin on every answer. */
+static void add_cors(struct http *h, struct MHD_Connection *conn, struct MHD_Response *r)
+{
+	if (!h->cors_origin[0])
+		return;
+	const char *o = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	int any = !strcmp(h->cors_origin, "*");
+	if (!o || (!any && strcmp(o, h->cors_origin)))
+		return;
+	MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : h->cors_origin);
+	MHD_add_response_header(r, "Access-Control-Expose-Headers", "WWW-Authenticate, Allow");
+	if (!any)
+		MHD_add_response_header(r, "Vary", "Origin");
+}
+
 static enum MHD_Result reply(struct http *h, struct MHD_Connection *conn, enum ep ep,
 			     unsigned status, struct MHD_Response *r)
 {
 	if (!r)
 		return MHD_NO;
 	count_req(h, ep, status);
+	add_cors(h, conn, r);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -106,15 +140,14 @@ static struct MHD_Response *text_response(const char *text, size_t len, const ch
 	return r;
 }
 
-/* Reply with a JSON value (steals the reference), dumped with the given jansson flags. */
-static enum MHD_Result reply_json_flags(struct http *h, struct MHD_Connection *conn, enum ep ep,
-					unsigned status, json_t *o, size_t flags)
+/* A response of a JSON value (steals the reference) and a newline, dumped with the given jansson
+ * flags; NULL when out of memory. */
+static struct MHD_Response *json_response(json_t *o, size_t flags)
 {
 	char *s = o ? json_dumps(o, flags) : NULL;
 	json_decref(o);
 	if (!s)
-		return reply(h, conn, ep, 500, text_response("{\"error\":\"out of memory\"}\n", 26,
-							      "application/json"));
+		return NULL;
 	size_t len = strlen(s);
 	char *t = realloc(s, len + 2);
 	if (t) {
@@ -123,6 +156,17 @@ static enum MHD_Result reply_json_flags(struct http *h, struct MHD_Connection *c
 	}
 	struct MHD_Response *r = text_response(s, len, "application/json");
 	free(s);
+	return r;
+}
+
+/* Reply with a JSON value (steals the reference), dumped with the given jansson flags. */
+static enum MHD_Result reply_json_flags(struct http *h, struct MHD_Connection *conn, enum ep ep,
+					unsigned status, json_t *o, size_t flags)
+{
+	struct MHD_Response *r = json_response(o, flags);
+	if (!r)
+		return reply(h, conn, ep, 500, text_response("{\"error\":\"out of memory\"}\n", 26,
+							      "application/json"));
 	return reply(h, conn, ep, status, r);
 }
 
@@ -155,23 +199,47 @@ static enum MHD_Result reply_405(struct http *h, struct MHD_Connection *conn, en
 	return reply(h, conn, ep, 405, r);
 }
 
-/* Constant-time check of "Bearer <token>". */
-static int authorized(struct http *h, struct MHD_Connection *conn)
+/* a equals the secret s, in time that does not depend on where they differ */
+static int same_secret(const char *a, const char *s)
 {
-	if (!h->token[0])
-		return 1;
-	const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-	if (!a || strncasecmp(a, "Bearer ", 7))
-		return 0;
-	a += 7;
-	while (*a == ' ')
-		a++;
-	size_t la = strlen(a), lt = strlen(h->token);
-	unsigned char diff = la != lt;
-	for (size_t i = 0; i < lt; i++)
-		diff |= (unsigned char)(h->token[i] ^ (i < la ? a[i] : 0));
+	size_t la = strlen(a), ls = strlen(s);
+	unsigned char diff = la != ls;
+	for (size_t i = 0; i < ls; i++)
+		diff |= (unsigned char)(s[i] ^ (i < la ? a[i] : 0));
 	return diff == 0;
 }
+
+enum auth { AUTH_NONE, AUTH_BEARER, AUTH_COOKIE, AUTH_OPEN };
+
+/* How the request is authorized: "Bearer <token>", the session cookie, or no token is set. */
+static enum auth authorized(struct http *h, struct MHD_Connection *conn)
+{
+	if (!h->token[0])
+		return AUTH_OPEN;
+	const char *a = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (a && !strncasecmp(a, "Bearer ", 7)) {
+		a += 7;
+		while (*a == ' ')
+			a++;
+		return same_secret(a, h->token) ? AUTH_BEARER : AUTH_NONE;
+	}
+	const char *c = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, SESSION_COOKIE);
+	return c && same_secret(c, h->session) ? AUTH_COOKIE : AUTH_NONE;
+}
+
+/* A cookie-authenticated request that changes something comes from this server's own page: its
+ * Origin, when the browser sends one, names this host (http://HOST[:PORT] as in Host). */
+static int same_origin(struct MHD_Connection *conn)
+{
+	const char *o = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (!o)
+		return 1;
+	if (!host || strncmp(o, "http://", 7))
+		return 0;
+	return !strcmp(o + 7, host);
+}
+
 
 /* Parse an unsigned decimal query argument; absent leaves *out. 0 or -EINVAL with msg. */
 static int arg_u64(struct MHD_Connection *conn, const char *name, uint64_t lo, uint64_t hi,
@@ -455,6 +523,7 @@ static enum MHD_Result get_metrics(struct http *h, struct MHD_Connection *conn)
 	free(buf);
 	if (!r)
 		return MHD_NO;
+	add_cors(h, conn, r);
 	enum MHD_Result ret = MHD_queue_response(conn, 200, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -513,6 +582,57 @@ static enum MHD_Result put_thresholds(struct http *h, struct MHD_Connection *con
 	if (!out)
 		return reply_error(h, conn, EP_THRESHOLDS, 400, err[0] ? err : "the thresholds were not changed");
 	return reply_json(h, conn, EP_THRESHOLDS, 200, out);
+}
+
+/* ---- the page, the session cookie, CORS preflight ---- */
+
+static enum MHD_Result get_page(struct http *h, struct MHD_Connection *conn)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(page_html_len, (void *)page_html,
+								 MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* the page loads nothing from elsewhere and may not be framed (clickjacking the mute) */
+	MHD_add_response_header(r, "Content-Security-Policy",
+				"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+				"connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	return reply(h, conn, EP_PAGE, 200, r);
+}
+
+/* POST /v1/session: the session cookie for a request with the token (the page's way in);
+ * DELETE: the cookie is cleared. {"session": true} when there is a token, else false. */
+static enum MHD_Result session(struct http *h, struct MHD_Connection *conn, const char *method)
+{
+	int post = !strcmp(method, "POST");
+	if (!post && strcmp(method, "DELETE"))
+		return reply_405(h, conn, EP_SESSION, "POST, DELETE");
+	struct MHD_Response *r = json_response(json_pack("{s:b}", "session", post && h->token[0]),
+					       EV_JSON_FLAGS);
+	if (!r)
+		return reply_error(h, conn, EP_SESSION, 500, "out of memory");
+	if (h->token[0]) {
+		char c[sizeof h->session + 96];
+		snprintf(c, sizeof c, SESSION_COOKIE "=%s; Path=/; HttpOnly; SameSite=Strict%s",
+			 post ? h->session : "", post ? "" : "; Max-Age=0");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, c);
+	}
+	return reply(h, conn, EP_SESSION, 200, r);
+}
+
+/* OPTIONS from a browser about to make a cross-origin request (only with --cors-origin). */
+static enum MHD_Result preflight(struct http *h, struct MHD_Connection *conn, enum ep ep)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE");
+	MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID");
+	MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+	return reply(h, conn, ep, 204, r);
 }
 
 /* ---- routing ---- */
@@ -594,15 +714,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_YES;
 	}
 answer:
-	if (rq->ep != EP_HEALTHZ && !authorized(h, conn)) {
+	if (!strcmp(method, "OPTIONS") && h->cors_origin[0])
+		return preflight(h, conn, rq->ep);
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+	enum auth au = rq->ep == EP_HEALTHZ || rq->ep == EP_PAGE ? AUTH_OPEN : authorized(h, conn);
+	if (au == AUTH_NONE) {
 		static const char msg[] = "{\"error\":\"a valid 'Authorization: Bearer' token is required\"}\n";
 		struct MHD_Response *r = text_response(msg, sizeof msg - 1, "application/json");
 		if (r)
 			MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"s4kws\"");
 		return reply(h, conn, rq->ep, 401, r);
 	}
+	if (au == AUTH_COOKIE && !get && !same_origin(conn))
+		return reply_error(h, conn, rq->ep, 403, "a request from another site's page; the session "
+				   "cookie is only good for this server's own page");
 	static const char ok[] = "{\"status\":\"ok\"}\n";
-	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
 	switch (rq->ep) {
 	case EP_HEALTHZ:
 		if (!get)
@@ -640,6 +766,10 @@ answer:
 		if (strcmp(method, "PUT"))
 			return reply_405(h, conn, rq->ep, "GET, HEAD, PUT");
 		return put_thresholds(h, conn, rq);
+	case EP_PAGE:
+		return get ? get_page(h, conn) : reply_405(h, conn, rq->ep, "GET, HEAD");
+	case EP_SESSION:
+		return session(h, conn, method);
 	case EP_CLASSIFY:
 		if (!h->hooks.classify)
 			break;
@@ -649,7 +779,7 @@ answer:
 	default:
 		break;
 	}
-	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /v1/status, /v1/detections, "
+	return reply_error(h, conn, EP_OTHER, 404, "no such endpoint; see /, /v1/status, /v1/detections, "
 			   "/v1/events, /v1/scores, /v1/mute, /v1/thresholds, /metrics");
 }
 
@@ -696,6 +826,10 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 		s4k_seterr(err, errlen, "the token is longer than 255 bytes");
 		return NULL;
 	}
+	if (c->cors_origin && strlen(c->cors_origin) >= 256) {
+		s4k_seterr(err, errlen, "the CORS origin is longer than 255 bytes");
+		return NULL;
+	}
 	if (c->heartbeat_s <= 0 || c->max_connections < 1 || c->classify_jobs < 1 || c->sse_clients < 1 ||
 	    c->port < 0 || c->port > 65535) {
 		s4k_seterr(err, errlen, "invalid HTTP settings");
@@ -721,7 +855,18 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 	h->c = *c;
 	h->c.bind = NULL;
 	h->c.token = NULL;
+	h->c.cors_origin = NULL;
 	snprintf(h->token, sizeof h->token, "%s", token);
+	snprintf(h->cors_origin, sizeof h->cors_origin, "%s", c->cors_origin ? c->cors_origin : "");
+	unsigned char key[SESSION_BYTES];
+	if (*token && getrandom(key, sizeof key, 0) != (ssize_t)sizeof key) {
+		s4k_seterr(err, errlen, "no random numbers for the session key: %s", strerror(errno));
+		free(h);
+		return NULL;
+	}
+	for (size_t i = 0; *token && i < sizeof key; i++)
+		snprintf(h->session + 2 * i, 3, "%02x", key[i]);
+	memset(key, 0, sizeof key);
 	sem_init(&h->jobs, 0, c->classify_jobs);
 	h->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handle, h,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,

@@ -12,11 +12,13 @@
  *   events_close(events);   // ends SSE streams
  *   http_stop(h);           // stops accepting, waits for the connection threads
  *
- * Endpoints: GET /healthz (never needs the token), GET /v1/detections, GET /v1/events (SSE),
- * GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify, GET/POST/DELETE /v1/mute,
- * GET/PUT /v1/thresholds. Errors are JSON {"error": "one sentence"}
- * with 400 (bad query), 401 (token), 404, 405 (+Allow), 413 (body too big), 415/400 (audio the
- * classify hook refuses) or 503 (too many streams or classify jobs).
+ * Endpoints: GET /healthz and GET / (the live page; neither needs the token), GET /v1/detections,
+ * GET /v1/events (SSE), GET /v1/status, GET /v1/scores, GET /metrics, POST /v1/classify,
+ * GET/POST/DELETE /v1/mute, GET/PUT /v1/thresholds, POST/DELETE /v1/session (a session cookie
+ * that stands for the token, for browsers). Errors are JSON {"error": "one sentence"}
+ * with 400 (bad query), 401 (token), 403 (session cookie from another origin), 404, 405 (+Allow),
+ * 413 (body too big), 415/400 (audio the classify hook refuses) or 503 (too many streams or
+ * classify jobs).
  * Threads: one thread per connection, inside libmicrohttpd, with a connection limit and an idle
  * timeout. Handlers only read the events store and call the hooks; the hooks must be thread-safe
  * and must not touch the live model state (they read a published snapshot).
@@ -35,6 +37,7 @@ struct http_config {
 	const char *bind;         /* IPv4 or IPv6 literal, or "localhost" */
 	int port;                 /* 0: any free port (see http_port) */
 	const char *token;        /* "" or NULL: no auth; required when bind is not loopback */
+	const char *cors_origin;  /* "" or NULL: no CORS headers; "*": any origin; else that origin */
 	unsigned max_connections;
 	unsigned timeout_s;       /* idle connection timeout */
 	size_t max_body;          /* POST /v1/classify body limit, bytes */

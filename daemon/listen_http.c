@@ -39,6 +39,17 @@ static json_t *mute_json(struct listen_view *v)
 	return json_pack("{s:b, s:o}", "muted", u != 0, "remaining_s", rem);
 }
 
+/* The MQTT publisher's figures into *s; 0 when there is none. */
+static int view_mqtt_stats(struct listen_view *v, struct mqtt_stats *s)
+{
+	pthread_mutex_lock(v->mu);
+	int on = v->mqtt != NULL;
+	if (on)
+		mqtt_stats(v->mqtt, s);
+	pthread_mutex_unlock(v->mu);
+	return on;
+}
+
 static json_t *hook_status(void *ud)
 {
 	struct listen_view *v = ud;
@@ -112,6 +123,14 @@ static json_t *hook_status(void *ud)
 							      "run", (json_int_t)hs.run, "failed",
 							      (json_int_t)hs.failed, "skipped", (json_int_t)hs.skipped));
 	}
+	struct mqtt_stats ms;
+	if (o && view_mqtt_stats(v, &ms))
+		json_object_set_new(o, "mqtt", json_pack("{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:s?}", "broker",
+							 ms.broker, "topic", ms.topic, "connected", ms.connected,
+							 "queued", (json_int_t)ms.queued, "published",
+							 (json_int_t)ms.published, "dropped", (json_int_t)ms.dropped,
+							 "connects", (json_int_t)ms.connects, "error",
+							 ms.error[0] ? ms.error : NULL));
 	if (o && logpath[0])
 		json_object_set_new(o, "log", json_pack("{s:s, s:I}", "path", logpath, "errors",
 							  (json_int_t)events_log_errors(v->ev)));
@@ -321,6 +340,19 @@ static void hook_metrics(void *ud, FILE *f)
 		       ws.detections);
 		metric(f, "s4kws_wyoming_errors_total", "counter", "Wyoming connections closed for bad input.",
 		       ws.errors);
+	}
+	struct mqtt_stats ms;
+	if (view_mqtt_stats(v, &ms)) {
+		metric(f, "s4kws_mqtt_connected", "gauge", "1 while the MQTT broker has accepted the connection.",
+		       (uint64_t)ms.connected);
+		metric(f, "s4kws_mqtt_queued", "gauge", "Detections waiting for the MQTT broker.", ms.queued);
+		metric(f, "s4kws_mqtt_published_total", "counter", "Detections handed to the MQTT broker (QoS 1).",
+		       ms.published);
+		metric(f, "s4kws_mqtt_dropped_total", "counter",
+		       "Detections never published to MQTT: the queue was full (oldest dropped) or they left "
+		       "the history first.", ms.dropped);
+		metric(f, "s4kws_mqtt_connects_total", "counter", "Connections the MQTT broker accepted.",
+		       ms.connects);
 	}
 	metric(f, "s4kws_muted", "gauge", "1 while detections are muted (POST /v1/mute).",
 	       v->det && detector_muted_until(v->det) ? 1 : 0);

@@ -23,6 +23,7 @@
 #include "hook.h"
 #include "http.h"
 #include "model/s4m.h"
+#include "mqtt.h"
 #include "postproc.h"
 #include "saver.h"
 #include "source.h"
@@ -50,6 +51,7 @@ struct listen_view {
 	const char *on_detect;
 	struct wyoming *wy;
 	const char *wyoming_bind;
+	struct mqtt *mqtt;         /* under mu: SIGHUP may replace it */
 	const char *log_path;      /* "" without --log */
 	/* detection settings, written by the main thread (SIGHUP) and PUT /v1/thresholds */
 	pthread_mutex_t *mu;
