@@ -1,6 +1,6 @@
-/* s4m_impl.h - internals shared by s4m.c (load), s4m_conv.c (convolution mode) and
- * s4m_stream.c (step mode). Not a public header: only model/ includes it. Helpers shared
- * across these files carry the s4m__ prefix.
+/* s4m_impl.h - internals shared by s4m_load.c (reading a file), s4m.c (building the model),
+ * s4m_conv.c (convolution mode), s4m_stream.c (step mode) and s4m_flops.c. Not a public
+ * header: only model/ includes it. Helpers shared across these files carry the s4m__ prefix.
  */
 #ifndef S4KWS_MODEL_S4M_IMPL_H
 #define S4KWS_MODEL_S4M_IMPL_H
@@ -143,5 +143,28 @@ static inline float s4m__sigmoid(float x)
 
 /* Smallest even FFT length >= need of the form 2^a 3^b (s4m_conv.c). */
 size_t s4m__fft_len(size_t need);
+
+/* A weights file's configuration as parsed from its metadata (s4m_load.c), what s4m__build
+ * takes: the model takes over labels and thresholds (set to NULL here). */
+struct s4m__cfg {
+	int sample_rate;
+	char **labels;
+	int n_labels;
+	float *thresholds;      /* (n_labels), NaN = none */
+	int dplr;
+	enum s4k_disc disc;
+	int dt_tf;              /* 0 exp, 1 softplus */
+	int real_tf;            /* 0 exp, 1 relu, 2 none */
+	int d_state, n_ssm;
+	int nb;
+	long *widths, *pools, *l_kernel;
+	int batch, prenorm, final_norm, bidir, dec_last;
+	long decoder_window, l_max, preroll;
+};
+
+/* Build m (allocated, rate and spec_lock set) from a checked file and its configuration
+ * (s4m.c). 0 or -errno with err; m is then partly built and goes to s4m_free(). */
+struct st_file;
+int s4m__build(struct s4m_model *m, const struct st_file *f, struct s4m__cfg *c, char *err, size_t errlen);
 
 #endif
