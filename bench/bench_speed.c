@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "daemon/postproc.h" /* PP_DEF_RESTART_MS */
+#include "spot/postproc.h" /* PP_DEF_RESTART_MS */
 #include "model/s4m.h"
 
 #define RELAY_MS 2000 /* restart period of the two-stepper figures */

@@ -25,8 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/postproc.h"
-#include "daemon/scan.h"
+#include "spot/postproc.h"
+#include "spot/scan.h"
 #include "kwseval.h"
 #include "model/s4m.h"
 

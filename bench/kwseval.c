@@ -15,8 +15,8 @@
 #include <string.h>
 
 #include "audio/audiofile.h"
-#include "daemon/postproc.h"
-#include "daemon/scan.h"
+#include "spot/postproc.h"
+#include "spot/scan.h"
 
 static int label_index(const struct s4m_model *m, const char *name)
 {

@@ -18,7 +18,7 @@
 #include "audio/resample.h"
 #include "config.h"
 #include "model/s4m.h"
-#include "scan.h"
+#include "spot/scan.h"
 
 #define MAX_RATES 16              /* distinct native rates per run */
 

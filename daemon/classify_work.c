@@ -25,7 +25,7 @@
 
 #include "audio/audiofile.h"
 #include "classify_report.h"
-#include "clip.h"
+#include "spot/clip.h"
 #include "cmd.h"
 
 #define READ_BLOCK 8192           /* samples per af_read_mono() while scanning */

@@ -11,7 +11,7 @@
 #include <stddef.h>
 
 #include "classify.h"
-#include "postproc.h"
+#include "spot/postproc.h"
 
 struct cwork_pool;
 

@@ -15,7 +15,7 @@
 
 #include "cmd.h"
 #include "model/s4m.h"
-#include "postproc.h" /* PP_DEF_THRESHOLD */
+#include "spot/postproc.h" /* PP_DEF_THRESHOLD */
 
 #define DRIFT_MARGIN 1e-6
 

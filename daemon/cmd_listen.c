@@ -57,8 +57,8 @@
 #include "log.h"
 #include "model/s4m.h"
 #include "mqtt.h"
-#include "postproc.h"
-#include "scan.h"
+#include "spot/postproc.h"
+#include "spot/scan.h"
 #include "source.h"
 #include "wyoming.h"
 

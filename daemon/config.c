@@ -25,7 +25,7 @@
 #include "../common/err.h"
 #include "../common/num.h"
 #include "log.h"
-#include "postproc.h" /* PP_DEF_*: the detection defaults */
+#include "spot/postproc.h" /* PP_DEF_*: the detection defaults */
 
 enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_KW, T_LEVEL };
 

@@ -25,7 +25,9 @@
  * one channel is not published for another channel within dedup samples (the first channel in
  * time wins; within one hop, the lowest channel). Counted in det_stats.deduplicated.
  *
- * Second opinion (--verify, daemon/verify.h): the verifier (~50 MB for the default model, most
+ * Decisions are spot/spot.h's: each channel's posteriors go to spot_hop() on whichever thread
+ * stepped it, and spot_decide() runs after the hop's barrier on the inference thread.
+ * Second opinion (--verify, spot/verify.h): the verifier (~50 MB for the default model, most
  * of it the conv workspace) exists only if verify was on at start; SIGHUP may change its
  * settings or turn it off and on again, not create it. Every hop's frames go into its history;
  * with verify > 0 a channel's postproc detections are candidates that wait in it until the
@@ -108,9 +110,8 @@ struct detector {
 
 	/* inference thread only */
 	struct s4m_relay **st;    /* (C) */
-	struct pp **pp;           /* (C) */
-	struct vf *vf;            /* second opinion over all channels (verify > 0 at start), or NULL */
-	float verify;             /* 0: off; else the verifier's threshold (vf_set) */
+	struct spot *spot;        /* decisions of every channel (spot/spot.h) */
+	int can_verify;           /* verify was on at start: it can be changed live */
 	int T;                    /* stepping threads, the inference thread included */
 	struct worker *wk;        /* (T); wk[0] is the inference thread's */
 	pthread_barrier_t go, done;
@@ -118,8 +119,6 @@ struct detector {
 	int n_workers_started;    /* helper threads running (T - 1 once started) */
 	int quit;                 /* helpers exit at the next `go` (written before it) */
 	const float *frame;       /* (hop, C) the hop being stepped (written before `go`) */
-	struct pp_detection *out; /* (C, PP_MAX_OUT) detections of the hop per channel */
-	int *nout;                /* (C) */
 	struct rs rs;
 	int rs_on;
 	int in_rate;
@@ -147,21 +146,8 @@ struct detector {
 	struct det_stats s;
 };
 
-/* Take pc's verify settings (0 = off). 0 or -EINVAL with err set. */
-static int set_verify(struct detector *d, const struct pp_config *pc, char *err, size_t errlen)
-{
-	if (pc->verify > 0 && !d->vf) {
-		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
-		return -EINVAL;
-	}
-	if (pc->verify > 0 && vf_set(d->vf, pc->verify, vf_samples(d->m, pc->verify_after_ms)) < 0) {
-		s4k_seterr(err, errlen, "verify must be in (0, 1] and verify-after-ms 0 to %g",
-			   VF_MAX_AFTER_MS);
-		return -EINVAL;
-	}
-	d->verify = pc->verify;
-	return 0;
-}
+static void emit(void *user, int ch, const struct pp_detection *pd);
+static void rejected(void *user, int ch, const struct pp_detection *pd, float score);
 
 struct detector *detector_new(const struct det_config *c, char *err, size_t errlen)
 {
@@ -193,7 +179,6 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	pthread_mutex_init(&d->mu, NULL);
 	size_t C = (size_t)d->C;
 	d->st = calloc(C, sizeof *d->st);
-	d->pp = calloc(C, sizeof *d->pp);
 	d->in = malloc((size_t)BLOCK * C * sizeof *d->in);
 	d->pend_cap = d->hop;
 	d->pend = malloc(d->pend_cap * C * sizeof *d->pend);
@@ -201,8 +186,6 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 	if (d->T > d->C)
 		d->T = d->C;
 	d->wk = calloc((size_t)d->T, sizeof *d->wk);
-	d->out = malloc(C * PP_MAX_OUT * sizeof *d->out);
-	d->nout = calloc(C, sizeof *d->nout);
 	d->ctl.kw = malloc((size_t)d->K * sizeof *d->ctl.kw);
 	d->pub_scores = calloc(C * (size_t)d->K, sizeof *d->pub_scores);
 	if (c->channel_names) {
@@ -224,7 +207,7 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 		d->hist = calloc(C * d->hist_len, sizeof *d->hist);
 		d->clip = malloc((c->save_pre + c->save_post + 1) * sizeof *d->clip);
 	}
-	if (!d->st || !d->pp || !d->in || !d->pend || !d->wk || !d->out || !d->nout || !d->ctl.kw ||
+	if (!d->st || !d->in || !d->pend || !d->wk || !d->ctl.kw ||
 	    !d->pub_scores || (c->channel_names && !d->names) || (d->saver && (!d->hist || !d->clip)) ||
 	    (d->dedup && (!d->last_at || !d->last_ch))) {
 		s4k_seterr(err, errlen, "out of memory for the detector");
@@ -242,23 +225,20 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 			return NULL;
 		}
 	}
-	/* candidates wait for hop-sized pieces; 2 s covers an end estimated long before the decision */
-	if (c->pc->verify > 0 && !(d->vf = vf_new(c->m, d->C, 2 * (size_t)d->rate + d->hop, err, errlen))) {
+	/* with verify, candidates wait for hop-sized pieces; 2 s covers an end estimated long
+	 * before the decision */
+	struct spot_sink sink = {.user = d, .detection = emit, .rejected = rejected};
+	d->spot = spot_new(c->m, d->C, c->pc, 2 * (size_t)d->rate + d->hop, &sink, err, errlen);
+	if (!d->spot) {
 		detector_free(d);
 		return NULL;
 	}
-	if (set_verify(d, c->pc, err, errlen) < 0) {
-		detector_free(d);
-		return NULL;
-	}
-	for (size_t i = 0; i < C; i++) {
-		d->st[i] = s4m_relay_new(c->m, c->period, err, errlen);
-		d->pp[i] = d->st[i] ? pp_new(c->pc, err, errlen) : NULL;
-		if (!d->pp[i]) {
+	d->can_verify = spot_verifying(d->spot);
+	for (size_t i = 0; i < C; i++)
+		if (!(d->st[i] = s4m_relay_new(c->m, c->period, err, errlen))) {
 			detector_free(d);
 			return NULL;
 		}
-	}
 	d->s.in_rate = d->rate;
 	d->pub = d->s;
 	return d;
@@ -304,19 +284,14 @@ static int set_rate(struct detector *d, int in_rate, enum rs_quality q)
 /* New stream: zero states, warm-up again; offsets keep counting. */
 static void flush_clips(struct detector *d, int all);
 
-static void judge(struct detector *d, int all);
-
 static void reset_streams(struct detector *d)
 {
-	judge(d, 1);       /* with what the old stream gave */
+	spot_finish(d->spot); /* with what the old stream gave */
 	flush_clips(d, 1);
-	if (d->vf)
-		vf_reset(d->vf);
+	spot_reset(d->spot);
 	d->hist_from = d->s.frames;
-	for (int c = 0; c < d->C; c++) {
+	for (int c = 0; c < d->C; c++)
 		s4m_relay_reset(d->st[c]);
-		pp_reset(d->pp[c]);
-	}
 	d->base = d->s.frames;
 	d->pend_len = 0;
 	d->s.resets++;
@@ -333,8 +308,9 @@ int64_t detector_muted_until(struct detector *d)
 	return u && s4k_mono_ns() < u ? u : 0;
 }
 
-static void emit(struct detector *d, int ch, const struct pp_detection *pd)
+static void emit(void *user, int ch, const struct pp_detection *pd)
 {
+	struct detector *d = user;
 	/* muted (POST /v1/mute): counted, not published; the clock is read only on a detection */
 	int64_t mu = atomic_load_explicit(&d->mute_until, memory_order_relaxed);
 	if (mu && s4k_mono_ns() < mu) {
@@ -421,27 +397,13 @@ static void flush_clips(struct detector *d, int all)
 	d->n_pending = kept;
 }
 
-/* Judge the candidates whose window has arrived (all: every one, with what there is) and emit
- * the accepted ones. Inference thread. */
-static void judge(struct detector *d, int all)
+/* A candidate the second opinion turned down: counted, and said at debug level. */
+static void rejected(void *user, int ch, const struct pp_detection *pd, float score)
 {
-	struct vf_result r[VF_MAX_OUT];
-	int n;
-	if (!d->vf)
-		return;
-	do {
-		n = vf_poll(d->vf, all, r, VF_MAX_OUT);
-		for (int i = 0; i < n; i++) {
-			if (r[i].accepted) {
-				emit(d, r[i].channel, &r[i].d);
-				continue;
-			}
-			d->s.rejected++;
-			log_msg(LOGL_DEBUG, "candidate %s on channel %d (score %.3f) rejected by the "
-				"second opinion (%.3f)", s4m_label(d->m, r[i].d.label), r[i].channel,
-				(double)r[i].d.score, (double)r[i].score);
-		}
-	} while (n == VF_MAX_OUT || (all && n && vf_pending(d->vf)));
+	struct detector *d = user;
+	d->s.rejected++;
+	log_msg(LOGL_DEBUG, "candidate %s on channel %d (score %.3f) rejected by the second opinion (%.3f)",
+		s4m_label(d->m, pd->label), ch, (double)pd->score, (double)score);
 }
 
 /* Worker w's share of one hop: its channels through their steppers and post-processing. */
@@ -454,7 +416,7 @@ static void step_channels(struct detector *d, struct worker *wk)
 			wk->x[i] = f[i * C + c];
 		s4m_relay_push(d->st[c], wk->x, hop);
 		s4m_relay_scores(d->st[c], wk->probs);
-		d->nout[c] = pp_push(d->pp[c], wk->probs, d->out + c * PP_MAX_OUT, PP_MAX_OUT);
+		spot_hop(d->spot, (int)c, wk->probs);
 	}
 }
 
@@ -486,25 +448,13 @@ static void run_hops(struct detector *d)
 		d->frame = d->pend + off * C;
 		if (d->saver)
 			keep_history(d, d->frame);
-		if (d->vf)
-			vf_push(d->vf, d->frame, hop);
+		spot_audio(d->spot, d->frame, hop);
 		if (d->T > 1)
 			pthread_barrier_wait(&d->go);
 		step_channels(d, &d->wk[0]);
 		if (d->T > 1)
 			pthread_barrier_wait(&d->done);
-		for (size_t c = 0; c < C; c++)
-			for (int k = 0; k < d->nout[c]; k++) {
-				const struct pp_detection *pd = &d->out[c * PP_MAX_OUT + (size_t)k];
-				if (!(d->verify > 0)) {
-					emit(d, (int)c, pd);
-					continue;
-				}
-				while (vf_add(d->vf, (int)c, pd) < 0)
-					judge(d, 1); /* full: judge the waiting ones now */
-			}
-		if (d->vf && vf_pending(d->vf))
-			judge(d, 0);
+		spot_decide(d->spot); /* channel by channel: the sink sees one order whatever -j */
 		double dt = s4k_mono_s() - t0;
 		size_t b = 0;
 		while (b < DET_HIST_BUCKETS && dt > det_hist_bounds[b])
@@ -563,14 +513,9 @@ static void take_control(struct detector *d, int *stop)
 		/* copy the settings out while holding the lock: kw is overwritten by the next call */
 		struct pp_config pc = c.pc;
 		pc.kw = c.kw;
-		for (int i = 0; i < d->C; i++) {
-			char err[S4K_ERR_LEN];
-			if (pp_reconfigure(d->pp[i], &pc, err, sizeof err) < 0)
-				log_msg(LOGL_ERROR, "new detection settings refused: %s", err);
-		}
 		char err[S4K_ERR_LEN];
-		if (set_verify(d, &pc, err, sizeof err) < 0)
-			log_msg(LOGL_ERROR, "new verify settings refused: %s", err);
+		if (spot_reconfigure(d->spot, &pc, err, sizeof err) < 0)
+			log_msg(LOGL_ERROR, "new detection settings refused: %s", err);
 	}
 	pthread_mutex_unlock(&d->mu);
 	*stop = c.stop;
@@ -601,13 +546,13 @@ static void publish(struct detector *d)
 	pthread_mutex_lock(&d->mu);
 	d->pub = d->s;
 	for (int c = 0; c < d->C; c++) {
-		const float *sm = pp_smoothed(d->pp[c]);
+		const float *sm = spot_smoothed(d->spot, c);
 		if (sm)
 			memcpy(d->pub_scores + (size_t)c * (size_t)d->K, sm, (size_t)d->K * sizeof *sm);
 		else
 			memset(d->pub_scores + (size_t)c * (size_t)d->K, 0, (size_t)d->K * sizeof *sm);
 	}
-	d->pub_hops = pp_hops(d->pp[0]);
+	d->pub_hops = spot_hops(d->spot);
 	pthread_mutex_unlock(&d->mu);
 }
 
@@ -644,7 +589,7 @@ static void *thread_main(void *arg)
 			/* the end of the input: flush the resampler; the partial last hop is dropped */
 			if (d->rs_on)
 				feed(d, NULL, 0, 1);
-			judge(d, 1);       /* no more audio is coming */
+			spot_finish(d->spot); /* no more audio is coming */
 			flush_clips(d, 1); /* nor post-roll */
 			d->eof = 1;
 			got = 1;
@@ -666,7 +611,7 @@ static void *thread_main(void *arg)
 			;
 	}
 	drain(d, 0);
-	judge(d, 1);
+	spot_finish(d->spot);
 	flush_clips(d, 1);
 	publish(d);
 	return NULL;
@@ -778,7 +723,7 @@ int detector_reconfigure(struct detector *d, const struct pp_config *pc, char *e
 		s4k_seterr(err, errlen, "new detection settings change the rate, hop or labels; restart instead");
 		return -EINVAL;
 	}
-	if (pc->verify > 0 && !d->vf) { /* d->vf is fixed at detector_new: safe to read here */
+	if (pc->verify > 0 && !d->can_verify) { /* fixed at detector_new: safe to read here */
 		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
 		return -EINVAL;
 	}
@@ -841,13 +786,10 @@ void detector_free(struct detector *d)
 	detector_stop(d);
 	for (int i = 0; d->st && i < d->C; i++)
 		s4m_relay_free(d->st[i]);
-	for (int i = 0; d->pp && i < d->C; i++)
-		pp_free(d->pp[i]);
-	vf_free(d->vf);
+	spot_free(d->spot);
 	if (d->rs_on)
 		rs_fini(&d->rs);
 	free(d->st);
-	free(d->pp);
 	free(d->in);
 	free(d->rsout);
 	free(d->pend);
@@ -856,8 +798,6 @@ void detector_free(struct detector *d)
 		free(d->wk[w].probs);
 	}
 	free(d->wk);
-	free(d->out);
-	free(d->nout);
 	free(d->ctl.kw);
 	free(d->hist);
 	free(d->clip);

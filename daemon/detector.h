@@ -33,9 +33,9 @@
 #include "audio/ring.h"
 #include "events.h"
 #include "model/s4m.h"
-#include "postproc.h"
+#include "spot/postproc.h"
 #include "saver.h"
-#include "verify.h"
+#include "spot/spot.h"
 
 #define DET_HIST_BUCKETS 11
 /* Upper bounds (s) of the step-time histogram buckets; the last bucket is +Inf. */

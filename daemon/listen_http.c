@@ -19,11 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "clip.h"
+#include "spot/clip.h"
 #include "common/clock.h"
 #include "isolate.h"
 #include "log.h"
-#include "scan.h"
+#include "spot/scan.h"
 
 #define CLASSIFY_MAX_S 600.0      /* longest decoded POST /v1/classify upload, s */
 

@@ -24,7 +24,7 @@
 #include "http.h"
 #include "model/s4m.h"
 #include "mqtt.h"
-#include "postproc.h"
+#include "spot/postproc.h"
 #include "saver.h"
 #include "source.h"
 #include "wyoming.h"

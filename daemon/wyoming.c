@@ -39,7 +39,7 @@
 #include "config.h"
 #include "events.h"
 #include "log.h"
-#include "verify.h"
+#include "spot/spot.h"
 
 #define WY_LINE_MAX 65536            /* header line and data section, bytes */
 #define WY_PAYLOAD_MAX (4u << 20)    /* one audio chunk, bytes */
@@ -55,8 +55,8 @@ struct wconn {
 	int done;                    /* thread finished; joinable (under w->mu) */
 	/* stream state (client thread) */
 	struct s4m_relay *st;
-	struct pp *pp;
-	struct vf *vf;               /* second opinion (w->pc.verify > 0), or NULL */
+	struct spot *spot;           /* decisions (spot/spot.h): its sink sends the detections */
+	int send_failed;             /* a detection could not be sent: the connection ends */
 	struct rs rs;
 	int rs_ok;
 	int rate, width, channels;   /* current stream format; rate 0: no stream */
@@ -225,20 +225,19 @@ static int send_detection(struct wconn *c, const struct pp_detection *d)
 						     "timestamp", (json_int_t)ms));
 }
 
-/* Report the candidates whose window is in (all: every one) that the second opinion confirms. */
-static int judge(struct wconn *c, int all)
+/* spot's sink: a wanted keyword's detection goes to the client. */
+static void on_detection(void *user, int ch, const struct pp_detection *d)
 {
-	struct vf_result r[VF_MAX_OUT];
-	int n;
-	if (!c->vf)
-		return 0;
-	do {
-		n = vf_poll(c->vf, all, r, VF_MAX_OUT);
-		for (int i = 0; i < n; i++)
-			if (r[i].accepted && send_detection(c, &r[i].d) < 0)
-				return -EIO;
-	} while (n == VF_MAX_OUT || (all && n && vf_pending(c->vf)));
-	return 0;
+	struct wconn *c = user;
+	if (c->want[d->label] && !c->send_failed && send_detection(c, d) < 0)
+		c->send_failed = 1;
+}
+
+/* Judge what still waits (end of stream); -EIO when a detection could not be sent. */
+static int finish_stream(struct wconn *c)
+{
+	spot_finish(c->spot);
+	return c->send_failed ? -EIO : 0;
 }
 
 /* Start a stream in the given format (audio-start, or a chunk in a new format). */
@@ -253,7 +252,7 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 		rs_fini(&c->rs);
 	c->rs_ok = 0;
 	char err[S4K_ERR_LEN];
-	if (judge(c, 1) < 0) /* what the previous stream left waiting */
+	if (finish_stream(c) < 0) /* what the previous stream left waiting */
 		return -EIO;
 	if (rs_init(&c->rs, rate, s4m_sample_rate(w->m), 1, RS_MEDIUM, err, sizeof err) < 0)
 		return send_error(c, "resampler", err);
@@ -265,9 +264,7 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 	c->detected = 0;
 	c->hop_fill = 0;
 	s4m_relay_reset(c->st);
-	pp_reset(c->pp);
-	if (c->vf)
-		vf_reset(c->vf);
+	spot_reset(c->spot);
 	return 0;
 }
 
@@ -275,7 +272,6 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 static int push_model(struct wconn *c, const float *x, size_t n)
 {
 	struct wyoming *w = c->w;
-	struct pp_detection d[PP_MAX_OUT];
 	while (n) {
 		size_t k = w->hop - c->hop_fill < n ? w->hop - c->hop_fill : n;
 		memcpy(c->hopbuf + c->hop_fill, x, k * sizeof *x);
@@ -285,25 +281,13 @@ static int push_model(struct wconn *c, const float *x, size_t n)
 		if (c->hop_fill < w->hop)
 			break;
 		c->hop_fill = 0;
-		if (c->vf)
-			vf_push(c->vf, c->hopbuf, w->hop);
+		spot_audio(c->spot, c->hopbuf, w->hop);
 		s4m_relay_push(c->st, c->hopbuf, w->hop);
 		s4m_relay_scores(c->st, c->probs);
 		c->samples += w->hop;
-		int nd = pp_push(c->pp, c->probs, d, PP_MAX_OUT);
-		for (int i = 0; i < nd; i++) {
-			if (!c->want[d[i].label])
-				continue;
-			if (!c->vf) {
-				if (send_detection(c, &d[i]) < 0)
-					return -EIO;
-				continue;
-			}
-			while (vf_add(c->vf, 0, &d[i]) < 0)
-				if (judge(c, 1) < 0)
-					return -EIO;
-		}
-		if (judge(c, 0) < 0)
+		spot_hop(c->spot, 0, c->probs);
+		spot_decide(c->spot);
+		if (c->send_failed)
 			return -EIO;
 	}
 	return 0;
@@ -388,7 +372,7 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 	if (!strcmp(type, "audio-chunk"))
 		return audio_chunk(c, data, p, len);
 	if (!strcmp(type, "audio-stop")) {
-		if (judge(c, 1) < 0) /* no more audio is coming */
+		if (finish_stream(c) < 0) /* no more audio is coming */
 			return -EIO;
 		int rc = c->rate && !c->detected ? send_event(c, "not-detected", json_object()) : 0;
 		c->rate = 0;
@@ -403,8 +387,7 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 static void conn_free_stream(struct wconn *c)
 {
 	s4m_relay_free(c->st);
-	pp_free(c->pp);
-	vf_free(c->vf);
+	spot_free(c->spot);
 	if (c->rs_ok)
 		rs_fini(&c->rs);
 	free(c->want);
@@ -425,11 +408,11 @@ static void *conn_main(void *arg)
 	c->mono_cap = 4096;
 	c->res_cap = 65536; /* model-rate samples per resampler call; blocks are cut to fit */
 	c->st = s4m_relay_new(w->m, w->period, err, sizeof err);
-	c->pp = pp_new(&w->pc, err, sizeof err);
-	c->vf = NULL;
-	if (w->pc.verify > 0 && (!(c->vf = vf_new(w->m, 1, w->hop, err, sizeof err)) ||
-				 vf_set(c->vf, w->pc.verify, vf_samples(w->m, w->pc.verify_after_ms)) < 0)) {
-		send_error(c, "no-memory", "out of memory for a Wyoming client's verifier");
+	struct spot_sink sink = {.user = c, .detection = on_detection};
+	c->spot = spot_new(w->m, 1, &w->pc, w->hop, &sink, err, sizeof err);
+	c->send_failed = 0;
+	if (!c->spot) {
+		send_error(c, "no-memory", "out of memory for a Wyoming client's detector");
 		goto out;
 	}
 	c->want = malloc((size_t)w->K);
@@ -441,7 +424,7 @@ static void *conn_main(void *arg)
 	c->payload = malloc(WY_PAYLOAD_MAX);
 	c->rpos = c->rlen = 0;
 	c->rate = 0;
-	if (!line || !c->st || !c->pp || !c->want || !c->mono || !c->res || !c->hopbuf || !c->probs ||
+	if (!line || !c->st || !c->want || !c->mono || !c->res || !c->hopbuf || !c->probs ||
 	    !c->rb || !c->payload) {
 		send_error(c, "no-memory", "out of memory for a Wyoming client");
 		goto out;

@@ -30,7 +30,7 @@
 #include <stdint.h>
 
 #include "model/s4m.h"
-#include "postproc.h"
+#include "spot/postproc.h"
 
 struct wy_config {
 	const char *bind;            /* IPv4 or IPv6 address */

@@ -15,7 +15,7 @@
 #include "tests/check.h"
 #include "daemon/config.h"
 #include "daemon/log.h"
-#include "daemon/postproc.h"
+#include "spot/postproc.h"
 
 static char tmpdir[] = "/tmp/s4kws-test-config-XXXXXX";
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/clip.h"
+#include "spot/clip.h"
 #include "tests/check.h"
 #include "tests/model/modelgen.h"
 

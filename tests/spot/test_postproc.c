@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "tests/check.h"
-#include "daemon/postproc.h"
+#include "spot/postproc.h"
 
 /* Count allocations made by anyone, to prove pp_push() makes none (not under ASan, which
  * owns malloc itself). */

@@ -28,7 +28,8 @@
  * Posteriors are evaluated every `hop` samples (pc->hop, a multiple of the model's own hop,
  * e.g. 10 ms): for conv mode that is every (hop / s4m_hop)-th decoder step of s4m_conv_scan,
  * softmaxed; for stream mode the relay's steppers are pushed hop samples at a time and
- * s4m_relay_scores() read. Both feed pp_push(), so detections follow exactly the live rules.
+ * s4m_relay_scores() read. Both feed spot_hop() (spot/spot.h), so detections follow exactly the
+ * live rules.
  *
  * With pc->verify > 0, postproc's detections are candidates for the second opinion of
  * daemon/verify.h, as in live mode: every sample also goes into the verifier's history (pieces
@@ -50,7 +51,8 @@ struct scan {
 	const struct s4m_model *m;
 	enum scan_mode mode;
 	struct scan_sink sink;
-	struct pp *pp;
+	struct spot *spot;       /* decisions: post-processing and the second opinion */
+	int verify;              /* the second opinion is on: audio goes to it in pieces */
 	int K;                   /* labels */
 	size_t mhop;             /* model hop: samples per decoder step */
 	size_t hop;              /* samples per posterior (multiple of mhop) */
@@ -72,7 +74,6 @@ struct scan {
 	struct s4m_relay *st;
 	size_t in_hop;           /* samples pushed since the last posterior */
 	/* both */
-	struct vf *vf;           /* second opinion (pc->verify > 0), else NULL */
 	float *probs;            /* (K) */
 	uint64_t pushed;         /* samples since reset */
 };
@@ -116,6 +117,13 @@ size_t scan_default_chunk(const struct s4m_model *m)
 	return c > min ? c : min;
 }
 
+static void on_detection(void *user, int ch, const struct pp_detection *d)
+{
+	struct scan *sc = user;
+	if (sc->sink.detection)
+		sc->sink.detection(sc->sink.user, d);
+}
+
 struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const struct pp_config *pc,
 		      size_t chunk, size_t period, const struct scan_sink *sink, char *err, size_t errlen)
 {
@@ -151,28 +159,21 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 	sc->K = s4m_n_labels(m);
 	sc->mhop = mh;
 	sc->hop = pc->hop;
-	sc->pp = pp_new(pc, err, errlen);
 	sc->probs = malloc((size_t)sc->K * sizeof *sc->probs);
-	if (!sc->pp || !sc->probs) {
-		if (sc->pp)
-			s4k_seterr(err, errlen, "out of memory for a scanner");
+	if (!sc->probs) {
+		s4k_seterr(err, errlen, "out of memory for a scanner");
 		goto fail;
 	}
 	sc->half = period / 2;
-	if (pc->verify > 0) {
-		/* a candidate's window may end up to one piece plus the buffered chunk (its front
-		 * and its new samples) behind the newest sample */
-		size_t lag = PIECE + (mode == SCAN_STREAM ? pc->hop : period ? s4m_preroll(m) + period
-				      : 2 * (pre_context(m) + (chunk ? chunk : scan_default_chunk(m))) + pc->hop);
-		sc->vf = vf_new(m, 1, lag, err, errlen);
-		if (!sc->vf)
-			goto fail;
-		if (vf_set(sc->vf, pc->verify, vf_samples(m, pc->verify_after_ms)) < 0) {
-			s4k_seterr(err, errlen, "verify must be in (0, 1] and verify-after-ms 0 to %g",
-				   VF_MAX_AFTER_MS);
-			goto fail;
-		}
-	}
+	/* with verify, a candidate's window may end up to one piece plus the buffered chunk (its
+	 * front and its new samples) behind the newest sample */
+	size_t lag = PIECE + (mode == SCAN_STREAM ? pc->hop : period ? s4m_preroll(m) + period
+			      : 2 * (pre_context(m) + (chunk ? chunk : scan_default_chunk(m))) + pc->hop);
+	struct spot_sink ss = {.user = sc, .detection = on_detection};
+	sc->spot = spot_new(m, 1, pc, lag, &ss, err, errlen);
+	if (!sc->spot)
+		goto fail;
+	sc->verify = pc->verify > 0;
 	if (mode == SCAN_STREAM) {
 		sc->st = s4m_relay_new(m, period, err, errlen);
 		if (!sc->st)
@@ -235,13 +236,11 @@ void scan_free(struct scan *sc)
 {
 	if (!sc)
 		return;
-	if (sc->pp)
-		pp_free(sc->pp);
+	spot_free(sc->spot);
 	if (sc->cv)
 		s4m_conv_free(sc->cv);
 	if (sc->st)
 		s4m_relay_free(sc->st);
-	vf_free(sc->vf);
 	free(sc->buf);
 	free(sc->logits);
 	free(sc->probs);
@@ -250,13 +249,11 @@ void scan_free(struct scan *sc)
 
 void scan_reset(struct scan *sc)
 {
-	pp_reset(sc->pp);
+	spot_reset(sc->spot);
 	if (sc->st)
 		s4m_relay_reset(sc->st);
 	if (sc->carried)
 		s4m_conv_carry_reset(sc->cv);
-	if (sc->vf)
-		vf_reset(sc->vf);
 	sc->len = 0;
 	sc->buf_start = 0;
 	sc->done = 0;
@@ -275,37 +272,13 @@ size_t scan_mem(const struct scan *sc)
 	       sc->max_steps * (size_t)sc->K * sizeof(float) + (size_t)sc->K * sizeof(float);
 }
 
-static void judge(struct scan *sc, int all);
-
-/* One posterior vector after `sample` samples: to the sink and to postproc. */
+/* One posterior vector after `sample` samples: to the sink and to the decisions. */
 static void posterior(struct scan *sc, uint64_t sample, const float *probs)
 {
 	if (sc->sink.posterior)
 		sc->sink.posterior(sc->sink.user, sample, probs);
-	struct pp_detection d[PP_MAX_OUT];
-	int n = pp_push(sc->pp, probs, d, PP_MAX_OUT);
-	for (int i = 0; i < n; i++) {
-		if (!sc->vf) {
-			if (sc->sink.detection)
-				sc->sink.detection(sc->sink.user, &d[i]);
-			continue;
-		}
-		while (vf_add(sc->vf, 0, &d[i]) < 0)
-			judge(sc, 1); /* the queue is full: judge the oldest now */
-	}
-}
-
-/* Hand the candidates whose window has arrived (all: every one) to the verifier's judgement. */
-static void judge(struct scan *sc, int all)
-{
-	struct vf_result r[VF_MAX_OUT];
-	int n;
-	do {
-		n = vf_poll(sc->vf, all, r, VF_MAX_OUT);
-		for (int i = 0; i < n; i++)
-			if (r[i].accepted && sc->sink.detection)
-				sc->sink.detection(sc->sink.user, &r[i].d);
-	} while (n == VF_MAX_OUT || (all && n && vf_pending(sc->vf)));
+	spot_hop(sc->spot, 0, probs);
+	spot_decide(sc->spot);
 }
 
 /* Run the engine over buf[0 .. lead + len), where the first lead samples are a segment's preroll
@@ -428,18 +401,17 @@ static int push_stream(struct scan *sc, const float *x, size_t n)
 
 int scan_push(struct scan *sc, const float *x, size_t n)
 {
-	if (!sc->vf) {
+	if (!sc->verify) {
 		sc->pushed += n;
 		return sc->mode == SCAN_CONV ? push_conv(sc, x, n) : push_stream(sc, x, n);
 	}
 	while (n) {
 		size_t take = n < PIECE ? n : PIECE;
-		vf_push(sc->vf, x, take);
+		spot_audio(sc->spot, x, take);
 		sc->pushed += take;
 		int rc = sc->mode == SCAN_CONV ? push_conv(sc, x, take) : push_stream(sc, x, take);
 		if (rc < 0)
 			return rc;
-		judge(sc, 0);
 		x += take;
 		n -= take;
 	}
@@ -451,8 +423,7 @@ static int finish(struct scan *sc);
 int scan_finish(struct scan *sc)
 {
 	int rc = finish(sc);
-	if (sc->vf)
-		judge(sc, 1); /* no more audio is coming */
+	spot_finish(sc->spot); /* no more audio is coming */
 	return rc;
 }
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/verify.h"
+#include "spot/verify.h"
 #include "tests/check.h"
 #include "tests/model/modelgen.h"
 

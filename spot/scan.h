@@ -1,7 +1,7 @@
 /* scan.h - a recording of any length in, per-hop posteriors and keyword detections out.
  *
  * Usage:
- *   struct pp_config pc;                                   // daemon/postproc.h
+ *   struct pp_config pc;                                   // spot/postproc.h
  *   pp_config_default(&pc, s4m_sample_rate(m), scan_hop(m, 10.0), K, labels, kw);
  *   struct scan_sink sink = { .detection = on_det, .user = ctx };   // .posterior optional
  *   struct scan *sc = scan_new(m, SCAN_CONV, &pc, 0, scan_period(m, 2000), &sink, err, sizeof err);
@@ -31,7 +31,7 @@
 
 #include "model/s4m.h"
 #include "postproc.h"
-#include "verify.h"
+#include "spot.h"
 
 enum scan_mode { SCAN_CONV = 0, SCAN_STREAM = 1 };
 

@@ -9,8 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/postproc.h"
-#include "daemon/scan.h"
+#include "spot/postproc.h"
+#include "spot/scan.h"
+#include "spot/verify.h"
 #include "tests/check.h"
 #include "tests/model/modelgen.h"
 
