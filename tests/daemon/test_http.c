@@ -1,8 +1,9 @@
 /* test_http.c - every HTTP endpoint over a real socket on 127.0.0.1: auth, 404, 405, 400 on bad
  * query parameters, /v1/detections filters and cursors, SSE (live, Last-Event-ID resume,
  * filters, heartbeats, stream limit, prompt shutdown), /metrics, POST bodies (exact transfer,
- * 400, 413 declared and chunked, hook errors), the connection limit and idle timeout, and the
- * bind rules.
+ * 400, 413 declared and chunked, hook errors), the connection limit and idle timeout, the
+ * bind rules, and what browsers use: the page at /, the session cookie (and its refusal from
+ * another origin) and CORS.
  *
  * The server is the real http.c over the real events store; the hooks are small test functions
  * (status and metrics return fixed content, classify checks the body and answers 415 for
@@ -494,12 +495,93 @@ static void test_bind_rules(void)
 	events_free(ev);
 }
 
+/* GET / without the token; POST /v1/session gives a cookie that stands for the token, which a
+ * page of another origin cannot use to change anything; DELETE clears it; CORS headers and
+ * preflights only for --cors-origin. */
+static void test_browser(struct events *ev)
+{
+	char err[256], v[256];
+	struct http_config c = base_config();
+	c.token = "tok-123";
+	c.cors_origin = "http://dash.example";
+	struct http *h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h != NULL, "%s", err);
+	if (!h)
+		return;
+	int port = http_port(h);
+	struct resp r;
+	http_req(port, "GET", "/", NULL, NULL, 0, &r);
+	CHECK(r.status == 200 && strstr(r.body, "<title>s4kws</title>") && strstr(r.body, "EventSource"),
+	      "GET / without a token: %d", r.status);
+	CHECK(resp_header(&r, "Content-Type", v, sizeof v) && !strcmp(v, "text/html; charset=utf-8"), "%s", v);
+	CHECK(resp_header(&r, "Content-Security-Policy", v, sizeof v) && strstr(v, "frame-ancestors 'none'"),
+	      "page CSP: %s", v);
+	free(r.body);
+	http_req(port, "POST", "/v1/session", NULL, NULL, 0, &r);
+	CHECK(r.status == 401, "session without the token: %d", r.status);
+	free(r.body);
+	http_req(port, "POST", "/v1/session", AUTH, NULL, 0, &r);
+	char cookie[256] = "";
+	CHECK(r.status == 200 && resp_header(&r, "Set-Cookie", v, sizeof v), "session: %d", r.status);
+	size_t hex = strncmp(v, "s4kws_session=", 14) ? 0 : strspn(v + 14, "0123456789abcdef");
+	CHECK(hex == 64 && strstr(v, "; HttpOnly") && strstr(v, "; SameSite=Strict") && !strstr(v, "tok-123"),
+	      "session cookie: %s", v);
+	snprintf(cookie, sizeof cookie, "Cookie: other=1; %.*s\r\n", 14 + 64, v);
+	free(r.body);
+	http_req(port, "GET", "/v1/status", cookie, NULL, 0, &r);
+	CHECK(r.status == 200, "status with the cookie: %d", r.status);
+	free(r.body);
+	http_req(port, "GET", "/v1/status", "Cookie: s4kws_session=00\r\n", NULL, 0, &r);
+	CHECK(r.status == 401, "status with a wrong cookie: %d", r.status);
+	free(r.body);
+	char extra[512];
+	snprintf(extra, sizeof extra, "%sOrigin: http://evil.example\r\n", cookie);
+	http_req(port, "POST", "/v1/classify", extra, "RIFFxxxx", 8, &r);
+	CHECK(r.status == 403, "classify with the cookie from another origin: %d %s", r.status, r.body);
+	free(r.body);
+	snprintf(extra, sizeof extra, "%sOrigin: http://127.0.0.1\r\n", cookie);
+	http_req(port, "POST", "/v1/classify", extra, "RIFFxxxx", 8, &r);
+	CHECK(r.status == 200, "classify with the cookie from the page's origin: %d %s", r.status, r.body);
+	free(r.body);
+	http_req(port, "DELETE", "/v1/session", cookie, NULL, 0, &r);
+	CHECK(r.status == 200 && resp_header(&r, "Set-Cookie", v, sizeof v) && strstr(v, "Max-Age=0"),
+	      "session DELETE: %d %s", r.status, v);
+	free(r.body);
+	/* CORS */
+	http_req(port, "GET", "/v1/status", AUTH "Origin: http://dash.example\r\n", NULL, 0, &r);
+	CHECK(r.status == 200 && resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v) &&
+	      !strcmp(v, "http://dash.example"), "CORS for the allowed origin: %d '%s'", r.status, v);
+	free(r.body);
+	http_req(port, "GET", "/v1/status", AUTH "Origin: http://other.example\r\n", NULL, 0, &r);
+	CHECK(r.status == 200 && !resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v),
+	      "CORS for another origin: %d", r.status);
+	free(r.body);
+	http_req(port, "OPTIONS", "/v1/thresholds", "Origin: http://dash.example\r\n"
+		 "Access-Control-Request-Method: PUT\r\n", NULL, 0, &r);
+	CHECK(r.status == 204 && resp_header(&r, "Access-Control-Allow-Methods", v, sizeof v) &&
+	      strstr(v, "PUT") && resp_header(&r, "Access-Control-Allow-Headers", v, sizeof v) &&
+	      strstr(v, "Authorization"), "preflight: %d", r.status);
+	free(r.body);
+	http_stop(h);
+	c.cors_origin = NULL; /* off: no CORS headers at all */
+	h = http_start(&c, ev, &hooks, err, sizeof err);
+	CHECK(h != NULL, "%s", err);
+	if (!h)
+		return;
+	http_req(http_port(h), "GET", "/v1/status", AUTH "Origin: http://dash.example\r\n", NULL, 0, &r);
+	CHECK(r.status == 200 && !resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v),
+	      "no CORS without cors_origin: %d", r.status);
+	free(r.body);
+	http_stop(h);
+}
+
 int main(void)
 {
 	log_set_level(LOGL_WARN);
 	char err[256];
 	struct events *ev = events_new(100, NULL, NULL, err, sizeof err);
 	test_auth_and_routing(ev);
+	test_browser(ev);
 	add(ev, "yes", 0);
 	add(ev, "no", 1);
 	add(ev, "yes", 1);
