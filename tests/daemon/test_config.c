@@ -381,6 +381,34 @@ static void test_model_thresholds(void)
 	CHECK(kw[0].threshold == 0.75f && kw[2].threshold == 0.75f, "the config file's threshold beats the model");
 }
 
+/* The token from --token-file (first line, no line end) or $S4KWS_TOKEN, never both --token and
+ * --token-file; the MQTT password from its file; errors name the file, not the secret. */
+static void test_secrets(void)
+{
+	struct cfg c;
+	char err[256], flag[600], flag2[600];
+	const char *p = write_file("token", "s3cret-tok  \nsecond line\n");
+	snprintf(flag, sizeof flag, "--token-file=%s", p);
+	unsetenv("S4KWS_TOKEN");
+	CHECK(parse(&c, err, flag, NULL, NULL, NULL) == 0 && !strcmp(c.token, "s3cret-tok"), "%s '%s'", err,
+	      c.token);
+	CHECK(parse(&c, err, flag, "--token", "x", NULL) == -EINVAL && strstr(err, "not both"), "%s", err);
+	setenv("S4KWS_TOKEN", "env-tok", 1);
+	CHECK(parse(&c, err, NULL, NULL, NULL, NULL) == 0 && !strcmp(c.token, "env-tok"), "env: '%s'", c.token);
+	CHECK(parse(&c, err, "--token", "flag-tok", NULL, NULL) == 0 && !strcmp(c.token, "flag-tok"), "flag wins");
+	CHECK(parse(&c, err, flag, NULL, NULL, NULL) == 0 && !strcmp(c.token, "s3cret-tok"), "file wins");
+	unsetenv("S4KWS_TOKEN");
+	p = write_file("mqpass", "mq-pw\r\n");
+	snprintf(flag2, sizeof flag2, "--mqtt-password-file=%s", p);
+	CHECK(parse(&c, err, flag2, NULL, NULL, NULL) == 0 && !strcmp(c.mqtt_password, "mq-pw"), "%s", err);
+	p = write_file("empty", "\n");
+	snprintf(flag2, sizeof flag2, "--mqtt-password-file=%s", p);
+	CHECK(parse(&c, err, flag2, NULL, NULL, NULL) == -EINVAL && strstr(err, "empty") &&
+	      strstr(err, "mqtt-password-file"), "%s", err);
+	CHECK(parse(&c, err, "--token-file", "/nonexistent/token", NULL, NULL) == -ENOENT &&
+	      strstr(err, "/nonexistent/token"), "%s", err);
+}
+
 int main(int argc, char **argv)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -395,10 +423,11 @@ int main(int argc, char **argv)
 	test_keywords_and_loopback();
 	test_postproc_defaults();
 	test_model_thresholds();
+	test_secrets();
 	if (argc > 1)
 		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
-					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf", "thr.conf"};
+					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf", "thr.conf", "token", "mqpass", "empty"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[600];
 		snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);

@@ -7,8 +7,9 @@
 # Assistant's MQTT event schema needs, distinct unique_ids, the availability topic, the device);
 # availability "online" (retained); a detection on PREFIX/detection equal to /v1/detections'
 # item and on its per-keyword topic; the Hermes message; status and metrics figures; a broker
-# restart (detections made while it is down are queued and published once the daemon is back);
-# the last will "offline" after kill -9; "offline" after a clean SIGTERM; and that neither the
+# restart (detections made while it is down are queued, the oldest dropped beyond --mqtt-queue,
+# and published once the daemon is back); the last will "offline" after kill -9; a new topic
+# prefix from the config file on SIGHUP; "offline" after a clean SIGTERM; and that neither the
 # token (from --token-file, then from S4KWS_TOKEN) nor the MQTT password shows in ps or the log.
 # Skipped (77) when mosquitto is not installed. The temporary folder is kept on failure.
 set -eu
@@ -78,7 +79,7 @@ wait_for 5 grep -q "as sub1" "$tmp/broker1.log" || fail "mosquitto_sub did not c
 
 "$bin" listen --input "$demo" --realtime --port 0 --port-file "$tmp/port" --token-file "$tmp/token" \
 	--mqtt "mqtt://s4kws@127.0.0.1:$port" --mqtt-password-file "$tmp/mqpass" --mqtt-topic "$topic" \
-	--mqtt-hermes --mqtt-retry-max 1 --log-level debug 2> "$tmp/daemon1.log" &
+	--mqtt-hermes --mqtt-retry-max 1 --mqtt-queue 1 --log-level debug 2> "$tmp/daemon1.log" &
 dpid=$!
 pids="$pids $dpid"
 wait_for 10 test -s "$tmp/port" || fail "the daemon wrote no port file (see $tmp/daemon1.log)"
@@ -122,15 +123,17 @@ api /v1/status | jq -e --arg t "$topic" '.mqtt.connected and .mqtt.published >= 
 	.mqtt.dropped == 0' >/dev/null || fail "status: $(api /v1/status | jq -c .mqtt)"
 api /metrics | grep -q '^s4kws_mqtt_published_total [1-9]' || fail "metrics lack s4kws_mqtt_published_total"
 
-# broker restart: what is detected while it is down waits in the queue
+# broker restart: what is detected while it is down waits in the queue (of 1: the newer of two)
 kill $bpid
 wait $bpid 2>/dev/null || true
 down() { api /v1/status | jq -e '.mqtt.connected == false' >/dev/null; }
 wait_for 5 down || fail "status still says connected after the broker stopped"
 last=$(api /v1/status | jq .last_id)
-queued() { api /v1/status | jq -e --argjson l "$last" '.last_id > $l and .mqtt.queued >= 1' >/dev/null; }
-wait_for 10 queued || fail "no detection was queued while the broker was down: $(api /v1/status | jq -c .mqtt)"
-missed=$(api "/v1/detections?since=$last&limit=1" | jq '.detections[0].id')
+queued() { api /v1/status | jq -e --argjson l "$last" '.last_id >= $l + 2' >/dev/null; }
+wait_for 15 queued || fail "no two detections while the broker was down: $(api /v1/status | jq -c .)"
+api /v1/status | jq -e '.mqtt.queued == 1 and .mqtt.dropped == 1' >/dev/null ||
+	fail "two detections while the broker was down, queue of 1: $(api /v1/status | jq -c .mqtt)"
+missed=$((last + 2)) # the newest is kept, the oldest dropped
 # the broker comes back knowing only the reader, so that the reader subscribes before the
 # daemon's queue is published; then the daemon's account is added and the broker reloads it
 grep '^reader:' "$tmp/passwd" > "$tmp/passwd2"
@@ -144,6 +147,7 @@ kill -HUP $bpid
 got_missed() { grep "^0 $topic/detection {" "$tmp/sub2.txt" | sed 's/^0 [^ ]* //' | jq -e --argjson i "$missed" 'select(.id == $i)' >/dev/null 2>&1 && grep -q "^0 $topic/detection {\"id\":$missed," "$tmp/sub2.txt"; }
 wait_for 10 got_missed ||
 	fail "the detection made while the broker was down ($missed) was not published after it came back"
+grep -q "^0 $topic/detection {\"id\":$((last + 1))," "$tmp/sub2.txt" && fail "the dropped detection was published"
 api /v1/status | jq -e '.mqtt.connected and .mqtt.connects >= 2' >/dev/null ||
 	fail "status after the reconnection: $(api /v1/status | jq -c .mqtt)"
 grep -q "mqtt: connected to 127.0.0.1:$port again" "$tmp/daemon1.log" || fail "the reconnection was not logged"
@@ -158,10 +162,11 @@ wait_for 5 grep -q "^0 offline" "$tmp/sub3.txt" || fail "no last will 'offline' 
 [ "$(mosquitto_sub -p "$port" $R -W 3 -C 1 -F '%r %p' -t "$topic/availability")" = "1 offline" ] ||
 	fail "the last will is not retained"
 
-# a clean stop, with the token from the environment
-S4KWS_TOKEN=$token "$bin" listen --input none --port 0 --port-file "$tmp/port2" \
-	--mqtt "mqtt://s4kws@127.0.0.1:$port" --mqtt-password-file "$tmp/mqpass" --mqtt-topic "$topic" \
-	--log-level debug 2> "$tmp/daemon2.log" &
+# a new prefix on SIGHUP, a clean stop, with the token from the environment
+echo "mqtt-topic = $topic" > "$tmp/s4kws.conf"
+S4KWS_TOKEN=$token "$bin" listen --config "$tmp/s4kws.conf" --input none --port 0 --port-file "$tmp/port2" \
+	--mqtt "mqtt://s4kws@127.0.0.1:$port" --mqtt-password-file "$tmp/mqpass" --log-level debug \
+	2> "$tmp/daemon2.log" &
 dpid=$!
 pids="$pids $dpid"
 wait_for 10 test -s "$tmp/port2" || fail "the second daemon wrote no port file"
@@ -171,18 +176,22 @@ hport=$(cat "$tmp/port2")
 api /v1/status >/dev/null || fail "the token from S4KWS_TOKEN is not accepted"
 args=$(ps -o args= -p $dpid)
 case $args in *"$token"* | *"$mqpass"*) fail "a secret shows in ps: $args" ;; esac
-online() { [ "$(mosquitto_sub -p "$port" $R -W 2 -C 1 -F '%r %p' -t "$topic/availability")" = "1 online" ]; }
-wait_for 10 online || fail "the second daemon did not come online"
+# availability T STATE: the retained availability of prefix T is STATE
+availability() { [ "$(mosquitto_sub -p "$port" $R -W 2 -C 1 -F '%r %p' -t "$1/availability")" = "1 $2" ]; }
+wait_for 10 availability "$topic" online || fail "the second daemon did not come online"
+echo "mqtt-topic = $topic/2" > "$tmp/s4kws.conf"
+kill -HUP $dpid
+wait_for 10 availability "$topic/2" online || fail "SIGHUP: not online under the new prefix $topic/2"
+availability "$topic" offline || fail "SIGHUP: the old prefix $topic is not offline"
 kill -TERM $dpid
 rc=0
 wait $dpid || rc=$?
 [ $rc = 0 ] || fail "the daemon exited with $rc after SIGTERM"
-[ "$(mosquitto_sub -p "$port" $R -W 3 -C 1 -F '%r %p' -t "$topic/availability")" = "1 offline" ] ||
-	fail "no retained 'offline' after SIGTERM"
+availability "$topic/2" offline || fail "no retained 'offline' after SIGTERM"
 
 # no secret in any log line
 if grep -F -e "$token" -e "$mqpass" "$tmp/daemon1.log" "$tmp/daemon2.log"; then
 	fail "a secret shows in the daemon's log"
 fi
-echo "discovery for $(echo $kws | wc -w) keywords, detections, hermes, queue over a broker restart, last will, clean stop: ok"
+echo "discovery for $(echo $kws | wc -w) keywords, detections, hermes, queue over a broker restart, last will, SIGHUP, clean stop: ok"
 ok=1

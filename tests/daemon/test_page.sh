@@ -76,6 +76,8 @@ for kw in yes stop on no right; do
 	grep -q "<span class=\"kw\">$kw</span>" "$tmp/dom.html" || fail "the page does not show the detection of '$kw'"
 done
 grep -q 'name="yes"' "$tmp/dom.html" || fail "the page shows no threshold inputs"
+n=$(grep -o 'class="bar"' "$tmp/dom.html" | wc -l)
+[ "$n" = 10 ] || fail "$n score bars, not one per keyword (10)"
 grep -q 's4kws-sc12, 12 labels' "$tmp/dom.html" || fail "the page shows no model"
 [ -s "$shot" ] || fail "chromium wrote no screenshot"
 grep -F "$token" "$tmp/daemon.log" && fail "the token shows in the daemon's log"
