@@ -19,7 +19,8 @@
  *     (SIGHUP with changed MQTT settings replaces it, under `mu`, which the HTTP hooks take to
  *     read it);
  *   - with --wyoming-port, the Wyoming server (daemon/wyoming.c): an acceptor thread and one
- *     thread per client, each with its own stepper over the shared model;
+ *     thread per client, each with its own stepper over the shared model; a client's thread
+ *     hands its detections to wy_publish() below (mute, then the events store);
  *   - libmicrohttpd's threads (daemon/http.c) answer requests from the events store and from
  *     the hooks of daemon/listen_http.c, which read published copies (detector_stats,
  *     source_status, the detection settings under `mu`) and, for POST /v1/classify, build their
@@ -101,6 +102,23 @@ struct app {
 	struct http *http;
 	double t0;                 /* monotonic start */
 };
+
+/* Wyoming's detections into the daemon, like a capture channel's: dropped while muted, else
+ * stored (ids, /v1/detections, SSE, --log, hooks, MQTT). A client's thread. */
+static int wy_publish(void *user, struct ev_detection *e)
+{
+	struct app *a = user;
+	int64_t until = detector_muted_until(a->det);
+	if (until && s4k_mono_ns() < until)
+		return 1;
+	int rc = events_add(a->ev, e);
+	if (rc < 0)
+		log_msg(LOGL_WARN, "detection %llu could not be written to the log: %s", (unsigned long long)e->id,
+			strerror(-rc));
+	log_msg(LOGL_INFO, "detection %llu: %s from %s, score %.3f, at %.3f s of its stream",
+		(unsigned long long)e->id, e->keyword, e->channel_name, (double)e->score, e->offset);
+	return 0;
+}
 
 /* ---- detection settings from the configuration ---- */
 
@@ -212,6 +230,8 @@ static void reload(struct app *a)
 		 * and the published copy (kw, pc) stay the same */
 		pthread_mutex_lock(&a->mu);
 		rc = detector_reconfigure(a->det, &pc, err, sizeof err);
+		if (rc == 0 && a->wy) /* same checks as the detector's: does not fail after it */
+			rc = wy_reconfigure(a->wy, &pc, err, sizeof err);
 		if (rc == 0) {
 			memcpy(a->kw, kw, (size_t)a->K * sizeof *kw);
 			a->pc = pc;
@@ -538,7 +558,8 @@ int cmd_listen(int argc, char **argv)
 		struct wy_config wc = {.bind = a->cfg.wyoming_bind, .port = a->cfg.wyoming_port, .m = a->m,
 				       .pc = &a->pc, .hop = a->hop, .period = a->period,
 				       .max_clients = a->cfg.wyoming_clients,
-				       .timeout_s = 300, .version = S4KWS_VERSION}; /* satellites may pause */
+				       .timeout_s = 300, .version = S4KWS_VERSION, /* satellites may pause */
+				       .publish = wy_publish, .publish_user = a};
 		a->wy = wy_start(&wc, err, sizeof err);
 		if (!a->wy) {
 			fprintf(stderr, "s4kws listen: %s\n", err);

@@ -110,11 +110,11 @@ static json_t *hook_status(void *ud)
 	if (o && v->wy) {
 		struct wy_stats ws;
 		wy_stats(v->wy, &ws);
-		json_object_set_new(o, "wyoming", json_pack("{s:s, s:i, s:i, s:I, s:I, s:I}", "bind",
+		json_object_set_new(o, "wyoming", json_pack("{s:s, s:i, s:i, s:I, s:I, s:I, s:I}", "bind",
 							    v->wyoming_bind, "port", wy_port(v->wy), "clients",
 							    ws.clients, "connections", (json_int_t)ws.connections,
 							    "detections", (json_int_t)ws.detections, "errors",
-							    (json_int_t)ws.errors));
+							    (json_int_t)ws.errors, "muted", (json_int_t)ws.muted));
 	}
 	if (o && v->hook) {
 		struct hook_stats hs;
@@ -199,6 +199,8 @@ static json_t *hook_thresholds(void *ud, json_t *set, char *err, size_t errlen)
 		struct pp_config pc = *v->pc;
 		pc.kw = kw;
 		rc = detector_reconfigure(v->det, &pc, err, errlen);
+		if (rc == 0 && v->wy) /* same checks as the detector's: does not fail after it */
+			rc = wy_reconfigure(v->wy, &pc, err, errlen);
 		if (rc == 0)
 			memcpy(v->kw, kw, (size_t)v->K * sizeof *kw);
 	}
@@ -340,6 +342,8 @@ static void hook_metrics(void *ud, FILE *f)
 		       ws.detections);
 		metric(f, "s4kws_wyoming_errors_total", "counter", "Wyoming connections closed for bad input.",
 		       ws.errors);
+		metric(f, "s4kws_wyoming_muted_total", "counter",
+		       "Wyoming detections not sent because detections were muted.", ws.muted);
 	}
 	struct mqtt_stats ms;
 	if (view_mqtt_stats(v, &ms)) {

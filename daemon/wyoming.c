@@ -57,6 +57,8 @@ struct wconn {
 	struct s4m_relay *st;
 	struct spot *spot;           /* decisions (spot/spot.h): its sink sends the detections */
 	int send_failed;             /* a detection could not be sent: the connection ends */
+	unsigned gen;                /* generation of the settings the spotter has */
+	char name[EV_NAME_LEN];      /* "wyoming ADDRESS:PORT": the detection's channel name */
 	struct rs rs;
 	int rs_ok;
 	int rate, width, channels;   /* current stream format; rate 0: no stream */
@@ -74,8 +76,11 @@ struct wconn {
 
 struct wyoming {
 	const struct s4m_model *m;
-	struct pp_config pc;
+	struct pp_config pc;         /* under mu (wy_reconfigure), copied by clients at gen changes */
 	struct pp_kw *kw;            /* (K) copy */
+	_Atomic unsigned gen;        /* bumped by wy_reconfigure */
+	int (*publish)(void *user, struct ev_detection *e);
+	void *publish_user;
 	const char **labels;         /* (K) the model's */
 	int K;
 	size_t hop, period;
@@ -89,7 +94,7 @@ struct wyoming {
 	struct wconn *c;             /* (max_clients) */
 	int max_clients;
 	_Atomic int clients;
-	_Atomic uint64_t connections, detections, errors;
+	_Atomic uint64_t connections, detections, errors, muted;
 };
 
 /* ---- I/O ---- */
@@ -213,11 +218,23 @@ static json_t *info_json(struct wyoming *w)
 	return json_pack("{s:[o]}", "wake", prog);
 }
 
-/* Report one detection to the client. */
+/* Report one detection to the daemon (which may be muted) and to the client. */
 static int send_detection(struct wconn *c, const struct pp_detection *d)
 {
 	struct wyoming *w = c->w;
-	long long ms = llround((double)d->sample * 1000.0 / s4m_sample_rate(w->m));
+	double r = s4m_sample_rate(w->m) / s4m_rate(w->m);
+	if (w->publish) {
+		struct ev_detection e = {.channel = -1, .score = d->score, .verify = d->verify,
+					 .offset = (double)d->sample / r, .start = (double)d->start / r,
+					 .end = (double)d->end / r};
+		snprintf(e.keyword, sizeof e.keyword, "%s", w->labels[d->label]);
+		memcpy(e.channel_name, c->name, sizeof e.channel_name);
+		if (w->publish(w->publish_user, &e) > 0) {
+			atomic_fetch_add(&w->muted, 1);
+			return 0;
+		}
+	}
+	long long ms = llround((double)d->sample * 1000.0 / r);
 	c->detected++;
 	atomic_fetch_add(&w->detections, 1);
 	log_msg(LOGL_DEBUG, "wyoming: %s at %lld ms, score %.3f", w->labels[d->label], ms, (double)d->score);
@@ -272,6 +289,16 @@ static int stream_start(struct wconn *c, int rate, int width, int channels)
 static int push_model(struct wconn *c, const float *x, size_t n)
 {
 	struct wyoming *w = c->w;
+	unsigned gen = atomic_load(&w->gen);
+	if (gen != c->gen) { /* new settings (SIGHUP, PUT /v1/thresholds): from this chunk on */
+		char err[S4K_ERR_LEN];
+		pthread_mutex_lock(&w->mu);
+		struct pp_config pc = w->pc; /* kw and labels are w's, read under the lock */
+		if (spot_reconfigure(c->spot, &pc, err, sizeof err) < 0)
+			log_msg(LOGL_WARN, "wyoming: new detection settings refused: %s", err);
+		pthread_mutex_unlock(&w->mu);
+		c->gen = gen;
+	}
 	while (n) {
 		size_t k = w->hop - c->hop_fill < n ? w->hop - c->hop_fill : n;
 		memcpy(c->hopbuf + c->hop_fill, x, k * sizeof *x);
@@ -361,10 +388,25 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 				if (w->labels[k][0] != '_' && !strcmp(n, w->labels[k]))
 					c->want[k] = 1, any = 1;
 		}
-		if (!any) /* none asked for, or none of ours: every keyword */
+		if (json_is_array(names) && json_array_size(names) && !any) {
+			/* none of ours: nothing will be detected (audio-stop answers not-detected) */
+			char text[512];
+			size_t tl = (size_t)snprintf(text, sizeof text, "no wake word of this model is named in "
+						     "detect; it has:");
+			for (int k = 0; k < w->K && tl < sizeof text - 64; k++)
+				if (w->labels[k][0] != '_')
+					tl += (size_t)snprintf(text + tl, sizeof text - tl, " %s", w->labels[k]);
+			return send_event(c, "error", json_pack("{s:s, s:s}", "text", text, "code",
+								"unknown-wake-word"));
+		}
+		if (!any) /* none asked for: every keyword */
 			for (int k = 0; k < w->K; k++)
 				c->want[k] = w->labels[k][0] != '_';
 		return 0;
+	}
+	if (!strcmp(type, "ping")) { /* the protocol's keep-alive: pong, with the ping's text */
+		const char *t = json_string_value(json_object_get(data, "text"));
+		return send_event(c, "pong", t ? json_pack("{s:s}", "text", t) : json_object());
 	}
 	if (!strcmp(type, "audio-start"))
 		return stream_start(c, format_field(data, "rate"), format_field(data, "width"),
@@ -378,7 +420,7 @@ static int handle_event(struct wconn *c, const char *type, json_t *data, const u
 		c->rate = 0;
 		return rc;
 	}
-	return 0; /* other events (ping, transcript, ...) are not ours: ignored, as the protocol asks */
+	return 0; /* other events (transcript, ...) are not ours: ignored, as the protocol asks */
 }
 
 /* ---- connections ---- */
@@ -409,7 +451,10 @@ static void *conn_main(void *arg)
 	c->res_cap = 65536; /* model-rate samples per resampler call; blocks are cut to fit */
 	c->st = s4m_relay_new(w->m, w->period, err, sizeof err);
 	struct spot_sink sink = {.user = c, .detection = on_detection};
+	pthread_mutex_lock(&w->mu);
+	c->gen = atomic_load(&w->gen);
 	c->spot = spot_new(w->m, 1, &w->pc, w->hop, &sink, err, sizeof err);
+	pthread_mutex_unlock(&w->mu);
 	c->send_failed = 0;
 	if (!c->spot) {
 		send_error(c, "no-memory", "out of memory for a Wyoming client's detector");
@@ -508,6 +553,23 @@ static void reap(struct wyoming *w, int all)
 	}
 }
 
+/* "wyoming ADDRESS:PORT" of a client, cut to fit a channel name. */
+static void peer_name(const struct sockaddr_storage *p, char *out, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+	if (p->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)p;
+		inet_ntop(AF_INET, &s4->sin_addr, a, sizeof a);
+		port = ntohs(s4->sin_port);
+	} else if (p->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)p;
+		inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof a);
+		port = ntohs(s6->sin6_port);
+	}
+	snprintf(out, len, "wyoming %.16s:%d", a, port);
+}
+
 static void *acceptor(void *arg)
 {
 	struct wyoming *w = arg;
@@ -521,9 +583,13 @@ static void *acceptor(void *arg)
 			break;
 		if (n <= 0 || !(pf[0].revents & POLLIN))
 			continue;
-		int fd = accept4(w->lfd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage peer;
+		socklen_t pl = sizeof peer;
+		int fd = accept4(w->lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
+		char pname[EV_NAME_LEN];
+		peer_name(&peer, pname, sizeof pname);
 		struct timeval tv = {.tv_sec = (time_t)w->timeout_s,
 				     .tv_usec = (suseconds_t)((w->timeout_s - (double)(time_t)w->timeout_s) * 1e6)};
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -541,6 +607,7 @@ static void *acceptor(void *arg)
 			slot->used = 1;
 			slot->fd = fd;
 			slot->w = w;
+			memcpy(slot->name, pname, sizeof slot->name);
 		}
 		pthread_mutex_unlock(&w->mu);
 		if (!slot) {
@@ -583,6 +650,8 @@ struct wyoming *wy_start(const struct wy_config *c, char *err, size_t errlen)
 	w->period = c->period;
 	w->timeout_s = c->timeout_s;
 	w->max_clients = c->max_clients;
+	w->publish = c->publish;
+	w->publish_user = c->publish_user;
 	snprintf(w->version, sizeof w->version, "%s", c->version);
 	w->kw = malloc((size_t)w->K * sizeof *w->kw);
 	w->labels = malloc((size_t)w->K * sizeof *w->labels);
@@ -632,6 +701,31 @@ void wy_stats(struct wyoming *w, struct wy_stats *s)
 	s->connections = atomic_load(&w->connections);
 	s->detections = atomic_load(&w->detections);
 	s->errors = atomic_load(&w->errors);
+	s->muted = atomic_load(&w->muted);
+}
+
+int wy_reconfigure(struct wyoming *w, const struct pp_config *pc, char *err, size_t errlen)
+{
+	if (pp_validate(pc, err, errlen) < 0)
+		return -EINVAL;
+	if (pc->n_labels != w->K || pc->hop != w->pc.hop || pc->rate != w->pc.rate) {
+		s4k_seterr(err, errlen, "new detection settings change the rate, hop or labels; restart instead");
+		return -EINVAL;
+	}
+	if (pc->verify > 0 && !(w->pc.verify > 0)) {
+		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&w->mu);
+	memcpy(w->kw, pc->kw, (size_t)w->K * sizeof *w->kw);
+	struct pp_config n = *pc;
+	n.kw = w->kw;
+	n.labels = w->labels;
+	n.verify = pc->verify > 0 ? pc->verify : 0;
+	w->pc = n;
+	atomic_fetch_add(&w->gen, 1);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
 }
 
 void wy_stop(struct wyoming *w)

@@ -17,9 +17,13 @@
  * audio-chunk (16-bit PCM, any rate and channel count: mixed to mono and resampled; a chunk
  * without audio-start, or in another format, starts a stream) -> detection {name, timestamp:
  * ms of audio since the stream started, at the decision}; audio-stop -> not-detected when the
- * stream had no detection. Detection rules are the daemon's (threshold, smoothing, ...), as
- * at start. Each client is its own stream with its own stepper over the shared model; Wyoming
- * detections are not channels of the capture input and do not go to /v1/detections.
+ * stream had no detection; ping -> pong. detect naming none of the model's keywords gets an
+ * `error` {code "unknown-wake-word"} and the stream then detects nothing. Detection rules are
+ * the daemon's (threshold, smoothing, verify, ...), and wy_reconfigure() changes them for
+ * every client from its next audio chunk. Each client is its own stream with its own stepper
+ * over the shared model, decided by spot/spot.h like the capture channels; with `publish`, each
+ * detection also goes to the daemon (the events store: ids, /v1/detections, SSE, --log, hooks,
+ * MQTT) as channel -1 named "wyoming ADDRESS:PORT", and is not sent when the daemon is muted.
  * Bad input (an over-long line, not JSON, a payload over 4 MiB, width other than 2) gets an
  * `error` event {text, code} and the connection is closed; the server keeps serving.
  */
@@ -30,6 +34,7 @@
 #include <stdint.h>
 
 #include "model/s4m.h"
+#include "events.h"
 #include "spot/postproc.h"
 
 struct wy_config {
@@ -42,6 +47,10 @@ struct wy_config {
 	int max_clients;             /* more are answered with an error event and closed */
 	double timeout_s;            /* a client silent this long is disconnected */
 	const char *version;         /* reported in info */
+	/* Each detection, on the client's thread, before it is sent (NULL: none): returns 0 to
+	 * send it, 1 when the daemon is muted (counted in wy_stats.muted, not sent). */
+	int (*publish)(void *user, struct ev_detection *e);
+	void *publish_user;
 };
 
 struct wy_stats {
@@ -49,6 +58,7 @@ struct wy_stats {
 	uint64_t connections;        /* accepted since start */
 	uint64_t detections;         /* detection events sent */
 	uint64_t errors;             /* connections closed for bad input or I/O errors */
+	uint64_t muted;              /* detections not sent because the daemon was muted */
 };
 
 struct wyoming;
@@ -56,6 +66,9 @@ struct wyoming;
 struct wyoming *wy_start(const struct wy_config *c, char *err, size_t errlen);
 int wy_port(const struct wyoming *w);
 void wy_stats(struct wyoming *w, struct wy_stats *s);
+/* New detection settings (same rate, hop and labels; verify only if on at start) for every
+ * client from its next audio chunk. 0 or -EINVAL with err. Any thread. */
+int wy_reconfigure(struct wyoming *w, const struct pp_config *pc, char *err, size_t errlen);
 void wy_stop(struct wyoming *w);   /* NULL is fine */
 
 #endif

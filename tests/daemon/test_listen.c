@@ -1577,7 +1577,7 @@ static int same_times(const double *ms, size_t got, const struct dets *ref, doub
 static void test_wyoming(void)
 {
 	struct proc p;
-	const char *a[] = {"--input", "none", "--wyoming-port", "0", NULL};
+	const char *a[] = {"--input", "none", "--wyoming-port", "0", "--log", path("wy.jsonl"), NULL};
 	CHECK(start(&p, NULL, a, det_args) == 0, "start a Wyoming server: %s", p.err);
 	json_t *st = get_json(p.port, "/v1/status", NULL, NULL);
 	int wport = (int)json_integer_value(json_object_get(json_object_get(st, "wyoming"), "port"));
@@ -1610,6 +1610,21 @@ static void test_wyoming(void)
 	int nd = 0;
 	size_t got = wy_stream(wport, x, (size_t)si.frames, 16000, "[\"yes\"]", ms, 256, &nd);
 	CHECK(same_times(ms, got, &ref_mono, 1) && !nd, "16 kHz stream: %zu detections (reference %zu), the same times", got, ref_mono.n);
+	/* the daemon's own: /v1/detections and the log have them, named after the client */
+	json_t *dl = get_json(p.port, "/v1/detections", NULL, NULL);
+	json_t *arr = json_object_get(dl, "detections");
+	size_t named = 0;
+	for (size_t i = 0; i < json_array_size(arr); i++) {
+		json_t *d = json_array_get(arr, i);
+		const char *cn = json_string_value(json_object_get(d, "channel_name"));
+		named += cn && !strncmp(cn, "wyoming 127.0.0.1:", 18) &&
+			 json_integer_value(json_object_get(d, "channel")) == -1 &&
+			 fabs(json_number_value(json_object_get(d, "offset")) * 1000 - ms[i < got ? i : 0]) <= 1;
+	}
+	CHECK(got && named == got && json_array_size(arr) == got,
+	      "Wyoming detections in /v1/detections (%zu of %zu, channel -1, named, same offsets)", named, got);
+	json_decref(dl);
+	CHECK(file_has(path("wy.jsonl"), "\"channel_name\":\"wyoming 127.0.0.1:"), "and in the --log file");
 
 	sf = sf_open(path("mono48k.wav"), SFM_READ, &si);
 	float *x48 = malloc((size_t)si.frames * sizeof *x48);
@@ -1656,6 +1671,44 @@ static void test_wyoming(void)
 	      "rate 4294983296 refused");
 	json_decref(e);
 	close(fd);
+
+	/* ping -> pong with its text; detect naming no keyword of the model -> an error event */
+	fd = client_connect(wport);
+	wy_send(fd, "ping", "{\"text\":\"hi\"}", NULL, 0);
+	e = wy_recv(fd, 5000);
+	CHECK(e && !strcmp(json_string_value(json_object_get(e, "type")), "pong") &&
+	      !strcmp(json_string_value(json_object_get(json_object_get(e, "data"), "text")), "hi"), "ping -> pong");
+	json_decref(e);
+	wy_send(fd, "detect", "{\"names\":[\"ok_nabu\"]}", NULL, 0);
+	e = wy_recv(fd, 5000);
+	CHECK(e && !strcmp(json_string_value(json_object_get(json_object_get(e, "data"), "code")), "unknown-wake-word"),
+	      "detect ok_nabu -> error unknown-wake-word");
+	json_decref(e);
+	close(fd);
+
+	/* mute and PUT /v1/thresholds reach Wyoming clients */
+	struct resp rr;
+	http_req(p.port, "POST", "/v1/mute", NULL, NULL, 0, &rr);
+	free(rr.body);
+	float *x2 = malloc(320000 * sizeof *x2); // up to 20 s of mono.wav
+	sf = sf_open(path("mono.wav"), SFM_READ, &si);
+	sf_count_t nf = sf && x2 ? sf_readf_float(sf, x2, si.frames < 320000 ? si.frames : 320000) : 0;
+	sf_close(sf);
+	got = wy_stream(wport, x2, (size_t)nf, 16000, "[\"yes\"]", ms, 256, &nd);
+	st = get_json(p.port, "/v1/status", NULL, NULL);
+	json_int_t muted = json_integer_value(json_object_get(json_object_get(st, "wyoming"), "muted"));
+	json_decref(st);
+	CHECK(got == 0 && nd && muted > 0, "muted: nothing sent, not-detected (%zu detections, %lld muted)", got,
+	      (long long)muted);
+	http_req(p.port, "DELETE", "/v1/mute", NULL, NULL, 0, &rr);
+	free(rr.body);
+	const char *up = "{\"yes\": 1}";
+	http_req(p.port, "PUT", "/v1/thresholds", "Content-Type: application/json\r\n", up, strlen(up), &rr);
+	CHECK(rr.status == 200, "PUT /v1/thresholds yes=1: %d", rr.status);
+	free(rr.body);
+	got = wy_stream(wport, x2, (size_t)nf, 16000, "[\"yes\"]", ms, 256, &nd);
+	CHECK(got == 0 && nd, "threshold 1 reaches the Wyoming client: %zu detections", got);
+	free(x2);
 	CHECK_EQ(stop(&p, SIGTERM), 0);
 }
 
