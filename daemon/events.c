@@ -314,11 +314,17 @@ void events_free(struct events *ev)
 	free(ev);
 }
 
-static int write_line(struct events *ev, const struct ev_detection *d)
+char *events_dump(const struct ev_detection *d)
 {
 	json_t *o = events_to_json(d);
 	char *s = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
 	json_decref(o);
+	return s;
+}
+
+static int write_line(struct events *ev, const struct ev_detection *d)
+{
+	char *s = events_dump(d);
 	if (!s)
 		return -ENOMEM;
 	size_t len = strlen(s);

@@ -104,4 +104,8 @@ int events_from_json_line(const char *line, size_t len, struct ev_detection *d);
 /* jansson dump flags used for every JSON text the daemon writes. */
 #define EV_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
+/* events_to_json() as text with EV_JSON_FLAGS, without a line end (malloc'ed; the caller frees);
+ * NULL when out of memory. The one form of a detection in the log, SSE, hooks, clips and MQTT. */
+char *events_dump(const struct ev_detection *d);
+
 #endif

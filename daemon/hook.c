@@ -92,9 +92,7 @@ static char **make_env(const struct ev_detection *d, const char *json, char vars
  * Returns 0 when it exited with status 0. */
 static int run_one(struct hook *h, const struct ev_detection *d, double until)
 {
-	json_t *o = events_to_json(d);
-	char *js = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
-	json_decref(o);
+	char *js = events_dump(d);
 	char **env = js ? make_env(d, js, h->vars) : NULL;
 	int pfd[2] = {-1, -1}, rc = -1;
 	posix_spawn_file_actions_t fa;

@@ -353,9 +353,7 @@ static size_t sse_fill(struct sse *s)
 				SSE_BATCH, &s->cursor);
 	s->len = s->off = 0;
 	for (size_t i = 0; i < n; i++) {
-		json_t *o = events_to_json(&d[i]);
-		char *j = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
-		json_decref(o);
+		char *j = events_dump(&d[i]);
 		if (!j)
 			continue;
 		int w = snprintf(s->buf + s->len, SSE_BUF - s->len, "id: %llu\nevent: detection\ndata: %s\n\n",

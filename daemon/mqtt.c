@@ -227,9 +227,7 @@ static void announce(struct mqtt *m)
  * libmosquitto error (the detection stays queued). */
 static int send_detection(struct mqtt *m, const struct ev_detection *d)
 {
-	json_t *o = events_to_json(d);
-	char *js = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
-	json_decref(o);
+	char *js = events_dump(d);
 	if (!js)
 		return MOSQ_ERR_NOMEM;
 	char t[MQTT_TOPIC_LEN], kwt[EV_KW_LEN];

@@ -82,9 +82,7 @@ static int write_clip(struct saver *s, const struct slot *sl, char *path, size_t
 		log_msg(LOGL_ERROR, "cannot write clip %s: %s", part, sf_strerror(NULL));
 		return -EIO;
 	}
-	json_t *o = events_to_json(&sl->e);
-	char *js = o ? json_dumps(o, EV_JSON_FLAGS) : NULL;
-	json_decref(o);
+	char *js = events_dump(&sl->e);
 	if (js)
 		sf_set_string(f, SF_STR_COMMENT, js);
 	free(js);

@@ -18,29 +18,13 @@ demo=$2
 for p in /usr/sbin/mosquitto mosquitto_sub mosquitto_pub mosquitto_passwd; do
 	command -v "$p" >/dev/null 2>&1 || { echo "SKIP: $p is not installed (Debian: mosquitto mosquitto-clients)"; exit 77; }
 done
-for p in curl jq; do
-	command -v "$p" >/dev/null 2>&1 || { echo "FAIL: $p is needed (.ci/packages-test)"; exit 1; }
-done
-
-tmp=$(mktemp -d /tmp/s4kws-test-mqtt-XXXXXX)
+name=mqtt
+. "$(dirname "$0")/testlib.sh"
+needs curl jq
 chmod 755 "$tmp" # mosquitto started as root reads its password file as user mosquitto
-pids=""
-ok=0
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
-	if [ $ok = 1 ]; then rm -rf "$tmp"; else echo "kept $tmp (broker, daemon and subscriber logs)"; fi
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-# wait_for SECONDS COMMAND...: until COMMAND succeeds, polling every 0.1 s
-wait_for() {
-	n=$(($1 * 10)); shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
 
-token="tok-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-mqpass="mq-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+token=$(secret tok)
+mqpass=$(secret mq)
 printf '%s\n' "$token" > "$tmp/token"
 printf '%s\n' "$mqpass" > "$tmp/mqpass"
 chmod 600 "$tmp/token" "$tmp/mqpass"

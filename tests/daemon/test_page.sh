@@ -16,27 +16,13 @@ bin=$1
 demo=$2
 shot=$3
 command -v chromium >/dev/null 2>&1 || { echo "SKIP: chromium is not installed"; exit 77; }
-for p in curl sox; do
-	command -v "$p" >/dev/null 2>&1 || { echo "FAIL: $p is needed (.ci/packages-test)"; exit 1; }
-done
-tmp=$(mktemp -d /tmp/s4kws-test-page-XXXXXX)
-pids=""
-ok=0
-cleanup() {
-	for p in $pids; do kill -9 "$p" 2>/dev/null || true; done
-	if [ $ok = 1 ]; then rm -rf "$tmp"; else echo "kept $tmp (daemon and chromium logs, the DOM)"; fi
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-wait_for() {
-	n=$(($1 * 10)); shift
-	while [ $n -gt 0 ]; do "$@" && return 0; sleep 0.1; n=$((n - 1)); done
-	return 1
-}
+name=page
+. "$(dirname "$0")/testlib.sh"
+needs curl sox
 
 sox "$demo" -t raw -e signed -b 16 -c 1 -r 16000 "$tmp/demo.raw" || fail "sox could not convert $demo"
 mkfifo "$tmp/audio"
-token="tok-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
+token=$(secret tok)
 # <>: the daemon holds the FIFO open for writing too, so it waits for audio instead of EOF
 S4KWS_TOKEN=$token "$bin" listen --input - --port 0 --port-file "$tmp/port" --log-level debug \
 	<> "$tmp/audio" 2> "$tmp/daemon.log" &
