@@ -18,6 +18,7 @@
 #include "mqtt.h"
 
 #include <errno.h>
+#include <math.h>
 #include <mosquitto.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -241,10 +242,11 @@ static int send_detection(struct mqtt *m, const struct ev_detection *d)
 	}
 	free(js);
 	if (rc == MOSQ_ERR_SUCCESS && m->hermes) {
+		const char *site = d->channel_name[0] ? d->channel_name : m->site;
 		json_t *h = json_pack("{s:s, s:s, s:s, s:f, s:s, s:n, s:n, s:n, s:n}", "modelId", d->keyword,
 				      "modelVersion", "", "modelType", "personal", "currentSensitivity",
-				      (double)d->score, "siteId", d->channel_name[0] ? d->channel_name : m->site,
-				      "sessionId", "sendAudioCaptured", "lang", "customEntities");
+				      round((double)d->score * 1e4) / 1e4, "siteId", site, "sessionId",
+				      "sendAudioCaptured", "lang", "customEntities");
 		char *hs = h ? json_dumps(h, EV_JSON_FLAGS) : NULL;
 		json_decref(h);
 		snprintf(t, sizeof t, "hermes/hotword/%s/detected", kwt);
@@ -300,11 +302,11 @@ static void went_down(struct mqtt *m, const char *why)
 	if (m->state == MQ_DOWN)
 		return;
 	if (m->state == MQ_UP || !m->down_logged)
-		log_msg(LOGL_WARN, "mqtt: %s %s: %s; retrying with back-off up to %.3g s",
+		log_msg(LOGL_WARN, "mqtt: %s %s (%s); retrying with back-off up to %.3g s",
 			m->state == MQ_UP ? "lost the connection to" : "cannot connect to", m->broker, why,
 			m->retry_max_s);
 	else
-		log_msg(LOGL_DEBUG, "mqtt: cannot connect to %s: %s", m->broker, why);
+		log_msg(LOGL_DEBUG, "mqtt: cannot connect to %s (%s)", m->broker, why);
 	m->down_logged = 1;
 	set_error(m, "%s", why);
 	m->state = MQ_DOWN;
