@@ -3,7 +3,9 @@
  * DESIGN. Home automation listens on MQTT, so detections go there, and a fleet of daemons fans in
  * through any broker. The detector must never wait for a network, so the publisher is one more
  * reader of the events store, on a thread of its own that alone owns the libmosquitto handle
- * (mosquitto_loop() is driven here, in slices of MQTT_SLICE_MS; no library thread). Each turn it
+ * (mosquitto_loop() is driven here; no library thread). The thread sleeps on the events store,
+ * so a detection is published as soon as it is stored, and otherwise turns MQTT_IDLE_MS apart
+ * to serve the connection (acknowledgements, keep-alive pings; 5 wake-ups a second). Each turn it
  * copies new detections into a bounded queue (oldest dropped first, counted, as are detections
  * that left the history before it read them), and while connected hands the queue to the
  * library at QoS 1; the library resends what was not acknowledged after a reconnect. The
@@ -31,7 +33,8 @@
 #include "../common/err.h"
 #include "log.h"
 
-#define MQTT_SLICE_MS 50     /* longest a new detection waits before the thread looks, ms */
+#define MQTT_SLICE_MS 50     /* I/O wait while connecting and at shutdown, ms */
+#define MQTT_IDLE_MS 200     /* longest sleep between turns while connected or away, ms */
 #define MQTT_CONNACK_S 10.0  /* a connection not accepted within this is retried, s */
 #define MQTT_KEEPALIVE_S 30
 #define MQTT_BACKOFF_S 0.25  /* first wait after a failed attempt, s */
@@ -401,19 +404,20 @@ static void *mqtt_main(void *arg)
 			mosquitto_disconnect(m->mosq);
 			went_down(m, "no answer from the broker");
 		}
-		if (m->state != MQ_DOWN) {
-			int rc = mosquitto_loop(m->mosq, MQTT_SLICE_MS, 1);
+		if (m->state != MQ_DOWN) { /* waits for the socket only while connecting */
+			int rc = mosquitto_loop(m->mosq, m->state == MQ_CONNECTING ? MQTT_SLICE_MS : 0, 1);
 			if (rc != MOSQ_ERR_SUCCESS && !atomic_load(&m->stop))
 				went_down(m, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
 		}
 		if (m->state == MQ_UP)
 			drain(m);
-		else if (m->state == MQ_DOWN) { /* sleep, but take new detections in as they come */
-			double left = m->next_try - s4k_mono_s();
-			int ms = left <= 0 ? 0 : left > 0.1 ? 100 : (int)(left * 1e3);
-			if (events_wait(m->ev, m->cursor, ms) == -ESHUTDOWN)
-				usleep(1000 * (unsigned)ms); /* a closed store no longer sleeps */
-		}
+		if (m->state == MQ_CONNECTING)
+			continue;
+		/* sleep until a detection comes, the next turn or the next attempt */
+		double left = m->state == MQ_DOWN ? m->next_try - s4k_mono_s() : 1.0;
+		int ms = left <= 0 ? 0 : left * 1e3 > MQTT_IDLE_MS ? MQTT_IDLE_MS : (int)(left * 1e3);
+		if (events_wait(m->ev, m->cursor, ms) == -ESHUTDOWN)
+			usleep(1000 * (unsigned)ms); /* a closed store no longer sleeps */
 	}
 	finish(m);
 	return NULL;
