@@ -567,7 +567,8 @@ char *cfg_help(void)
 			snprintf(lhs, sizeof lhs, "--%s[=%s]", o->name, o->arg);
 		else
 			snprintf(lhs, sizeof lhs, "--%s %s", o->name, o->arg);
-		fprintf(f, "  %-28s %s", lhs, o->help);
+		/* at least two blanks after a long lhs: dist/mkdoc.sh splits name and help there */
+		fprintf(f, "  %-28s%s%s", lhs, strlen(lhs) < 28 ? " " : "  ", o->help);
 		if (o->type == T_INT || o->type == T_DBL || o->type == T_KW)
 			fprintf(f, " [%.10g..%.10g]", o->min, o->max);
 		if (*o->def)
