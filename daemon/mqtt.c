@@ -56,6 +56,7 @@ struct mqtt {
 	struct mosquitto *mosq;
 	enum mq_state state;
 	int ever_connected, down_logged, offline_mid, offline_acked;
+	int announce;                /* accepted: availability and discovery still to publish */
 	double next_try, backoff, connecting_since;
 	struct ev_detection *q;      /* (qcap) ring of detections not yet handed to the library */
 	size_t qcap, qhead;
@@ -335,7 +336,7 @@ static void on_connect(struct mosquitto *mosq, void *ud, int rc)
 	log_msg(LOGL_INFO, "mqtt: connected to %s%s, publishing under %s/", m->broker,
 		m->ever_connected ? " again" : "", m->topic);
 	m->ever_connected = 1;
-	announce(m);
+	m->announce = 1; /* after mosquitto_loop() returns: not under the library's callback lock */
 }
 
 static void on_disconnect(struct mosquitto *mosq, void *ud, int rc)
@@ -408,6 +409,10 @@ static void *mqtt_main(void *arg)
 			int rc = mosquitto_loop(m->mosq, m->state == MQ_CONNECTING ? MQTT_SLICE_MS : 0, 1);
 			if (rc != MOSQ_ERR_SUCCESS && !atomic_load(&m->stop))
 				went_down(m, rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc));
+		}
+		if (m->state == MQ_UP && m->announce) {
+			m->announce = 0;
+			announce(m);
 		}
 		if (m->state == MQ_UP)
 			drain(m);

@@ -59,7 +59,7 @@ topic=s4kws/test
 mosquitto_sub -p "$port" $R -i sub1 -F '%r %t %p' -t "$topic/#" -t 'homeassistant/#' -t 'hermes/#' \
 	> "$tmp/sub1.txt" 2>&1 &
 pids="$pids $!"
-wait_for 5 grep -q "as sub1" "$tmp/broker1.log" || fail "mosquitto_sub did not connect"
+wait_for 5 grep -qs "as sub1" "$tmp/broker1.log" || fail "mosquitto_sub did not connect"
 
 "$bin" listen --input "$demo" --realtime --port 0 --port-file "$tmp/port" --token-file "$tmp/token" \
 	--mqtt "mqtt://s4kws@127.0.0.1:$port" --mqtt-password-file "$tmp/mqpass" --mqtt-topic "$topic" \
@@ -77,7 +77,7 @@ case $args in *"$token"* | *"$mqpass"*) fail "a secret shows in ps: $args" ;; es
 	fail "/v1/status answered without the token from --token-file"
 
 # discovery and a detection
-wait_for 15 grep -q "^0 $topic/detection {" "$tmp/sub1.txt" || fail "no detection on $topic/detection"
+wait_for 30 grep -qs "^0 $topic/detection {" "$tmp/sub1.txt" || fail "no detection on $topic/detection"
 grep -q "^0 $topic/availability online" "$tmp/sub1.txt" || fail "no availability online"
 mosquitto_sub -p "$port" $R -W 3 -C 11 -F '%r %t %p' -t 'homeassistant/#' -t "$topic/availability" \
 	> "$tmp/retained.txt" 2>/dev/null || true
@@ -100,7 +100,7 @@ want=$(api '/v1/detections?limit=1' | jq -c '.detections[0]')
 [ "$(echo "$first" | jq -c .)" = "$want" ] || fail "MQTT detection $first is not /v1/detections' $want"
 kw=$(echo "$first" | jq -r .keyword)
 grep -q "^0 $topic/detection/$kw/0 {" "$tmp/sub1.txt" || fail "nothing on $topic/detection/$kw/0"
-wait_for 3 grep -q "^0 hermes/hotword/$kw/detected " "$tmp/sub1.txt" || fail "no hermes/hotword/$kw/detected"
+wait_for 3 grep -qs "^0 hermes/hotword/$kw/detected " "$tmp/sub1.txt" || fail "no hermes/hotword/$kw/detected"
 grep "^0 hermes/hotword/$kw/detected " "$tmp/sub1.txt" | sed 's/^0 [^ ]* //' |
 	jq -e --arg kw "$kw" '.modelId == $kw and (.siteId | type == "string")' >/dev/null || fail "bad hermes payload"
 api /v1/status | jq -e --arg t "$topic" '.mqtt.connected and .mqtt.published >= 1 and .mqtt.topic == $t and
@@ -114,7 +114,7 @@ down() { api /v1/status | jq -e '.mqtt.connected == false' >/dev/null; }
 wait_for 5 down || fail "status still says connected after the broker stopped"
 last=$(api /v1/status | jq .last_id)
 queued() { api /v1/status | jq -e --argjson l "$last" '.last_id >= $l + 2' >/dev/null; }
-wait_for 15 queued || fail "no two detections while the broker was down: $(api /v1/status | jq -c .)"
+wait_for 60 queued || fail "no two detections while the broker was down: $(api /v1/status | jq -c .)"
 api /v1/status | jq -e '.mqtt.queued == 1 and .mqtt.dropped == 1' >/dev/null ||
 	fail "two detections while the broker was down, queue of 1: $(api /v1/status | jq -c .mqtt)"
 missed=$((last + 2)) # the newest is kept, the oldest dropped
@@ -125,7 +125,7 @@ chmod 644 "$tmp/passwd2"
 start_broker 2 "$tmp/passwd2" || fail "mosquitto did not restart on port $port"
 mosquitto_sub -p "$port" $R -i sub2 -F '%r %t %p' -t "$topic/#" > "$tmp/sub2.txt" 2>&1 &
 pids="$pids $!"
-wait_for 5 grep -q "as sub2" "$tmp/broker2.log" || fail "mosquitto_sub did not reconnect"
+wait_for 5 grep -qs "as sub2" "$tmp/broker2.log" || fail "mosquitto_sub did not reconnect"
 cp "$tmp/passwd" "$tmp/passwd2"
 kill -HUP $bpid
 got_missed() { grep "^0 $topic/detection {" "$tmp/sub2.txt" | sed 's/^0 [^ ]* //' | jq -e --argjson i "$missed" 'select(.id == $i)' >/dev/null 2>&1 && grep -q "^0 $topic/detection {\"id\":$missed," "$tmp/sub2.txt"; }
@@ -139,10 +139,10 @@ grep -q "mqtt: connected to 127.0.0.1:$port again" "$tmp/daemon1.log" || fail "t
 # the last will
 mosquitto_sub -p "$port" $R -i sub3 -F '%r %p' -t "$topic/availability" > "$tmp/sub3.txt" 2>&1 &
 pids="$pids $!"
-wait_for 5 grep -q "^1 online" "$tmp/sub3.txt" || fail "availability is not online before kill -9"
+wait_for 5 grep -qs "^1 online" "$tmp/sub3.txt" || fail "availability is not online before kill -9"
 kill -9 $dpid
 wait $dpid 2>/dev/null || true
-wait_for 5 grep -q "^0 offline" "$tmp/sub3.txt" || fail "no last will 'offline' after kill -9"
+wait_for 5 grep -qs "^0 offline" "$tmp/sub3.txt" || fail "no last will 'offline' after kill -9"
 [ "$(mosquitto_sub -p "$port" $R -W 3 -C 1 -F '%r %p' -t "$topic/availability")" = "1 offline" ] ||
 	fail "the last will is not retained"
 
