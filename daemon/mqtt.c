@@ -239,11 +239,12 @@ static int send_detection(struct mqtt *m, const struct ev_detection *d)
 	topic_part(kwt, sizeof kwt, d->keyword);
 	snprintf(t, sizeof t, "%s/detection", m->topic);
 	int rc = publish(m, t, js, 0, NULL);
-	if (rc == MOSQ_ERR_SUCCESS) {
+	if (rc == MOSQ_ERR_SUCCESS && d->channel >= 0) { /* a Wyoming client's (-1) has no entity */
 		snprintf(t, sizeof t, "%s/detection/%s/%d", m->topic, kwt, d->channel);
 		publish(m, t, js, 0, NULL);
-		atomic_fetch_add(&m->published, 1);
 	}
+	if (rc == MOSQ_ERR_SUCCESS)
+		atomic_fetch_add(&m->published, 1);
 	free(js);
 	if (rc == MOSQ_ERR_SUCCESS && m->hermes) {
 		const char *site = d->channel_name[0] ? d->channel_name : m->site;

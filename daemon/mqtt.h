@@ -17,7 +17,8 @@
  *   PREFIX/availability                 "online" / "offline", retained; "offline" is also the
  *                                       last will, so a killed daemon reads offline
  *   PREFIX/detection                    every detection, the JSON of /v1/detections (QoS 1)
- *   PREFIX/detection/KEYWORD/CHANNEL    the same, per keyword and channel (the entities' topics)
+ *   PREFIX/detection/KEYWORD/CHANNEL    the same, per keyword and capture channel (the entities'
+ *                                       topics; not for a Wyoming client's detections, channel -1)
  *   DISCOVERY/event/NODE/KEYWORD_CHANNEL/config   Home Assistant discovery, retained: one
  *                                       `event` entity per keyword and channel
  *   hermes/hotword/KEYWORD/detected     with .hermes: Rhasspy's Hermes hotword message
