@@ -26,7 +26,9 @@ enum fmt { FMT_TEXT, FMT_JSON, FMT_CSV };
 
 struct opts {
 	const char *model_path;
-	enum scan_mode mode;          /* SCAN_CONV or SCAN_STREAM (also for clips) */
+	enum scan_mode mode;          /* clips: SCAN_CONV or SCAN_STREAM */
+	enum scan_mode scan_mode;     /* longer recordings: SCAN_STREAM (auto, as listen) or SCAN_CONV */
+	int mode_set;                 /* --mode given (not auto) */
 	enum fmt format;
 	int top;                      /* 0: text shows all classes, json has no "top" */
 	int each;                     /* --channels each */

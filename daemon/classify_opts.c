@@ -31,7 +31,12 @@ static void usage(FILE *f)
 "recursively), @LIST (a text file of paths, one per line) or - (such a list on stdin).\n"
 "\n"
 "  --model FILE         weights file (default: $S4KWS_MODEL or the built-in model)\n"
-"  --mode conv|stream   convolution engine (default) or the recurrent steppers\n"
+"  --mode auto|conv|stream  engine: auto (default) classifies clips in convolution mode and\n"
+"                       scans longer recordings with the recurrent steppers, as 'listen'\n"
+"                       runs, so both report the same detections; conv: convolution for\n"
+"                       both (a scan then forgets lags beyond the kernels' length, 2.5 s for\n"
+"                       the default model, and can differ from 'listen'); stream: steppers\n"
+"                       for both\n"
 "  --format text|json|csv  output (default text); json: one object per line; csv: a row\n"
 "                       per clip, per detection, and per recording without one (no label)\n"
 "  --top K              text: show the K best classes (default all); json: add \"top\"\n"
@@ -83,9 +88,9 @@ static void usage(FILE *f)
 "  --context-file FILE  take those S seconds from a seeded offset of FILE instead\n"
 "  --seed N             seed of the context draw (default 1)\n"
 "\n"
-"Longer recordings are scanned in conv mode (bounded memory) or, with --mode stream, by\n"
-"the steppers, both with live mode's restarts if --restart-ms is set (default 0: one\n"
-"whole-file run from a zero state); json keys file, duration, detections (start, end,\n"
+"Longer recordings are scanned by the steppers (or, with --mode conv, in convolution mode),\n"
+"both with live mode's restarts if --restart-ms is set (default 0: one whole-file run\n"
+"from a zero state); json keys file, duration, detections (start, end,\n"
 "offset = where it was decided, in seconds; keyword, score, channel; verify with --verify).\n"
 "Detection settings are those of 's4kws listen': --config FILE, --threshold [KW=]P,\n"
 "--smooth-ms, --min-ms, --refractory-ms, --warmup-ms, --latency-ms, --onset, --word-ms,\n"
@@ -133,13 +138,16 @@ static int take_option(struct opts *o, int c, const char *arg)
 		break;
 	case O_MODE:
 		if (!strcmp(arg, "conv"))
-			o->mode = SCAN_CONV;
+			o->mode = o->scan_mode = SCAN_CONV;
 		else if (!strcmp(arg, "stream"))
-			o->mode = SCAN_STREAM;
+			o->mode = o->scan_mode = SCAN_STREAM;
+		else if (!strcmp(arg, "auto"))
+			o->mode = SCAN_CONV, o->scan_mode = SCAN_STREAM;
 		else {
-			fprintf(stderr, "s4kws classify: --mode: '%s' is not conv or stream\n", arg);
+			fprintf(stderr, "s4kws classify: --mode: '%s' is not auto, conv or stream\n", arg);
 			return -1;
 		}
+		o->mode_set = strcmp(arg, "auto") != 0;
 		break;
 	case O_FORMAT:
 		if (!strcmp(arg, "text"))
@@ -334,7 +342,8 @@ int copts_parse(int argc, char **argv, struct opts *o, int *first)
 	memset(&lo[nb + N_DET], 0, sizeof lo[0]);
 
 	memset(o, 0, sizeof *o);
-	o->mode = SCAN_CONV;
+	o->mode = SCAN_CONV;      /* auto: clips in conv mode, recordings stepped as listen does */
+	o->scan_mode = SCAN_STREAM;
 	o->format = FMT_TEXT;
 	o->jobs = 0;
 	o->quality = RS_BEST;

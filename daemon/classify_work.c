@@ -8,8 +8,9 @@
  * channel with --channels each) and resampled to the model's rate (or left at its own). The
  * first CLIP_MAX_S (3 s) of samples decide the kind: a clip (that long or shorter) is classified
  * once (daemon/clip: its loudest window, padded to the window, preroll zeros in front); anything
- * longer is scanned in conv mode by daemon/scan, whose per-hop posteriors go through
- * daemon/postproc, the same detection rules as live mode. An item's records (or one error
+ * longer is scanned by spot/scan (by default with the steppers, as live mode runs, so that
+ * classify and listen agree), whose per-hop posteriors go through spot/spot, the same
+ * detection rules as live mode. An item's records (or one error
  * record: a bad file never stops the run) go into its result slot, which is then marked done
  * under the run's lock for the printer.
  */
@@ -269,7 +270,7 @@ static struct scan *scanner_for(struct worker *w, struct engine *e, char *err, s
 		struct scan_sink sink = {.detection = on_detection, .user = w};
 		if (w->r->post)
 			sink.posterior = on_posterior;
-		e->scan = scan_new(e->m, w->r->o->mode, &pc, w->r->o->chunk,
+		e->scan = scan_new(e->m, w->r->o->scan_mode, &pc, w->r->o->chunk,
 				   scan_period(e->m, w->r->o->det.restart_ms), &sink, err, errlen);
 		/* one segment's work, once per worker: every later whole segment of every long
 		 * file then skips its preroll */

@@ -298,6 +298,8 @@ static int setup_model(struct run *r, const char ***labels)
 	for (int k = 0; k < r->K; k++)
 		(*labels)[k] = s4m_label(m0, k);
 	r->labels = *labels;
+	if (!o->mode_set && !s4m_streamable(m0))
+		o->scan_mode = SCAN_CONV; /* auto: a bidirectional model has conv mode only */
 	if (o->mode == SCAN_STREAM && !s4m_streamable(m0)) {
 		fprintf(stderr, "s4kws classify: --mode stream: this model is bidirectional and runs in conv "
 			"mode only\n");

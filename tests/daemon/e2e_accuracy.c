@@ -2,7 +2,8 @@
  *
  * usage: e2e_accuracy --s4kws BIN --data SPEECH_COMMANDS_DIR [--model FILE] [--minutes M]
  *                     [--seed N] [--min-recall R] [--max-false F] [--tolerance-ms T]
- *                     [--keep DIR] [--build-only] [-- LISTEN_ARGS...]
+ *                     [--keep DIR] [--build-only] [--agree [--agree-ms MS]] [--input FILE]
+ *                     [-- LISTEN_ARGS...]
  *
  * 1. Builds a stream from the validation clips (never the training ones): keyword clips (the
  *    ten keyword folders of val/) and non-keyword speech (val/_unknown_), in a seeded random
@@ -18,6 +19,10 @@
  *    within +-tolerance (300 ms) of the true end; each keyword and each detection is used at most
  *    once. Prints recall, false detections (all unmatched ones, and how many fell on filler),
  *    the end-estimate error and the decision delay (offset - true end).
+ * 4. With --agree, runs `s4kws classify --format json` (conv mode, the same model and LISTEN_ARGS)
+ *    on the same audio and requires the same detections: the same keywords in the same order,
+ *    each decided within --agree-ms (default: one hop, from the daemon's status) of listen's. With --input FILE the stream is
+ *    that file instead (no truth: only the agreement is checked).
  * Exit status: 0 when recall >= min-recall and false detections <= max-false (scaled to the
  * stream length per 10 minutes), 1 otherwise, 77 (skipped) when the model or data is missing,
  * 2 on usage errors. With --min-recall 0 and --max-false -1 only the plumbing is checked.
@@ -294,6 +299,45 @@ static size_t parse_dets(json_t *arr, struct det *d, size_t n, size_t max)
 	return n;
 }
 
+/* --agree: classify's detections of wav (conv mode) against listen's d[0..n), same keywords
+ * in the same order, offsets within tol s. 1 when they agree. */
+static int agree(const char *bin, const char *model, const char *wav, char **extra, int n_extra,
+		 const struct det *d, size_t n, double tol)
+{
+	char cmd[8192];
+	int k = snprintf(cmd, sizeof cmd, "'%s' classify --format json", bin);
+	if (model)
+		k += snprintf(cmd + k, sizeof cmd - (size_t)k, " --model '%s'", model);
+	for (int i = 0; i < n_extra && k < (int)sizeof cmd - 600; i++)
+		k += snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s'", extra[i]);
+	snprintf(cmd + k, sizeof cmd - (size_t)k, " '%s' 2>/dev/null", wav);
+	static struct det c[MAX_EV];
+	size_t nc = 0;
+	FILE *f = popen(cmd, "r");
+	static char line[1 << 22];
+	while (f && fgets(line, sizeof line, f)) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+		nc = parse_dets(json_object_get(o, "detections"), c, nc, MAX_EV);
+		json_decref(o);
+	}
+	int st = f ? pclose(f) : -1;
+	int same = st == 0 && nc == n;
+	double worst = 0;
+	for (size_t i = 0; i < n && i < nc; i++) {
+		double dt = fabs(c[i].offset - d[i].offset);
+		int ok = !strcmp(c[i].kw, d[i].kw) && dt <= tol;
+		if (!ok)
+			printf("  differs: listen %s at %.3f s, classify %s at %.3f s\n", d[i].kw, d[i].offset, c[i].kw,
+			       c[i].offset);
+		same &= ok;
+		worst = dt > worst ? dt : worst;
+	}
+	printf("classify vs listen --input: %zu and %zu detections, largest time difference %.1f ms: "
+	       "%s\n", nc, n, 1000 * worst, same ? "the same" : "DIFFERENT");
+	return same;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -302,9 +346,9 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	const char *bin = NULL, *data = NULL, *model = NULL, *keep = NULL;
-	double minutes = 10, min_recall = 0.9, max_false = 2, tol = 0.3;
-	int build_only = 0, extra = argc;
+	const char *bin = NULL, *data = NULL, *model = NULL, *keep = NULL, *input = NULL;
+	double minutes = 10, min_recall = 0.9, max_false = 2, tol = 0.3, agree_tol = -1;
+	int build_only = 0, extra = argc, check_agree = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -313,6 +357,8 @@ int main(int argc, char **argv)
 			break;
 		} else if (!strcmp(a, "--build-only"))
 			build_only = 1;
+		else if (!strcmp(a, "--agree"))
+			check_agree = 1;
 		else if (!v)
 			goto usage;
 		else if (!strcmp(a, "--s4kws"))
@@ -333,13 +379,17 @@ int main(int argc, char **argv)
 			max_false = atof(v), i++;
 		else if (!strcmp(a, "--tolerance-ms"))
 			tol = atof(v) / 1000, i++;
+		else if (!strcmp(a, "--agree-ms"))
+			agree_tol = atof(v) / 1000, i++;
+		else if (!strcmp(a, "--input"))
+			input = v, i++;
 		else
 			goto usage;
 	}
-	if (!data || (!bin && !build_only) || minutes <= 0)
+	if ((!data && !input) || (!bin && !build_only) || minutes <= 0 || (input && build_only))
 		goto usage;
 	struct stat st;
-	if (stat(data, &st) < 0) {
+	if (!input && stat(data, &st) < 0) {
 		printf("e2e: no data at %s: skipped\n", data);
 		return 77;
 	}
@@ -357,7 +407,7 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	static struct truth tr[MAX_EV];
-	int nt = build(data, dir, minutes, tr, MAX_EV);
+	int nt = input ? 0 : build(data, dir, minutes, tr, MAX_EV);
 	if (nt < 0)
 		return 1;
 	if (build_only)
@@ -367,7 +417,9 @@ int main(int argc, char **argv)
 	char pf[700], ef[700], wav[700];
 	snprintf(pf, sizeof pf, "%s/port", dir);
 	snprintf(ef, sizeof ef, "%s/listen.log", dir);
-	snprintf(wav, sizeof wav, "%s/stream.wav", dir);
+	snprintf(wav, sizeof wav, "%s", input ? input : "");
+	if (!input)
+		snprintf(wav, sizeof wav, "%s/stream.wav", dir);
 	unlink(pf);
 	const char *av[96];
 	int k = 0;
@@ -486,6 +538,17 @@ int main(int argc, char **argv)
 	for (size_t i = 0; same && i < nh; i++)
 		same = ds[i].id == dh[i].id && !strcmp(ds[i].kw, dh[i].kw) && fabs(ds[i].end - dh[i].end) < 1e-9;
 	printf("detections: %zu over HTTP, %zu over SSE: %s\n", nh, ns, same ? "identical" : "DIFFERENT");
+	if (check_agree) { /* within one hop (the daemon's, from its status) unless --agree-ms */
+		double hop_s = json_number_value(json_object_get(json_object_get(status, "model"), "hop_ms")) / 1000;
+		same &= agree(bin, model, wav, argv + extra, argc - extra, dh, nh,
+			      agree_tol >= 0 ? agree_tol : hop_s + 1e-4);
+	}
+	if (input) {
+		json_decref(status);
+		if (!keep)
+			rmdir(dir);
+		return same ? 0 : 1;
+	}
 
 	/* match */
 	int nk = 0;
@@ -588,6 +651,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: e2e_accuracy --s4kws BIN --data SPEECH_COMMANDS_DIR [--model FILE] [--minutes M] "
 			"[--seed N]\n       [--min-recall R] [--max-false F] [--tolerance-ms T] [--keep DIR] "
-			"[--build-only] [-- LISTEN_ARGS]\n");
+			"[--build-only]\n       [--agree [--agree-ms MS]] [--input FILE] [-- LISTEN_ARGS]\n");
 	return 2;
 }

@@ -354,7 +354,7 @@ static void test_longer_clips(void)
 	int port = 0;
 	CHECK_EQ(sh(NULL, "'%s' listen --model '%s' --input none --port 0 --port-file '%s' 2>'%s/listen.err' & "
 		    "echo $! > '%s'", exe, model, pf, dir, pidf), 0);
-	for (int t = 0; t < 200 && !port; t++) { /* up to 20 s (sanitizer builds load slowly) */
+	for (int t = 0; t < 600 && !port; t++) { /* up to 60 s (sanitizer builds, a loaded machine) */
 		char *p = slurp(pf);
 		port = p ? atoi(p) : 0;
 		free(p);
