@@ -64,6 +64,8 @@ done
 grep -q 'name="yes"' "$tmp/dom.html" || fail "the page shows no threshold inputs"
 n=$(grep -o 'class="bar"' "$tmp/dom.html" | wc -l)
 [ "$n" = 10 ] || fail "$n score bars, not one per keyword (10)"
+n=$(grep -o '<td class="dim">[01]\.[0-9][0-9][0-9]</td>' "$tmp/dom.html" | wc -l)
+[ "$n" = 10 ] || fail "$n scores shown from /v1/scores, not 10"
 grep -q 's4kws-sc12, 12 labels' "$tmp/dom.html" || fail "the page shows no model"
 [ -s "$shot" ] || fail "chromium wrote no screenshot"
 grep -F "$token" "$tmp/daemon.log" && fail "the token shows in the daemon's log"
