@@ -214,17 +214,35 @@ static void mqtt_reload(struct app *a, struct cfg *nc)
 
 /* ---- SIGHUP ---- */
 
+/* cfg_keep_restart's report: the names of the options a SIGHUP could not change. */
+struct kept {
+	char names[512];
+	size_t len;
+};
+
+static void note_kept(const char *name, void *user)
+{
+	struct kept *k = user;
+	if (k->len < sizeof k->names)
+		k->len += (size_t)snprintf(k->names + k->len, sizeof k->names - k->len, "%s%s", k->len ? ", " : "",
+					   name);
+}
+
 static void reload(struct app *a)
 {
 	struct cfg *nc = malloc(sizeof *nc);
 	struct pp_kw *kw = malloc((size_t)a->K * sizeof *kw);
 	char err[S4K_ERR_LEN];
 	struct pp_config pc;
+	struct kept kept = {"", 0};
 	int rc = (!nc || !kw) ? -ENOMEM : cfg_parse(nc, a->argc, a->argv, err, sizeof err);
 	if (rc == -ENOMEM)
 		snprintf(err, sizeof err, "out of memory");
-	if (rc == 0)
+	if (rc == 0) {
+		/* what is read only at start keeps its running value (the option table says which) */
+		cfg_keep_restart(nc, &a->cfg, note_kept, &kept);
 		rc = build_pp(nc, a, kw, &pc, err, sizeof err);
+	}
 	if (rc == 0) {
 		/* under mu, so that PUT /v1/thresholds cannot interleave: the detector's settings
 		 * and the published copy (kw, pc) stay the same */
@@ -247,45 +265,8 @@ static void reload(struct app *a)
 	}
 	log_set_level((enum log_level)nc->log_level);
 	mqtt_reload(a, nc);
-	static const struct {
-		const char *name;
-		size_t off, len;
-	} restart[] = {
-#define R(n, f) {n, offsetof(struct cfg, f), sizeof(((struct cfg *)0)->f)}
-		R("model", model), R("device", device), R("channels", channels), R("input", input),
-		R("bind", bind), R("port", port), R("token", token), R("cors-origin", cors_origin),
-		R("log", log), R("history", history),
-		R("dedup-ms", dedup_ms), R("on-detect", on_detect), R("wyoming-port", wyoming_port),
-		R("wyoming-bind", wyoming_bind), R("channel-names", channel_names),
-		R("wyoming-clients", wyoming_clients), R("on-detect-timeout-ms", on_detect_timeout_ms),
-		R("save-dir", save_dir), R("save-pre-ms", save_pre_ms), R("save-post-ms", save_post_ms),
-		R("hop-ms", hop_ms), R("restart-ms", restart_ms), R("inference-threads", inference_threads), R("ring-ms", ring_ms), R("max-connections", max_connections),
-		R("realtime", realtime), R("duration", duration),
-#undef R
-	};
-	for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
-		if (memcmp((char *)nc + restart[i].off, (char *)&a->cfg + restart[i].off, restart[i].len))
-			log_msg(LOGL_WARN, "SIGHUP: a change of %s takes effect only after a restart", restart[i].name);
-	/* keep what cannot change live; take the rest (a->cfg is the main thread's) */
-	memcpy(nc->model, a->cfg.model, sizeof nc->model);
-	memcpy(nc->device, a->cfg.device, sizeof nc->device);
-	memcpy(nc->input, a->cfg.input, sizeof nc->input);
-	memcpy(nc->log, a->cfg.log, sizeof nc->log);
-	memcpy(nc->save_dir, a->cfg.save_dir, sizeof nc->save_dir);
-	nc->save_pre_ms = a->cfg.save_pre_ms;
-	memcpy(nc->on_detect, a->cfg.on_detect, sizeof nc->on_detect);
-	memcpy(nc->wyoming_bind, a->cfg.wyoming_bind, sizeof nc->wyoming_bind);
-	memcpy(nc->channel_names, a->cfg.channel_names, sizeof nc->channel_names);
-	nc->wyoming_port = a->cfg.wyoming_port;
-	nc->wyoming_clients = a->cfg.wyoming_clients;
-	nc->on_detect_timeout_ms = a->cfg.on_detect_timeout_ms;
-	nc->dedup_ms = a->cfg.dedup_ms;
-	nc->save_post_ms = a->cfg.save_post_ms;
-	nc->channels = a->cfg.channels;
-	nc->hop_ms = a->cfg.hop_ms;
-	nc->restart_ms = a->cfg.restart_ms;
-	nc->inference_threads = a->cfg.inference_threads;
-	nc->duration = a->cfg.duration;
+	if (kept.len)
+		log_msg(LOGL_WARN, "SIGHUP: a change of %s takes effect only after a restart", kept.names);
 	a->cfg = *nc;
 	log_msg(LOGL_INFO, "SIGHUP: detection settings reloaded%s%s", a->cfg.config[0] ? " from " : "",
 		a->cfg.config);

@@ -29,6 +29,10 @@
 
 enum opt_type { T_STR, T_INT, T_DBL, T_BOOL, T_KW, T_LEVEL };
 
+/* OPT_CLI: command line only (not in a config file); OPT_RESTART: read at start only, so a
+ * SIGHUP keeps the running value (cfg_keep_restart) and says so. */
+enum { OPT_CLI = 1, OPT_RESTART = 2 };
+
 struct opt {
 	const char *name;
 	enum opt_type type;
@@ -38,7 +42,7 @@ struct opt {
 	size_t size;          /* T_STR: capacity of the char array */
 	const char *arg;      /* what the value is, for --help */
 	const char *help;
-	int cli_only;
+	unsigned flags;       /* OPT_CLI, OPT_RESTART */
 };
 
 #define F(field) offsetof(struct cfg, field), sizeof(((struct cfg *)0)->field)
@@ -46,96 +50,96 @@ struct opt {
 static const struct opt opts[] = {
 	/* model and audio input */
 	{"model", T_STR, 0, 0, "", F(model), "FILE",
-	 "weights file (.safetensors); empty: $S4KWS_MODEL or the built-in default model", 0},
+	 "weights file (.safetensors); empty: $S4KWS_MODEL or the built-in default model", OPT_RESTART},
 	{"config", T_STR, 0, 0, "", F(config), "FILE",
-	 "read options from this file first (flags given on the command line win)", 1},
+	 "read options from this file first (flags given on the command line win)", OPT_CLI},
 	{"device", T_STR, 0, 0, "", F(device), "NAME|INDEX",
-	 "capture device: an index or a substring of the name ('s4kws devices' lists them); empty: the default input", 0},
+	 "capture device: an index or a substring of the name ('s4kws devices' lists them); empty: the default input", OPT_RESTART},
 	{"channels", T_INT, 0, 64, "0", F(channels), "N",
-	 "channels to open and spot in, each with its own model state; 0: 1 for a device, all of a file's", 0},
+	 "channels to open and spot in, each with its own model state; 0: 1 for a device, all of a file's", OPT_RESTART},
 	{"input", T_STR, 0, 0, "", F(input), "FILE|-|none",
 	 "read this audio file (any libsndfile format) or '-' (raw S16_LE on stdin) instead of a device; "
-	 "'none': no local audio (a Wyoming server only)", 0},
+	 "'none': no local audio (a Wyoming server only)", OPT_RESTART},
 	{"input-rate", T_INT, 0, 768000, "0", F(input_rate), "HZ",
-	 "sample rate of raw stdin input; 0: the model's rate", 0},
+	 "sample rate of raw stdin input; 0: the model's rate", OPT_RESTART},
 	{"realtime", T_BOOL, 0, 1, "false", F(realtime), "BOOL",
-	 "pace --input at real speed instead of as fast as the CPU allows", 0},
+	 "pace --input at real speed instead of as fast as the CPU allows", OPT_RESTART},
 	{"duration", T_DBL, 0, 1e9, "0", F(duration), "SECONDS",
-	 "stop the input after this much audio (status then says eof); 0: never", 0},
+	 "stop the input after this much audio (status then says eof); 0: never", OPT_RESTART},
 	{"channel-names", T_STR, 0, 0, "", F(channel_names), "NAME,...",
-	 "a name for each channel (e.g. kitchen,hall), put in every detection as channel_name", 0},
+	 "a name for each channel (e.g. kitchen,hall), put in every detection as channel_name", OPT_RESTART},
 	{"frames-per-buffer", T_INT, 16, 65536, "320", F(frames_per_buffer), "FRAMES",
-	 "PortAudio period: frames per capture callback", 0},
+	 "PortAudio period: frames per capture callback", OPT_RESTART},
 	{"ring-ms", T_INT, 100, 600000, "2000", F(ring_ms), "MS",
-	 "audio buffered between capture and inference before new audio is dropped (counted as overruns)", 0},
+	 "audio buffered between capture and inference before new audio is dropped (counted as overruns)", OPT_RESTART},
 	{"retry-max", T_DBL, 0.1, 3600, "30", F(retry_max), "SECONDS",
-	 "longest wait between attempts to reopen a failed capture device (back-off doubles from 0.5 s)", 0},
+	 "longest wait between attempts to reopen a failed capture device (back-off doubles from 0.5 s)", OPT_RESTART},
 	{"device-stall", T_DBL, 0.1, 3600, "5", F(device_stall), "SECONDS",
-	 "a capture device that delivers no audio for this long has failed: it is closed and reopened", 0},
+	 "a capture device that delivers no audio for this long has failed: it is closed and reopened", OPT_RESTART},
 	/* HTTP */
 	{"bind", T_STR, 0, 0, "127.0.0.1", F(bind), "ADDR",
-	 "HTTP listen address (IPv4 or IPv6); anything but loopback requires --token", 0},
-	{"port", T_INT, 0, 65535, "8080", F(port), "PORT", "HTTP port; 0: any free port", 0},
+	 "HTTP listen address (IPv4 or IPv6); anything but loopback requires --token", OPT_RESTART},
+	{"port", T_INT, 0, 65535, "8080", F(port), "PORT", "HTTP port; 0: any free port", OPT_RESTART},
 	{"port-file", T_STR, 0, 0, "", F(port_file), "FILE",
-	 "write the bound HTTP port to this file once listening", 0},
+	 "write the bound HTTP port to this file once listening", OPT_RESTART},
 	{"token", T_STR, 0, 0, "", F(token), "SECRET",
 	 "require 'Authorization: Bearer SECRET' on every endpoint but /healthz and the page /; "
-	 "a flag shows in ps: prefer --token-file or S4KWS_TOKEN in the environment", 0},
+	 "a flag shows in ps: prefer --token-file or S4KWS_TOKEN in the environment", OPT_RESTART},
 	{"token-file", T_STR, 0, 0, "", F(token_file), "FILE",
-	 "read the token from the first line of FILE (keep it mode 0600)", 0},
+	 "read the token from the first line of FILE (keep it mode 0600)", OPT_RESTART},
 	{"cors-origin", T_STR, 0, 0, "", F(cors_origin), "ORIGIN",
 	 "let pages from ORIGIN (e.g. https://dash.example.org; '*': any) call the API from a "
-	 "browser (CORS); empty: off", 0},
+	 "browser (CORS); empty: off", OPT_RESTART},
 	{"max-connections", T_INT, 1, 1024, "32", F(max_connections), "N",
-	 "concurrent HTTP connections; more are refused", 0},
+	 "concurrent HTTP connections; more are refused", OPT_RESTART},
 	{"http-timeout", T_INT, 1, 3600, "30", F(http_timeout), "SECONDS",
-	 "close an HTTP connection idle for this long", 0},
+	 "close an HTTP connection idle for this long", OPT_RESTART},
 	{"max-body", T_INT, 1024, 1073741824, "10485760", F(max_body), "BYTES",
-	 "largest POST /v1/classify body; bigger ones get 413", 0},
+	 "largest POST /v1/classify body; bigger ones get 413", OPT_RESTART},
 	{"classify-jobs", T_INT, 1, 64, "2", F(classify_jobs), "N",
-	 "POST /v1/classify requests computed at once; others wait up to 10 s, then get 503", 0},
+	 "POST /v1/classify requests computed at once; others wait up to 10 s, then get 503", OPT_RESTART},
 	{"sse-clients", T_INT, 1, 1024, "16", F(sse_clients), "N",
-	 "concurrent /v1/events streams; more get 503", 0},
+	 "concurrent /v1/events streams; more get 503", OPT_RESTART},
 	{"heartbeat", T_DBL, 0.05, 3600, "15", F(heartbeat), "SECONDS",
-	 "SSE comment line sent when no detection happened for this long", 0},
+	 "SSE comment line sent when no detection happened for this long", OPT_RESTART},
 	/* detections */
 	{"history", T_INT, 1, 1000000, "1000", F(history), "N",
-	 "detections kept in memory for /v1/detections and SSE resume", 0},
+	 "detections kept in memory for /v1/detections and SSE resume", OPT_RESTART},
 	{"log", T_STR, 0, 0, "", F(log), "FILE",
-	 "append every detection to this JSON-lines file (ids continue from its last line)", 0},
+	 "append every detection to this JSON-lines file (ids continue from its last line)", OPT_RESTART},
 	{"save-dir", T_STR, 0, 0, "", F(save_dir), "DIR",
 	 "write the audio of every detection to DIR as a WAV file (16-bit, model rate, detection "
-	 "JSON in its comment), named TIME-ID-KEYWORD-chCHANNEL.wav", 0},
+	 "JSON in its comment), named TIME-ID-KEYWORD-chCHANNEL.wav", OPT_RESTART},
 	{"save-pre-ms", T_DBL, 0, 10000, "1500", F(save_pre_ms), "MS",
-	 "audio before the decision point in each saved clip", 0},
+	 "audio before the decision point in each saved clip", OPT_RESTART},
 	{"save-post-ms", T_DBL, 0, 10000, "500", F(save_post_ms), "MS",
-	 "audio after the decision point in each saved clip (the clip is written once it arrived)", 0},
+	 "audio after the decision point in each saved clip (the clip is written once it arrived)", OPT_RESTART},
 	{"on-detect", T_STR, 0, 0, "", F(on_detect), "CMD",
 	 "run CMD with /bin/sh for every detection, one at a time, the detection as JSON on stdin and "
 	 "in S4KWS_ID, S4KWS_KEYWORD, S4KWS_CHANNEL, S4KWS_CHANNEL_NAME, S4KWS_SCORE, S4KWS_TIME, S4KWS_OFFSET, "
-	 "S4KWS_START, S4KWS_END, S4KWS_JSON", 0},
+	 "S4KWS_START, S4KWS_END, S4KWS_JSON", OPT_RESTART},
 	{"on-detect-timeout-ms", T_DBL, 10, 3600000, "10000", F(on_detect_timeout_ms), "MS",
-	 "an on-detect command still running after MS is killed (with its process group)", 0},
+	 "an on-detect command still running after MS is killed (with its process group)", OPT_RESTART},
 	{"wyoming-port", T_INT, -1, 65535, "-1", F(wyoming_port), "PORT",
 	 "also serve wake-word detection over the Wyoming protocol (Home Assistant, wyoming-satellite) "
-	 "on this TCP port (usually 10400); -1: off, 0: any free port (see /v1/status)", 0},
+	 "on this TCP port (usually 10400); -1: off, 0: any free port (see /v1/status)", OPT_RESTART},
 	{"wyoming-bind", T_STR, 0, 0, "127.0.0.1", F(wyoming_bind), "ADDR",
 	 "Wyoming listen address; the protocol has no authentication, so bind other addresses only "
-	 "on a trusted network", 0},
+	 "on a trusted network", OPT_RESTART},
 	{"wyoming-clients", T_INT, 1, 256, "8", F(wyoming_clients), "N",
-	 "concurrent Wyoming clients, each with its own stepper; more get an error event", 0},
+	 "concurrent Wyoming clients, each with its own stepper; more get an error event", OPT_RESTART},
 	{"log-level", T_LEVEL, 0, 3, "info", F(log_level), "LEVEL",
 	 "daemon messages on stderr: error, warn, info or debug", 0},
 	{"inference-threads", T_INT, 0, 64, "0", F(inference_threads), "N",
-	 "threads stepping the channels; 0: one per core, never more than the channels", 0},
+	 "threads stepping the channels; 0: one per core, never more than the channels", OPT_RESTART},
 	{"restart-ms", T_DBL, 0, 3600000, PP_STR(PP_DEF_RESTART_MS), F(restart_ms), "MS",
 	 "restart each channel's steppers every MS, two taking turns, so that no score depends on "
-	 "more than MS of audio, as in training (0 = never)", 0},
+	 "more than MS of audio, as in training (0 = never)", OPT_RESTART},
 	{"dedup-ms", T_DBL, 0, 10000, "0", F(dedup_ms), "MS",
 	 "a keyword detected on one channel is not reported again for another channel within MS "
-	 "(microphone arrays hear one word on every channel); 0: every channel reports", 0},
+	 "(microphone arrays hear one word on every channel); 0: every channel reports", OPT_RESTART},
 	{"hop-ms", T_DBL, 1, 1000, "10", F(hop_ms), "MS",
-	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", 0},
+	 "evaluate the posteriors this often (rounded to a multiple of the model's hop)", OPT_RESTART},
 	{"threshold", T_KW, 0.001, 1, PP_STR(PP_DEF_THRESHOLD), F(threshold), "[KW=]P",
 	 "smoothed posterior a keyword needs; KW=P sets one keyword (repeatable); where none is given, "
 	 "the model's own tuned threshold of each keyword ('s4kws info'), if it has one, else the default", 0},
@@ -380,7 +384,7 @@ static int on_ini_pair(void *user, const char *section, const char *name, const 
 	} else {
 		const char *dot = strchr(name, '.');
 		const struct opt *o = find(name, dot ? (size_t)(dot - name) : strlen(name));
-		if (o && o->cli_only)
+		if (o && (o->flags & OPT_CLI))
 			s4k_seterr(e, sizeof e, "%s can only be given on the command line", o->name);
 		else if (cfg_set(fc->c, name, strip_comment(value, v, sizeof v), e, sizeof e) == 0)
 			return 1;
@@ -540,7 +544,7 @@ int cfg_parse(struct cfg *c, int argc, char **argv, char *err, size_t errlen)
 			s4k_seterr(err, errlen, "--%s needs a value (%s)", o->name, o->arg);
 			return -EINVAL;
 		}
-		if (o->cli_only)
+		if ((o->flags & OPT_CLI))
 			continue; /* --config: already read */
 		int rc = cfg_set(c, o->name, v, err, errlen);
 		if (rc < 0)
@@ -573,17 +577,35 @@ char *cfg_help(void)
 			fprintf(f, " [%.10g..%.10g]", o->min, o->max);
 		if (*o->def)
 			fprintf(f, " (default %s)", o->def);
+		if (o->flags & OPT_RESTART)
+			fprintf(f, " (restart)");
 		fprintf(f, "\n");
 	}
 	fprintf(f, "  %-28s %s\n", "--help", "show this text");
 	fprintf(f, "\nSignals: SIGINT/SIGTERM stop in order; SIGHUP re-reads --config and the flags\n"
 		   "(thresholds and detection settings apply at once; the old settings stay if the new\n"
-		   "ones are invalid).\n");
+		   "ones are invalid; options marked (restart) keep their running value, with a warning).\n");
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
 	}
 	return buf;
+}
+
+void cfg_keep_restart(struct cfg *nc, const struct cfg *old, void (*changed)(const char *name, void *user),
+		      void *user)
+{
+	for (size_t i = 0; i < N_OPTS; i++) {
+		const struct opt *o = &opts[i];
+		if (!(o->flags & OPT_RESTART))
+			continue;
+		char *n = (char *)nc + o->off;
+		const char *c = (const char *)old + o->off;
+		int differs = o->type == T_STR ? strcmp(n, c) != 0 : memcmp(n, c, o->size) != 0;
+		if (differs && changed)
+			changed(o->name, user);
+		memcpy(n, c, o->size);
+	}
 }
 
 /* The override for label, or NULL. */

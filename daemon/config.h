@@ -153,4 +153,9 @@ int cfg_is_loopback(const char *addr);
  * and *len. 0, or -EINVAL when addr is neither. */
 int cfg_sockaddr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *len);
 
+/* After a SIGHUP re-read into nc: every option read only at start takes old's value again;
+ * changed(name, user) is called for each whose value nc had changed (may be NULL). */
+void cfg_keep_restart(struct cfg *nc, const struct cfg *old, void (*changed)(const char *name, void *user),
+		      void *user);
+
 #endif

@@ -409,6 +409,39 @@ static void test_secrets(void)
 	      strstr(err, "/nonexistent/token"), "%s", err);
 }
 
+static void note(const char *name, void *user)
+{
+	char *names = user;
+	strcat(names, name);
+	strcat(names, ";");
+}
+
+/* SIGHUP: the options read only at start (the table's restart flag) keep their running value
+ * and are named; the detection settings take the new one. */
+static void test_keep_restart(void)
+{
+	struct cfg old, nc;
+	char err[256], names[256] = "";
+	CHECK_EQ(parse(&old, err, "--port", "9000", "--threshold", "0.7"), 0);
+	CHECK_EQ(parse(&nc, err, "--port", "9001", "--threshold", "0.6"), 0);
+	snprintf(nc.input, sizeof nc.input, "%s", "other.wav");
+	cfg_keep_restart(&nc, &old, note, names);
+	CHECK_EQ(nc.port, 9000);
+	CHECK(!strcmp(nc.input, ""), "input kept: '%s'", nc.input);
+	CHECK_NEAR(nc.threshold.def, 0.6, 1e-12);
+	CHECK(!strcmp(names, "input;port;"), "named: %s", names);
+	char *h = cfg_help();
+	char *port = h ? strstr(h, "  --port ") : NULL, *thr = h ? strstr(h, "  --threshold ") : NULL;
+	char *pe = port ? strchr(port, '\n') : NULL, *te = thr ? strchr(thr, '\n') : NULL;
+	if (pe)
+		*pe = 0;
+	if (te)
+		*te = 0;
+	CHECK(port && thr && strstr(port, "(restart)") && !strstr(thr, "(restart)"),
+	      "--help marks --port, not --threshold, as read at start");
+	free(h);
+}
+
 int main(int argc, char **argv)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -424,6 +457,7 @@ int main(int argc, char **argv)
 	test_postproc_defaults();
 	test_model_thresholds();
 	test_secrets();
+	test_keep_restart();
 	if (argc > 1)
 		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
