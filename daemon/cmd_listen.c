@@ -370,6 +370,215 @@ static void teardown(struct app *a)
 	pthread_mutex_destroy(&a->mu);
 }
 
+/* The model, its labels and the detection settings from the configuration. 0 or -errno with
+ * err (-EDOM: settings the model cannot take, a usage error). */
+static int setup_model(struct app *a, char *err, size_t errlen)
+{
+	const char *mpath = a->cfg.model[0] ? a->cfg.model : NULL;
+	a->m = cmd_load_model(mpath, 1.0, err, errlen);
+	if (!a->m)
+		return -EINVAL;
+	const char *src = cmd_model_source(mpath);
+	snprintf(a->model_src, sizeof a->model_src, "%s", src ? src : "");
+	if (!s4m_streamable(a->m)) {
+		s4k_seterr(err, errlen, "%s is bidirectional and cannot run live; use 's4kws classify'", a->model_src);
+		return -EINVAL;
+	}
+	a->rate = s4m_sample_rate(a->m);
+	a->K = s4m_n_labels(a->m);
+	a->hop = scan_hop(a->m, a->cfg.hop_ms);
+	a->period = scan_period(a->m, a->cfg.restart_ms);
+	a->labels = malloc((size_t)a->K * sizeof *a->labels);
+	a->kw = malloc((size_t)a->K * sizeof *a->kw);
+	if (!a->labels || !a->kw) {
+		s4k_seterr(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int k = 0; k < a->K; k++)
+		a->labels[k] = s4m_label(a->m, k);
+	return build_pp(&a->cfg, a, a->kw, &a->pc, err, errlen) < 0 ? -EDOM : 0;
+}
+
+/* The input (not started), the channel names and the ring. 0 or -errno with err. */
+static int setup_input(struct app *a, char *err, size_t errlen)
+{
+	if (a->cfg.input[0] && a->cfg.device[0]) {
+		s4k_seterr(err, errlen, "--device and --input exclude each other: capture from a device or read an input");
+		return -EINVAL;
+	}
+	struct source_config scfg = {.input = a->cfg.input, .device = a->cfg.device, .channels = a->cfg.channels,
+				     .input_rate = a->cfg.input_rate, .rate = a->rate, .realtime = a->cfg.realtime,
+				     .duration = a->cfg.duration, .frames_per_buffer = a->cfg.frames_per_buffer,
+				     .device_stall = a->cfg.device_stall, .retry_max = a->cfg.retry_max};
+	a->src = source_open(&scfg, err, errlen);
+	if (!a->src)
+		return -EINVAL;
+	a->C = source_channels(a->src);
+	if (parse_channel_names(a, err, errlen) < 0)
+		return -EINVAL;
+	/* ring: ring-ms of audio at the input rate (48 kHz at least for a device, which may reopen
+	 * at another rate) */
+	int ring_rate = source_kind(a->src) == SOURCE_DEVICE ? (a->rate > 48000 ? a->rate : 48000)
+							      : source_rate(a->src);
+	size_t want = (size_t)((double)a->cfg.ring_ms / 1000.0 * ring_rate) * (size_t)a->C;
+	if (want < 4 * (size_t)SOURCE_BLOCK * (size_t)a->C) /* a file or stdin writes SOURCE_BLOCK frames */
+		want = 4 * (size_t)SOURCE_BLOCK * (size_t)a->C;
+	size_t cap = pow2_at_least(want);
+	a->ring_store = malloc(cap * sizeof *a->ring_store);
+	if (!a->ring_store || ring_init(&a->ring, a->ring_store, cap) < 0) {
+		s4k_seterr(err, errlen, "out of memory for a %zu-sample ring", cap);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Where detections go: the events store (and --log), clips, the on-detect hook, MQTT; then the
+ * detector, started. 0 or -errno with err. */
+static int setup_detection(struct app *a, char *err, size_t errlen)
+{
+	struct ev_open_info info;
+	a->ev = events_new((size_t)a->cfg.history, a->cfg.log, &info, err, errlen);
+	if (!a->ev)
+		return -EINVAL;
+	if (a->cfg.log[0]) {
+		if (info.torn_bytes)
+			log_msg(LOGL_WARN, "%s: cut off an incomplete last line (%zu bytes)", a->cfg.log, info.torn_bytes);
+		if (info.bad_lines)
+			log_msg(LOGL_WARN, "%s: skipped %zu lines that are not detections", a->cfg.log, info.bad_lines);
+		if (info.last_id)
+			log_msg(LOGL_INFO, "%s: continuing after detection %llu", a->cfg.log,
+				(unsigned long long)info.last_id);
+	}
+	size_t pre = (size_t)llround(a->cfg.save_pre_ms * 1e-3 * a->rate);
+	size_t post = (size_t)llround(a->cfg.save_post_ms * 1e-3 * a->rate);
+	if (a->cfg.save_dir[0]) {
+		struct saver_config sc = {.dir = a->cfg.save_dir, .rate = a->rate,
+					  .max_samples = pre + post > 0 ? pre + post : 1};
+		if (!(a->saver = saver_new(&sc, err, errlen)))
+			return -EINVAL;
+		snprintf(a->save_dir, sizeof a->save_dir, "%s", a->cfg.save_dir);
+	}
+	if (a->cfg.on_detect[0]) {
+		struct hook_config hk = {.command = a->cfg.on_detect,
+					 .timeout_ms = a->cfg.on_detect_timeout_ms, .ev = a->ev};
+		if (!(a->hook = hook_new(&hk, err, errlen)))
+			return -EINVAL;
+		snprintf(a->on_detect, sizeof a->on_detect, "%s", a->cfg.on_detect);
+	}
+	if (a->cfg.mqtt[0]) {
+		struct mqtt_config mc = mqtt_config_of(&a->cfg, a, events_last_id(a->ev));
+		if (!(a->mqtt = mqtt_new(&mc, err, errlen)))
+			return -EINVAL;
+	}
+	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
+				.ev = a->ev, .pc = &a->pc, .period = a->period,
+				.threads = a->cfg.inference_threads, .saver = a->saver,
+				.save_pre = pre, .save_post = post,
+				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate),
+				.channel_names = a->ch_name_ptr};
+	if (dc.threads == 0) {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
+	}
+	if (!(a->det = detector_new(&dc, err, errlen)))
+		return -EINVAL;
+	detector_set_input(a->det, source_rate(a->src), RS_BEST);
+	return detector_start(a->det, err, errlen);
+}
+
+/* The Wyoming server (before HTTP: the status hook reads a->wy), then the HTTP server and the
+ * port file. 0 or -errno with err. */
+static int setup_servers(struct app *a, char *err, size_t errlen)
+{
+	if (a->cfg.wyoming_port >= 0) {
+		struct wy_config wc = {.bind = a->cfg.wyoming_bind, .port = a->cfg.wyoming_port, .m = a->m,
+				       .pc = &a->pc, .hop = a->hop, .period = a->period,
+				       .max_clients = a->cfg.wyoming_clients,
+				       .timeout_s = 300, .version = S4KWS_VERSION, /* satellites may pause */
+				       .publish = wy_publish, .publish_user = a};
+		if (!(a->wy = wy_start(&wc, err, errlen)))
+			return -EINVAL;
+		snprintf(a->wy_bind, sizeof a->wy_bind, "%s", a->cfg.wyoming_bind);
+		log_msg(LOGL_INFO, "Wyoming wake-word server on %s port %d%s", a->cfg.wyoming_bind,
+			wy_port(a->wy), cfg_is_loopback(a->cfg.wyoming_bind) ? ""
+			: " (no authentication: keep it on a trusted network)");
+	}
+	double hb = a->cfg.heartbeat < a->cfg.http_timeout * 0.5 ? a->cfg.heartbeat : a->cfg.http_timeout * 0.5;
+	struct http_config hc = {.bind = a->cfg.bind, .port = a->cfg.port, .token = a->cfg.token,
+				 .cors_origin = a->cfg.cors_origin,
+				 .max_connections = (unsigned)a->cfg.max_connections,
+				 .timeout_s = (unsigned)a->cfg.http_timeout, .max_body = (size_t)a->cfg.max_body,
+				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
+				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
+	a->view = (struct listen_view){.m = a->m, .model_src = a->model_src, .labels = a->labels, .K = a->K,
+				       .rate = a->rate, .hop = a->hop, .period = a->period, .C = a->C,
+				       .channel_names = a->ch_name_ptr, .src = a->src, .det = a->det, .ev = a->ev,
+				       .ring = &a->ring, .saver = a->saver, .save_dir = a->save_dir,
+				       .hook = a->hook, .on_detect = a->on_detect, .wy = a->wy,
+				       .wyoming_bind = a->wy_bind, .mqtt = a->mqtt, .log_path = a->log_path, .mu = &a->mu,
+				       .kw = a->kw, .pc = &a->pc, .t0 = a->t0};
+	struct http_hooks hooks;
+	listen_http_hooks(&a->view, &hooks);
+	if (!(a->http = http_start(&hc, a->ev, &hooks, err, errlen)))
+		return -EINVAL;
+	if (a->cfg.port_file[0] && write_port_file(a->cfg.port_file, http_port(a->http), err, errlen) < 0)
+		return -EIO;
+	return 0;
+}
+
+/* What a log should say once everything runs: model, channels, URL, thresholds in force. */
+static void log_start(const struct app *a)
+{
+	int v6 = strchr(a->cfg.bind, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
+	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s%s%s:%d/", a->model_src,
+		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", v6 ? "[" : "",
+		a->cfg.bind, v6 ? "]" : "", http_port(a->http));
+	char t[1024];
+	size_t n = 0;
+	for (int k = 0; k < a->K && n < sizeof t - 64; k++)
+		if (a->labels[k][0] != '_')
+			n += (size_t)snprintf(t + n, sizeof t - n, "%s%s %.3g", n ? " " : "", a->labels[k],
+					      (double)a->kw[k].threshold);
+	int tuned = 0;
+	for (int k = 0; k < a->K; k++)
+		tuned |= !isnan(s4m_thresholds(a->m)[k]);
+	log_msg(LOGL_INFO, "thresholds: %s%s", t, tuned ? " (the model's tuned values where no flag or config sets one)" : "");
+}
+
+/* The main loop until SIGINT/SIGTERM; under systemd (Type=notify) it says when it is ready,
+ * reloading and stopping, and pings the watchdog while the inference thread keeps turning. */
+static void main_loop(struct app *a, const sigset_t *sigs)
+{
+	enum source_kind kind = source_kind(a->src);
+	double t_run = s4k_mono_s();
+	int summarised = 0;
+	uint64_t wd_usec = 0, beats = detector_beats(a->det);
+	double wd_last = t_run, wd_every = sd_watchdog_enabled(0, &wd_usec) > 0 ? (double)wd_usec * 1e-6 / 2 : 0;
+	sd_notifyf(0, "READY=1\nSTATUS=listening on %s port %d", a->cfg.bind, http_port(a->http));
+	for (;;) {
+		struct timespec tick = {0, 200000000L};
+		int sig = sigtimedwait(sigs, NULL, &tick);
+		if (!summarised && (kind == SOURCE_FILE || kind == SOURCE_STDIN))
+			summarised = input_summary(a, s4k_mono_s() - t_run);
+		if (wd_every > 0 && s4k_mono_s() - wd_last >= wd_every && detector_beats(a->det) != beats) {
+			sd_notify(0, "WATCHDOG=1");
+			wd_last = s4k_mono_s();
+			beats = detector_beats(a->det);
+		}
+		if (sig == SIGINT || sig == SIGTERM) {
+			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+			sd_notify(0, "STOPPING=1");
+			return;
+		}
+		if (sig == SIGHUP) {
+			sd_notify(0, "RELOADING=1");
+			reload(a);
+			sd_notify(0, "READY=1");
+		}
+		source_supervise(a->src);
+	}
+}
+
 int cmd_listen(int argc, char **argv)
 {
 	struct app *a = calloc(1, sizeof *a);
@@ -410,231 +619,28 @@ int cmd_listen(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	int status = 1;
-	const char *mpath = a->cfg.model[0] ? a->cfg.model : NULL;
-	a->m = cmd_load_model(mpath, 1.0, err, sizeof err);
-	if (!a->m) {
+	rc = setup_model(a, err, sizeof err);
+	if (rc == 0)
+		rc = setup_input(a, err, sizeof err);
+	if (rc == 0)
+		rc = setup_detection(a, err, sizeof err);
+	if (rc == 0)
+		rc = setup_servers(a, err, sizeof err);
+	if (rc == 0) {
+		log_start(a);
+		rc = source_start(a->src, &a->ring, &a->wake, a->det, err, sizeof err);
+	}
+	if (rc < 0) {
 		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
+		status = rc == -EDOM ? 2 : 1; /* -EDOM: settings the model cannot take, a usage error */
+	} else {
+		main_loop(a, &sigs);
+		/* a second SIGINT/SIGTERM during the ordered shutdown ends the process at once */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+		status = 0;
 	}
-	const char *src = cmd_model_source(mpath);
-	snprintf(a->model_src, sizeof a->model_src, "%s", src ? src : "");
-	if (!s4m_streamable(a->m)) {
-		fprintf(stderr, "s4kws listen: %s is bidirectional and cannot run live; use 's4kws classify'\n",
-			a->model_src);
-		goto out;
-	}
-	a->rate = s4m_sample_rate(a->m);
-	a->K = s4m_n_labels(a->m);
-	a->hop = scan_hop(a->m, a->cfg.hop_ms);
-	a->period = scan_period(a->m, a->cfg.restart_ms);
-	a->labels = malloc((size_t)a->K * sizeof *a->labels);
-	a->kw = malloc((size_t)a->K * sizeof *a->kw);
-	if (!a->labels || !a->kw) {
-		fprintf(stderr, "s4kws listen: out of memory\n");
-		goto out;
-	}
-	for (int k = 0; k < a->K; k++)
-		a->labels[k] = s4m_label(a->m, k);
-	if (build_pp(&a->cfg, a, a->kw, &a->pc, err, sizeof err) < 0) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		status = 2; /* a usage error: settings the model cannot take */
-		goto out;
-	}
-	if (a->cfg.input[0] && a->cfg.device[0]) {
-		fprintf(stderr, "s4kws listen: --device and --input exclude each other: capture from a device "
-			"or read an input\n");
-		goto out;
-	}
-	struct source_config scfg = {.input = a->cfg.input, .device = a->cfg.device, .channels = a->cfg.channels,
-				     .input_rate = a->cfg.input_rate, .rate = a->rate, .realtime = a->cfg.realtime,
-				     .duration = a->cfg.duration, .frames_per_buffer = a->cfg.frames_per_buffer,
-				     .device_stall = a->cfg.device_stall, .retry_max = a->cfg.retry_max};
-	a->src = source_open(&scfg, err, sizeof err);
-	if (a->src)
-		a->C = source_channels(a->src);
-	if (!a->src || parse_channel_names(a, err, sizeof err) < 0) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	/* ring: ring-ms of audio at the input rate (48 kHz at least for a device, which may reopen
-	 * at another rate) */
-	enum source_kind kind = source_kind(a->src);
-	int ring_rate = kind == SOURCE_DEVICE ? (a->rate > 48000 ? a->rate : 48000) : source_rate(a->src);
-	size_t want = (size_t)((double)a->cfg.ring_ms / 1000.0 * ring_rate) * (size_t)a->C;
-	if (want < 4 * (size_t)SOURCE_BLOCK * (size_t)a->C) /* a file or stdin writes SOURCE_BLOCK frames */
-		want = 4 * (size_t)SOURCE_BLOCK * (size_t)a->C;
-	size_t cap = pow2_at_least(want);
-	a->ring_store = malloc(cap * sizeof *a->ring_store);
-	if (!a->ring_store || ring_init(&a->ring, a->ring_store, cap) < 0) {
-		fprintf(stderr, "s4kws listen: out of memory for a %zu-sample ring\n", cap);
-		goto out;
-	}
-	struct ev_open_info info;
-	a->ev = events_new((size_t)a->cfg.history, a->cfg.log, &info, err, sizeof err);
-	if (!a->ev) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	if (a->cfg.log[0]) {
-		if (info.torn_bytes)
-			log_msg(LOGL_WARN, "%s: cut off an incomplete last line (%zu bytes)", a->cfg.log, info.torn_bytes);
-		if (info.bad_lines)
-			log_msg(LOGL_WARN, "%s: skipped %zu lines that are not detections", a->cfg.log, info.bad_lines);
-		if (info.last_id)
-			log_msg(LOGL_INFO, "%s: continuing after detection %llu", a->cfg.log,
-				(unsigned long long)info.last_id);
-	}
-	size_t pre = (size_t)llround(a->cfg.save_pre_ms * 1e-3 * a->rate);
-	size_t post = (size_t)llround(a->cfg.save_post_ms * 1e-3 * a->rate);
-	if (a->cfg.save_dir[0]) {
-		struct saver_config sc = {.dir = a->cfg.save_dir, .rate = a->rate,
-					  .max_samples = pre + post > 0 ? pre + post : 1};
-		a->saver = saver_new(&sc, err, sizeof err);
-		if (!a->saver) {
-			fprintf(stderr, "s4kws listen: %s\n", err);
-			goto out;
-		}
-		snprintf(a->save_dir, sizeof a->save_dir, "%s", a->cfg.save_dir);
-	}
-	if (a->cfg.on_detect[0]) {
-		struct hook_config hk = {.command = a->cfg.on_detect,
-					 .timeout_ms = a->cfg.on_detect_timeout_ms, .ev = a->ev};
-		a->hook = hook_new(&hk, err, sizeof err);
-		if (!a->hook) {
-			fprintf(stderr, "s4kws listen: %s\n", err);
-			goto out;
-		}
-		snprintf(a->on_detect, sizeof a->on_detect, "%s", a->cfg.on_detect);
-	}
-	if (a->cfg.mqtt[0]) {
-		struct mqtt_config mc = mqtt_config_of(&a->cfg, a, events_last_id(a->ev));
-		a->mqtt = mqtt_new(&mc, err, sizeof err);
-		if (!a->mqtt) {
-			fprintf(stderr, "s4kws listen: %s\n", err);
-			goto out;
-		}
-	}
-	struct det_config dc = {.m = a->m, .channels = a->C, .hop = a->hop, .ring = &a->ring, .wake = &a->wake,
-				.ev = a->ev, .pc = &a->pc, .period = a->period,
-				.threads = a->cfg.inference_threads, .saver = a->saver,
-				.save_pre = pre, .save_post = post,
-				.dedup = (size_t)llround(a->cfg.dedup_ms * 1e-3 * a->rate),
-				.channel_names = a->ch_name_ptr};
-	if (dc.threads == 0) {
-		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		dc.threads = ncpu > 0 ? (int)(ncpu < 64 ? ncpu : 64) : 1;
-	}
-	a->det = detector_new(&dc, err, sizeof err);
-	if (!a->det) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	detector_set_input(a->det, source_rate(a->src), RS_BEST);
-	if (detector_start(a->det, err, sizeof err) < 0) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	if (a->cfg.wyoming_port >= 0) {
-		/* before HTTP: the status hook reads a->wy */
-		struct wy_config wc = {.bind = a->cfg.wyoming_bind, .port = a->cfg.wyoming_port, .m = a->m,
-				       .pc = &a->pc, .hop = a->hop, .period = a->period,
-				       .max_clients = a->cfg.wyoming_clients,
-				       .timeout_s = 300, .version = S4KWS_VERSION, /* satellites may pause */
-				       .publish = wy_publish, .publish_user = a};
-		a->wy = wy_start(&wc, err, sizeof err);
-		if (!a->wy) {
-			fprintf(stderr, "s4kws listen: %s\n", err);
-			goto out;
-		}
-		snprintf(a->wy_bind, sizeof a->wy_bind, "%s", a->cfg.wyoming_bind);
-		log_msg(LOGL_INFO, "Wyoming wake-word server on %s port %d%s", a->cfg.wyoming_bind,
-			wy_port(a->wy), cfg_is_loopback(a->cfg.wyoming_bind) ? ""
-			: " (no authentication: keep it on a trusted network)");
-	}
-	double hb = a->cfg.heartbeat < a->cfg.http_timeout * 0.5 ? a->cfg.heartbeat : a->cfg.http_timeout * 0.5;
-	struct http_config hc = {.bind = a->cfg.bind, .port = a->cfg.port, .token = a->cfg.token,
-				 .cors_origin = a->cfg.cors_origin,
-				 .max_connections = (unsigned)a->cfg.max_connections,
-				 .timeout_s = (unsigned)a->cfg.http_timeout, .max_body = (size_t)a->cfg.max_body,
-				 .classify_jobs = (unsigned)a->cfg.classify_jobs,
-				 .sse_clients = (unsigned)a->cfg.sse_clients, .heartbeat_s = hb};
-	a->view = (struct listen_view){.m = a->m, .model_src = a->model_src, .labels = a->labels, .K = a->K,
-				       .rate = a->rate, .hop = a->hop, .period = a->period, .C = a->C,
-				       .channel_names = a->ch_name_ptr, .src = a->src, .det = a->det, .ev = a->ev,
-				       .ring = &a->ring, .saver = a->saver, .save_dir = a->save_dir,
-				       .hook = a->hook, .on_detect = a->on_detect, .wy = a->wy,
-				       .wyoming_bind = a->wy_bind, .mqtt = a->mqtt, .log_path = a->log_path, .mu = &a->mu,
-				       .kw = a->kw, .pc = &a->pc, .t0 = a->t0};
-	struct http_hooks hooks;
-	listen_http_hooks(&a->view, &hooks);
-	a->http = http_start(&hc, a->ev, &hooks, err, sizeof err);
-	if (!a->http) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	if (a->cfg.port_file[0] && write_port_file(a->cfg.port_file, http_port(a->http), err, sizeof err) < 0) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-	int v6 = strchr(a->cfg.bind, ':') != NULL; /* an IPv6 address goes in brackets in a URL */
-	log_msg(LOGL_INFO, "model %s (%d labels, %d Hz, hop %.1f ms); %d channel%s; http://%s%s%s:%d/", a->model_src,
-		a->K, a->rate, 1000.0 * (double)a->hop / a->rate, a->C, a->C == 1 ? "" : "s", v6 ? "[" : "",
-		a->cfg.bind, v6 ? "]" : "", http_port(a->http));
-	{ /* the thresholds in force, so that a log says which the model's tuning set */
-		char t[1024];
-		size_t n = 0;
-		for (int k = 0; k < a->K && n < sizeof t - 64; k++)
-			if (a->labels[k][0] != '_')
-				n += (size_t)snprintf(t + n, sizeof t - n, "%s%s %.3g", n ? " " : "", a->labels[k],
-						      (double)a->kw[k].threshold);
-		int tuned = 0;
-		for (int k = 0; k < a->K; k++)
-			tuned |= !isnan(s4m_thresholds(a->m)[k]);
-		log_msg(LOGL_INFO, "thresholds: %s%s", t,
-			tuned ? " (the model's tuned values where no flag or config sets one)" : "");
-	}
-
-	/* start the input */
-	if (source_start(a->src, &a->ring, &a->wake, a->det, err, sizeof err) < 0) {
-		fprintf(stderr, "s4kws listen: %s\n", err);
-		goto out;
-	}
-
-	/* main loop; under systemd (Type=notify) it says when it is ready, reloading and stopping,
-	 * and pings the watchdog while the inference thread keeps turning */
-	double t_run = s4k_mono_s();
-	int summarised = 0;
-	uint64_t wd_usec = 0, beats = detector_beats(a->det);
-	double wd_last = t_run, wd_every = sd_watchdog_enabled(0, &wd_usec) > 0 ? (double)wd_usec * 1e-6 / 2 : 0;
-	sd_notifyf(0, "READY=1\nSTATUS=listening on %s port %d", a->cfg.bind, http_port(a->http));
-	for (;;) {
-		struct timespec tick = {0, 200000000L};
-		int sig = sigtimedwait(&sigs, NULL, &tick);
-		if (!summarised && (kind == SOURCE_FILE || kind == SOURCE_STDIN))
-			summarised = input_summary(a, s4k_mono_s() - t_run);
-		if (wd_every > 0 && s4k_mono_s() - wd_last >= wd_every && detector_beats(a->det) != beats) {
-			sd_notify(0, "WATCHDOG=1");
-			wd_last = s4k_mono_s();
-			beats = detector_beats(a->det);
-		}
-		if (sig == SIGINT || sig == SIGTERM) {
-			log_msg(LOGL_INFO, "%s: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-			sd_notify(0, "STOPPING=1");
-			break;
-		}
-		if (sig == SIGHUP) {
-			sd_notify(0, "RELOADING=1");
-			reload(a);
-			sd_notify(0, "READY=1");
-		}
-		source_supervise(a->src);
-	}
-	/* a second SIGINT/SIGTERM during the ordered shutdown ends the process at once */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-	status = 0;
-out:
 	teardown(a);
 	if (status == 0)
 		log_msg(LOGL_INFO, "stopped");

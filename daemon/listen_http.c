@@ -6,8 +6,8 @@
  * nothing here keeps state: the detector, the source, the events store and the saver publish
  * copies under their own locks, and the detection settings are copied under `mu`. An upload is
  * decoded in a child process (daemon/isolate.h), then classified as a clip (its loudest window,
- * daemon/clip.h) or scanned in conv mode with the live settings (daemon/scan.h), on a workspace
- * of its own.
+ * spot/clip.h) or scanned with the steppers and the live settings (spot/scan.h), as
+ * `classify` and the live channels run, on a workspace of its own.
  */
 #define _GNU_SOURCE
 #include "listen_http.h"
@@ -434,13 +434,7 @@ static int hook_classify(void *ud, const void *body, size_t len, int max_rate, j
 			pthread_mutex_unlock(v->mu);
 			pc.kw = kw;
 			struct scan_sink sink = {.detection = on_upload_detection, .user = &us};
-			sc = scan_new(v->m, SCAN_CONV, &pc, 0, v->period, &sink, e, sizeof e);
-			/* priming costs about one segment (period / 2 of audio each): only for
-			 * uploads long enough to win it back */
-			if (sc && n >= 4 * v->period && scan_prime(sc, e, sizeof e) < 0) {
-				scan_free(sc);
-				sc = NULL;
-			}
+			sc = scan_new(v->m, SCAN_STREAM, &pc, 0, v->period, &sink, e, sizeof e);
 		}
 		if (sc && scan_push(sc, x, n) == 0 && scan_finish(sc) == 0) {
 			rec = json_pack("{s:f, s:O}", "duration", dur, "detections", us.dets);
