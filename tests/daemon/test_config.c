@@ -461,7 +461,9 @@ int main(int argc, char **argv)
 	if (argc > 1)
 		test_shipped(argv[1]);
 	static const char *const files[] = {"ok.conf", "bad1.conf", "bad2.conf", "bad3.conf", "bad4.conf",
-					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf", "thr.conf", "token", "mqpass", "empty"};
+					    "bad5.conf", "bad6.conf", "row.conf", "shipped.conf", "thr.conf",
+					    "token", "mqpass", "empty", "kw.conf", "kw2.conf", "nul0.conf",
+					    "nul1.conf"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[600];
 		snprintf(path, sizeof path, "%s/%s", tmpdir, files[i]);
