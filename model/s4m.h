@@ -31,6 +31,8 @@ struct s4m_model;
 struct s4m_conv;
 struct s4m_stream;
 
+/* ---- loading ---- */
+
 /* Load and validate a weights file (docs/format.md). rate multiplies every dt: 1.0 for input
  * at the model's sample rate; sample_rate/input_rate for --native-rate. Returns NULL and one
  * sentence in err on any problem (the sentence names the tensor or key). */
@@ -38,6 +40,8 @@ struct s4m_model *s4m_load(const char *path, double rate, char *err, size_t errl
 /* The same from a buffer (embedded model). Nothing of the buffer is kept after the call. */
 struct s4m_model *s4m_load_buffer(const void *buf, size_t len, double rate, char *err, size_t errlen);
 void s4m_free(struct s4m_model *m);
+
+/* ---- what a model is: labels, sizes, metadata ---- */
 
 int s4m_sample_rate(const struct s4m_model *m);          /* Hz of the input, as trained */
 int s4m_n_labels(const struct s4m_model *m);
@@ -51,13 +55,54 @@ size_t s4m_preroll(const struct s4m_model *m);           /* zeros put before a l
 size_t s4m_hop(const struct s4m_model *m);               /* total pool: samples per decoder step */
 int s4m_streamable(const struct s4m_model *m);           /* 0 for bidirectional models */
 size_t s4m_n_params(const struct s4m_model *m);
+/* Rate: every size here is in input samples at the model's rate divided by `rate`
+ * (s4m_load's rate argument): window = round(decoder_window / rate) and preroll likewise,
+ * rounded to a multiple of the hop; block i's conv kernel has round(l_max / cumpool(i) / rate)
+ * taps. At rate 1.0 these are the metadata values exactly. */
+double s4m_rate(const struct s4m_model *m);
+/* Metadata keys in file order: key i, or NULL when i >= their number (values: s4m_meta). */
+const char *s4m_meta_key(const struct s4m_model *m, size_t i);
+int s4m_n_blocks(const struct s4m_model *m);
+int s4m_bidirectional(const struct s4m_model *m);        /* 1 for converted bidirectional models */
+
+/* ---- its structure: blocks, kernels, receptive field, cost ---- */
+
+struct s4m_block_info {
+	int width;          /* H of the block */
+	int out_width;      /* width after the block's widen (= width when there is none) */
+	int pool;           /* average-pooling factor after the block (1 = none) */
+	size_t cumpool;     /* input samples per step of this block: product of earlier pools */
+	size_t kernel_len;  /* conv-mode kernel taps, in this block's steps */
+	double min_margin;  /* min over its modes of 1 - |dA| (see s4k_step.min_margin) */
+};
+/* Fills bi for block i. Returns 0 or -EINVAL (i out of range). */
+int s4m_block_info(const struct s4m_model *m, int i, struct s4m_block_info *bi);
+/* Block i's SSM kernel in double, (width, kernel_len) row-major, computed once at load.
+ * dir 0: the causal kernel; dir 1: the backward kernel of a bidirectional model (NULL if none). */
+const double *s4m_block_kernel(const struct s4m_model *m, int i, int dir);
+
+double s4m_min_margin(const struct s4m_model *m);        /* min 1-|dA| over all modes (drift check) */
+
 /* FLOP estimates (multiply-add = 2, exp/erf = 1): per input sample in step mode, and per input
  * sample of one conv-mode call on len samples. */
 double s4m_flops_step(const struct s4m_model *m);
 double s4m_flops_conv(const struct s4m_model *m, size_t len);
-double s4m_min_margin(const struct s4m_model *m);        /* min 1-|dA| over all modes (drift check) */
+/* Receptive field and chunked scanning. Conv mode forgets lags beyond each block's kernel, so a decoder step's
+ * features depend only on a bounded stretch of input: its own hop samples and the
+ * s4m_receptive_field(m) samples before them,
+ *     receptive_field = round_up_to_hop( sum_i (kernel_len_i - 1) * cumpool(i) ).
+ * To scan a long file in chunks with results equal (to float rounding) to one whole-file run:
+ * start every chunk at a multiple of s4m_hop(m) and give it at least receptive_field samples of
+ * the real preceding audio (zeros before the file start) in front of the first step you keep.
+ * s4m_conv_features is then exact for the kept steps. s4m_conv_scan's pool decoder also averages
+ * the previous Wf-1 steps, so it needs receptive_field + s4m_window(m) - s4m_hop(m) samples of
+ * pre-context (or use s4m_conv_features and average yourself). Bidirectional models also look
+ * ahead by the same amount: give them post-context too. */
+size_t s4m_receptive_field(const struct s4m_model *m);
 
-/* Convolution mode. max_len: longest input this workspace accepts. */
+/* ---- convolution mode (file mode: clips, scans) ---- */
+
+/* A workspace for inputs of up to max_len samples. */
 struct s4m_conv *s4m_conv_new(const struct s4m_model *m, size_t max_len, char *err, size_t errlen);
 void s4m_conv_free(struct s4m_conv *cv);
 /* Logits (n_labels) of the whole input x[0..n) from a zero state, decoder over its last
@@ -100,45 +145,6 @@ long s4m_conv_scan(struct s4m_conv *cv, const float *x, size_t n, float *out, si
 /* Same as s4m_conv_scan but only the final features (before the decoder), (steps, Hlast). */
 long s4m_conv_features(struct s4m_conv *cv, const float *x, size_t n, float *out, size_t max_steps);
 
-/* ---- Additions (engine engineer): structure, kernels, chunked scanning ---- */
-
-/* Rate: every size above is in input samples at the model's rate divided by `rate`
- * (s4m_load's rate argument): window = round(decoder_window / rate) and preroll likewise,
- * rounded to a multiple of the hop; block i's conv kernel has round(l_max / cumpool(i) / rate)
- * taps. At rate 1.0 these are the metadata values exactly. */
-double s4m_rate(const struct s4m_model *m);
-/* Metadata keys in file order: key i, or NULL when i >= their number (values: s4m_meta). */
-const char *s4m_meta_key(const struct s4m_model *m, size_t i);
-int s4m_n_blocks(const struct s4m_model *m);
-int s4m_bidirectional(const struct s4m_model *m);        /* 1 for converted bidirectional models */
-
-struct s4m_block_info {
-	int width;          /* H of the block */
-	int out_width;      /* width after the block's widen (= width when there is none) */
-	int pool;           /* average-pooling factor after the block (1 = none) */
-	size_t cumpool;     /* input samples per step of this block: product of earlier pools */
-	size_t kernel_len;  /* conv-mode kernel taps, in this block's steps */
-	double min_margin;  /* min over its modes of 1 - |dA| (see s4k_step.min_margin) */
-};
-/* Fills bi for block i. Returns 0 or -EINVAL (i out of range). */
-int s4m_block_info(const struct s4m_model *m, int i, struct s4m_block_info *bi);
-/* Block i's SSM kernel in double, (width, kernel_len) row-major, computed once at load.
- * dir 0: the causal kernel; dir 1: the backward kernel of a bidirectional model (NULL if none). */
-const double *s4m_block_kernel(const struct s4m_model *m, int i, int dir);
-
-/* Chunked scanning. Conv mode forgets lags beyond each block's kernel, so a decoder step's
- * features depend only on a bounded stretch of input: its own hop samples and the
- * s4m_receptive_field(m) samples before them,
- *     receptive_field = round_up_to_hop( sum_i (kernel_len_i - 1) * cumpool(i) ).
- * To scan a long file in chunks with results equal (to float rounding) to one whole-file run:
- * start every chunk at a multiple of s4m_hop(m) and give it at least receptive_field samples of
- * the real preceding audio (zeros before the file start) in front of the first step you keep.
- * s4m_conv_features is then exact for the kept steps. s4m_conv_scan's pool decoder also averages
- * the previous Wf-1 steps, so it needs receptive_field + s4m_window(m) - s4m_hop(m) samples of
- * pre-context (or use s4m_conv_features and average yourself). Bidirectional models also look
- * ahead by the same amount: give them post-context too. */
-size_t s4m_receptive_field(const struct s4m_model *m);
-
 /* Longest input a workspace accepts (its max_len). */
 size_t s4m_conv_max_len(const struct s4m_conv *cv);
 /* Debugging / golden tests: run the network on x[0..n) up to and including block `block`
@@ -147,6 +153,8 @@ size_t s4m_conv_max_len(const struct s4m_conv *cv);
  * Returns L, or -EINVAL (bad block, n or capacity). */
 long s4m_conv_block_output(struct s4m_conv *cv, const float *x, size_t n, int block, float *out,
 			   size_t max_elems);
+
+/* ---- step mode (live mode: one stepper per channel) ---- */
 
 /* Step mode. Fails for bidirectional models. */
 struct s4m_stream *s4m_stream_new(const struct s4m_model *m, char *err, size_t errlen);
