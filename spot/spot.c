@@ -96,11 +96,7 @@ int spot_reconfigure(struct spot *s, const struct pp_config *pc, char *err, size
 {
 	if (pp_validate(pc, err, errlen) < 0)
 		return -EINVAL;
-	if (pc->verify > 0 && !s->vf) {
-		s4k_seterr(err, errlen, "verify was off at start; restart the daemon to turn it on");
-		return -EINVAL;
-	}
-	if (set_verify(s, pc, err, errlen) < 0)
+	if (set_verify(s, pc, err, errlen) < 0) /* refuses before it changes anything */
 		return -EINVAL;
 	for (int c = 0; c < s->C; c++)
 		if (pp_reconfigure(s->pp[c], pc, err, errlen) < 0)
