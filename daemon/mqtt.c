@@ -13,7 +13,10 @@
  * reset once the broker accepts; a connection that gets no CONNACK within MQTT_CONNACK_S is
  * dropped and retried. Every accepted connection first publishes availability "online" and the
  * Home Assistant discovery configs (retained), so a restarted broker without persistence is
- * refilled; the last will is "offline" (retained) and a clean stop publishes it too. State
+ * refilled, and subscribes to the retained configs under its own node id: those of keywords or
+ * channels it no longer has (another model, fewer channels, discovery turned off) are cleared,
+ * so Home Assistant drops their entities. The last will is "offline" (retained) and a clean stop
+ * publishes it too. State
  * changes are logged once each (not each failed attempt), without the password.
  */
 #define _GNU_SOURCE
@@ -40,6 +43,8 @@
 #define MQTT_BACKOFF_S 0.25  /* first wait after a failed attempt, s */
 #define MQTT_BATCH 64
 #define MQTT_TOPIC_LEN 512
+#define MQTT_STALE 64        /* stale discovery configs cleared per turn */
+#define MQTT_OID_LEN 128
 
 enum mq_state { MQ_DOWN, MQ_CONNECTING, MQ_UP };
 
@@ -57,6 +62,8 @@ struct mqtt {
 	enum mq_state state;
 	int ever_connected, down_logged, offline_mid, offline_acked;
 	int announce;                /* accepted: availability and discovery still to publish */
+	char stale[MQTT_STALE][MQTT_OID_LEN]; /* retained configs of entities this daemon lacks */
+	int n_stale;
 	double next_try, backoff, connecting_since;
 	struct ev_detection *q;      /* (qcap) ring of detections not yet handed to the library */
 	size_t qcap, qhead;
@@ -203,21 +210,43 @@ static char *discovery_json(struct mqtt *m, int k, int ch, const char *state_top
 	return s;
 }
 
-/* Availability and the discovery configs, on every accepted connection. */
+/* The Home Assistant object id of keyword k on channel ch: KEYWORD_chCHANNEL. */
+static void object_id(const struct mqtt *m, int k, int ch, char *out, size_t len)
+{
+	char kid[EV_KW_LEN];
+	ha_id(kid, sizeof kid, m->kw[k]);
+	snprintf(out, len, "%s_ch%d", kid, ch);
+}
+
+/* 1 when oid is one of the entities this daemon announces. */
+static int current_entity(const struct mqtt *m, const char *oid)
+{
+	char o[MQTT_OID_LEN];
+	for (int k = 0; m->discovery && k < m->n_kw; k++)
+		for (int ch = 0; ch < m->channels; ch++) {
+			object_id(m, k, ch, o, sizeof o);
+			if (!strcmp(o, oid))
+				return 1;
+		}
+	return 0;
+}
+
+/* Availability, the discovery configs and the subscription to the configs of this node (to
+ * clear stale ones), on every accepted connection. */
 static void announce(struct mqtt *m)
 {
-	char t[MQTT_TOPIC_LEN], st[MQTT_TOPIC_LEN], kwt[EV_KW_LEN], uid[256], oid[128];
+	char t[MQTT_TOPIC_LEN], st[MQTT_TOPIC_LEN], kwt[EV_KW_LEN], uid[256], oid[MQTT_OID_LEN];
 	snprintf(t, sizeof t, "%s/availability", m->topic);
 	publish(m, t, "online", 1, NULL);
+	snprintf(t, sizeof t, "%s/event/%s/+/config", m->disc_prefix, m->node);
+	mosquitto_subscribe(m->mosq, NULL, t, 1);
 	if (!m->discovery)
 		return;
 	for (int k = 0; k < m->n_kw; k++) {
 		topic_part(kwt, sizeof kwt, m->kw[k]);
 		for (int ch = 0; ch < m->channels; ch++) {
 			snprintf(st, sizeof st, "%s/detection/%s/%d", m->topic, kwt, ch);
-			char kid[EV_KW_LEN];
-			ha_id(kid, sizeof kid, m->kw[k]);
-			snprintf(oid, sizeof oid, "%s_ch%d", kid, ch);
+			object_id(m, k, ch, oid, sizeof oid);
 			snprintf(uid, sizeof uid, "%s_%s", m->node, oid);
 			snprintf(t, sizeof t, "%s/event/%s/%s/config", m->disc_prefix, m->node, oid);
 			char *js = discovery_json(m, k, ch, st, uid);
@@ -356,6 +385,39 @@ static void on_publish(struct mosquitto *mosq, void *ud, int mid)
 		m->offline_acked = 1;
 }
 
+/* A retained discovery config under this node: noted when its entity is not ours any more (it
+ * is cleared after mosquitto_loop() returns, not under the library's callback lock). */
+static void on_message(struct mosquitto *mosq, void *ud, const struct mosquitto_message *msg)
+{
+	struct mqtt *m = ud;
+	(void)mosq;
+	char pre[MQTT_TOPIC_LEN];
+	int n = snprintf(pre, sizeof pre, "%s/event/%s/", m->disc_prefix, m->node);
+	if (msg->payloadlen == 0 || strncmp(msg->topic, pre, (size_t)n) || m->n_stale == MQTT_STALE)
+		return; /* already cleared, or not a config of this node */
+	const char *oid = msg->topic + n, *end = strchr(oid, '/');
+	size_t len = end ? (size_t)(end - oid) : 0;
+	if (!len || len >= MQTT_OID_LEN || strcmp(end, "/config"))
+		return;
+	memcpy(m->stale[m->n_stale], oid, len);
+	m->stale[m->n_stale][len] = 0;
+	if (!current_entity(m, m->stale[m->n_stale]))
+		m->n_stale++;
+}
+
+/* Clear the stale discovery configs noted by on_message(): an empty retained message. */
+static void clear_stale(struct mqtt *m)
+{
+	char t[MQTT_TOPIC_LEN];
+	for (int i = 0; i < m->n_stale; i++) {
+		snprintf(t, sizeof t, "%s/event/%s/%s/config", m->disc_prefix, m->node, m->stale[i]);
+		if (mosquitto_publish(m->mosq, NULL, t, 0, NULL, 1, true) == MOSQ_ERR_SUCCESS)
+			log_msg(LOGL_INFO, "mqtt: removed the Home Assistant entity %s_%s (not a keyword and "
+				"channel of this daemon now)", m->node, m->stale[i]);
+	}
+	m->n_stale = 0;
+}
+
 static void on_log(struct mosquitto *mosq, void *ud, int level, const char *msg)
 {
 	(void)mosq;
@@ -415,6 +477,8 @@ static void *mqtt_main(void *arg)
 			m->announce = 0;
 			announce(m);
 		}
+		if (m->state == MQ_UP && m->n_stale)
+			clear_stale(m);
 		if (m->state == MQ_UP)
 			drain(m);
 		if (m->state == MQ_CONNECTING)
@@ -514,6 +578,7 @@ static int make_client(struct mqtt *m, char *err, size_t errlen)
 	mosquitto_connect_callback_set(m->mosq, on_connect);
 	mosquitto_disconnect_callback_set(m->mosq, on_disconnect);
 	mosquitto_publish_callback_set(m->mosq, on_publish);
+	mosquitto_message_callback_set(m->mosq, on_message);
 	mosquitto_log_callback_set(m->mosq, on_log);
 	return 0;
 }

@@ -57,6 +57,12 @@ done
 [ -n "$port" ] || fail "mosquitto did not start on a loopback port (see $tmp/broker1.log)"
 
 topic=s4kws/test
+disc=homeassistant/event/s4kws_test
+# configs a former run left: a keyword and a channel this daemon lacks (to be cleared), and
+# another daemon's (to be kept)
+for t in "$disc/oldkw_ch0" "$disc/yes_ch3" homeassistant/event/other/yes_ch0; do
+	mosquitto_pub -p "$port" $R -r -t "$t/config" -m '{"name":"old"}' || fail "cannot publish to mosquitto"
+done
 mosquitto_sub -p "$port" $R -i sub1 -F '%r %t %p' -t "$topic/#" -t 'homeassistant/#' -t 'hermes/#' \
 	> "$tmp/sub1.txt" 2>&1 &
 pids="$pids $!"
@@ -80,7 +86,14 @@ case $args in *"$token"* | *"$mqpass"*) fail "a secret shows in ps: $args" ;; es
 # discovery and a detection
 wait_for 30 grep -qs "^0 $topic/detection {" "$tmp/sub1.txt" || fail "no detection on $topic/detection"
 grep -q "^0 $topic/availability online" "$tmp/sub1.txt" || fail "no availability online"
-mosquitto_sub -p "$port" $R -W 3 -C 11 -F '%r %t %p' -t 'homeassistant/#' -t "$topic/availability" \
+retained() { mosquitto_sub -p "$port" $R -W 1 -C 1 -F '%r %p' -t "$1/config" 2>/dev/null || true; }
+for t in "$disc/oldkw_ch0" "$disc/yes_ch3"; do
+	[ -z "$(retained "$t")" ] || fail "the stale discovery config $t was not cleared"
+done
+[ "$(retained homeassistant/event/other/yes_ch0)" = '1 {"name":"old"}' ] ||
+	fail "another daemon's discovery config was cleared"
+grep -q "removed the Home Assistant entity s4kws_test_oldkw_ch0" "$tmp/daemon1.log" || fail "the removal was not logged"
+mosquitto_sub -p "$port" $R -W 3 -C 11 -F '%r %t %p' -t "$disc/#" -t "$topic/availability" \
 	> "$tmp/retained.txt" 2>/dev/null || true
 grep -q "^1 $topic/availability online$" "$tmp/retained.txt" || fail "availability online is not retained"
 for kw in $kws; do
