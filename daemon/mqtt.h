@@ -20,7 +20,8 @@
  *   PREFIX/detection/KEYWORD/CHANNEL    the same, per keyword and capture channel (the entities'
  *                                       topics; not for a Wyoming client's detections, channel -1)
  *   DISCOVERY/event/NODE/KEYWORD_CHANNEL/config   Home Assistant discovery, retained: one
- *                                       `event` entity per keyword and channel
+ *                                       `event` entity per keyword and channel; the configs
+ *                                       of NODE for entities it no longer has are cleared
  *   hermes/hotword/KEYWORD/detected     with .hermes: Rhasspy's Hermes hotword message
  * Keywords are the model's labels that do not start with '_'. Characters that MQTT topics or
  * Home Assistant ids cannot hold are written as '_'.
