@@ -46,6 +46,7 @@
 #include "../common/clock.h"
 #include "../common/err.h"
 #include "../common/num.h"
+#include "admit.h"
 #include "config.h"
 #include "log.h"
 
@@ -81,6 +82,7 @@ struct http {
 	char cors_origin[256];
 	int port;
 	sem_t jobs;
+	struct admit *admit;          /* slow clients cannot hold the slots (daemon/admit.h) */
 	_Atomic unsigned sse_open;
 	_Atomic int stopping;
 	_Atomic int active;           /* requests begun and not yet completed (http_stop drains them) */
@@ -499,6 +501,17 @@ static void write_http_metrics(struct http *h, FILE *f)
 		}
 	fprintf(f, "# HELP s4kws_sse_clients Open /v1/events streams.\n# TYPE s4kws_sse_clients gauge\n"
 		   "s4kws_sse_clients %u\n", atomic_load(&h->sse_open));
+	struct admit_stats as;
+	admit_stats(h->admit, &as);
+	fprintf(f, "# HELP s4kws_http_connections Open HTTP connections.\n# TYPE s4kws_http_connections gauge\n"
+		   "s4kws_http_connections %u\n", as.open);
+	fprintf(f, "# HELP s4kws_http_dropped_total HTTP connections shut down: evicted (the oldest still "
+		   "sending its request head, to make room), timed_out (a head or body past its deadline), "
+		   "refused (every slot was being answered).\n# TYPE s4kws_http_dropped_total counter\n"
+		   "s4kws_http_dropped_total{reason=\"evicted\"} %llu\n"
+		   "s4kws_http_dropped_total{reason=\"timed_out\"} %llu\n"
+		   "s4kws_http_dropped_total{reason=\"refused\"} %llu\n", (unsigned long long)as.evicted,
+		(unsigned long long)as.timed_out, (unsigned long long)as.refused);
 }
 
 static enum MHD_Result get_metrics(struct http *h, struct MHD_Connection *conn)
@@ -673,6 +686,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		 * answer the rest now */
 		if (!body_limit(h, rq->ep, method) || !authorized(h, conn))
 			goto answer;
+		admit_phase(conn, ADMIT_BODY);
 		/* refuse a declared oversize body before reading it */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -712,6 +726,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 		return MHD_YES;
 	}
 answer:
+	admit_phase(conn, ADMIT_ANSWER);
 	if (!strcmp(method, "OPTIONS") && h->cors_origin[0])
 		return preflight(h, conn, rq->ep);
 	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
@@ -785,8 +800,8 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		      enum MHD_RequestTerminationCode toe)
 {
 	struct http *h = cls;
-	(void)conn;
 	(void)toe;
+	admit_phase(conn, ADMIT_HEAD); /* a kept-alive connection's next request */
 	struct req *rq = *con_cls;
 	if (rq) {
 		free(rq->body);
@@ -865,11 +880,17 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 	for (size_t i = 0; *token && i < sizeof key; i++)
 		snprintf(h->session + 2 * i, 3, "%02x", key[i]);
 	memset(key, 0, sizeof key);
+	if (!(h->admit = admit_new(c->max_connections, err, errlen))) {
+		free(h);
+		return NULL;
+	}
 	sem_init(&h->jobs, 0, c->classify_jobs);
 	h->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handle, h,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)c->max_connections,
+				/* admit_notify keeps max_connections; the spare lets a newcomer reach it */
+				MHD_OPTION_CONNECTION_LIMIT, admit_hard_limit(c->max_connections),
+				MHD_OPTION_NOTIFY_CONNECTION, admit_notify, h->admit,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)c->timeout_s,
 				MHD_OPTION_NOTIFY_COMPLETED, completed, h,
 				/* RFC 7230: an HTTP/1.1 request without Host gets 400, not an answer */
@@ -879,6 +900,7 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 		s4k_seterr(err, errlen, "cannot listen on %s port %d: %s", bind, c->port,
 			   h->start_msg[0] ? h->start_msg : "address in use or not available");
 		sem_destroy(&h->jobs);
+		admit_free(h->admit);
 		free(h);
 		return NULL;
 	}
@@ -903,6 +925,7 @@ void http_stop(struct http *h)
 	for (int i = 0; i < HTTP_DRAIN_S * 100 && atomic_load(&h->active) > 0; i++)
 		usleep(10000);
 	MHD_stop_daemon(h->d);
+	admit_free(h->admit);
 	sem_destroy(&h->jobs);
 	free(h);
 }
