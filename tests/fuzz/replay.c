@@ -1,6 +1,7 @@
-/* replay_st.c - run files (or every file of directories) through the fuzz target's entry point,
+/* replay.c - run files (or every file of directories) through the fuzz target's entry point,
  * so the fuzzing corpus is a regular test in every build, and under ASan/UBSan in CI:
- * `replay_st DIR|FILE...`. Fails if no input was found; a crash or a broken invariant aborts.
+ * `replay_TARGET DIR|FILE...` (one executable per target). Fails if no input was found; a
+ * crash or a broken invariant aborts.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -16,7 +17,7 @@ static int run_file(const char *path)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
-		fprintf(stderr, "replay_st: cannot open %s\n", path);
+		fprintf(stderr, "replay: cannot open %s\n", path);
 		return -1;
 	}
 	size_t cap = 1 << 16, n = 0;
@@ -49,7 +50,7 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		struct stat sb;
 		if (stat(argv[i], &sb) < 0) {
-			fprintf(stderr, "replay_st: no such file or directory: %s\n", argv[i]);
+			fprintf(stderr, "replay: no such file or directory: %s\n", argv[i]);
 			return 1;
 		}
 		if (!S_ISDIR(sb.st_mode)) {
