@@ -28,4 +28,9 @@
 int iso_decode(const void *body, size_t len, int rate, int max_rate, size_t max_frames, float **x,
 	       size_t *n, uint64_t *scrubbed, char *err, size_t errlen);
 
+/* Whether a decoding child is confined: forks a child that installs the same filter and tries
+ * to open a file and a socket. 1: both refused; 0: not confined (no seccomp here, or an
+ * AddressSanitizer build); -1: the probe could not run. For tests and `s4kws info`-style checks. */
+int iso_confined(void);
+
 #endif
