@@ -820,7 +820,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = 0;
 	if (!h->d) { /* while starting: kept for the one error sentence (e.g. the port is taken) */
-		snprintf(h->start_msg, sizeof h->start_msg, "%s", msg);
+		snprintf(h->start_msg, sizeof h->start_msg, "%.*s", (int)sizeof h->start_msg - 1, msg);
 		return;
 	}
 	log_msg(LOGL_INFO, "http: %s", msg);
