@@ -50,6 +50,12 @@
  * Cayley transform Ā is a contraction); margins above ~0.04 are reported as 0.041 (Ā^8192
  * has then flushed to zero), which is irrelevant for drift.
  *
+ * Layout of the step. s4k_step() reads a copy of the coefficients made at init (s4k_step.k) and
+ * keeps the state in the same shape: tiles of 16 channels, split re/im, mode-major inside a tile
+ * with the tile's channels contiguous. Every inner loop then runs over channels, one channel per
+ * vector lane: no shuffles, and each output is summed over the modes in its lane, in a register
+ * (the C·x readout is fused into the state update; no horizontal reduction).
+ *
  * Threads: nothing here keeps state except the mutex behind s4k_fftw_lock(), which guards
  * FFTW's planner (plan creation and destruction are not thread-safe in FFTW).
  */
@@ -759,8 +765,17 @@ static float complex to_float_shrink_m1(double complex g, double m)
 	return CMPLXF(re, im);
 }
 
+/* Channels per tile of the step (s4k.h): 16 floats are two AVX2 registers; narrower tiles of 8
+ * and then 1 cover the rest of H. */
+#define STEP_TILE 16
+
+static int tile_width(int H, int h0)
+{
+	return H - h0 >= STEP_TILE ? STEP_TILE : H - h0 >= 8 ? 8 : 1;
+}
+
 /* 0 when every float coefficient is finite, else -EINVAL naming the channel. The block is
- * narr complex (H, N2) arrays, then (DPLR) c2 (H). */
+ * narr complex (H, N2) arrays, then (DPLR) c2 (H), then k. */
 static int check_float(const struct s4k_step *st, int narr, char *err, size_t errlen)
 {
 	size_t hn = (size_t)st->H * st->N2, nf = 2 * narr * hn;
@@ -775,7 +790,47 @@ static int check_float(const struct s4k_step *st, int narr, char *err, size_t er
 			return s4k_seterr(err, errlen,
 					  "channel %d: a step coefficient overflows single precision.", h),
 			       -EINVAL;
+	size_t rows = st->family == S4K_DIAG ? 6 : 10;
+	for (int h0 = 0, T; h0 < st->H; h0 += T) {
+		T = tile_width(st->H, h0);
+		const float *kt = st->k + (size_t)h0 * st->N2 * rows; // (N2, rows, T)
+		for (size_t i = 0; i < (size_t)st->N2 * rows * T; i++)
+			if (!isfinite(kt[i]))
+				return s4k_seterr(err, errlen,
+						  "channel %zu: a step coefficient overflows single precision.",
+						  h0 + i % (size_t)T), -EINVAL;
+	}
 	return 0;
+}
+
+/* Fill st->k, the tiled split re/im copy that s4k_step() reads (layout in s4k.h), from the
+ * (H, N2) complex arrays. */
+static void pack(struct s4k_step *st)
+{
+	const int H = st->H, N2 = st->N2;
+	int diag = st->family == S4K_DIAG, rows = diag ? 6 : 10;
+	const float complex *src[5]; /* each (H, N2); the factor applied below */
+	float f[5];
+	if (diag) {
+		src[0] = st->G, src[1] = st->dB, src[2] = st->dC;
+		f[0] = 1, f[1] = 1, f[2] = 2;
+	} else {
+		src[0] = st->W, src[1] = st->G, src[2] = st->DP, src[3] = st->DB, src[4] = st->dC;
+		f[0] = 2, f[1] = 1, f[2] = 1, f[3] = 1, f[4] = 1;
+	}
+	for (int h0 = 0, T; h0 < H; h0 += T) {
+		T = tile_width(H, h0);
+		float *kt = st->k + (size_t)h0 * N2 * rows; // (N2, rows, T)
+		for (int n = 0; n < N2; n++)
+			for (int r = 0; r < rows / 2; r++) {
+				float *re = kt + ((size_t)n * rows + 2 * r) * T, *im = re + T;
+				for (int j = 0; j < T; j++) {
+					float complex v = src[r][(size_t)(h0 + j) * N2 + n];
+					re[j] = f[r] * crealf(v);
+					im[j] = f[r] * cimagf(v);
+				}
+			}
+	}
 }
 
 size_t s4k_state_len(const struct s4k_step *st)
@@ -801,12 +856,15 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 		return rc;
 	int H = p->H, N2 = p->N2;
 	size_t hn = (size_t)H * N2, narr = p->family == S4K_DIAG ? 4 : 11;
-	/* narr complex arrays (H, N2), then c2 (H) floats (alignment of float complex = float) */
-	float complex *m = calloc(narr * hn + ((size_t)H + 1) / 2, sizeof *m);
+	size_t nk = p->family == S4K_DIAG ? 3 : 5; /* the packed k: 2 nk floats per (h, n) */
+	/* narr complex arrays (H, N2), then c2 (H) floats (alignment of float complex = float),
+	 * then k */
+	size_t c2len = ((size_t)H + 1) / 2;
+	float complex *m = calloc((narr + nk) * hn + c2len, sizeof *m);
 	if (!m)
 		return s4k_seterr(err, errlen, "out of memory for the step coefficients."), -ENOMEM;
 	*st = (struct s4k_step){ .H = H, .N2 = N2, .family = p->family, .mem = m,
-				 .min_margin = INFINITY };
+				 .k = (float *)(m + narr * hn + c2len), .min_margin = INFINITY };
 	if (p->family == S4K_DIAG) {
 		st->dA = m;
 		st->dB = m + hn;
@@ -828,6 +886,7 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 					st->min_margin = margin;
 			}
 		}
+		pack(st);
 		rc = check_float(st, (int)narr, err, errlen);
 		if (rc < 0)
 			s4k_step_fini(st);
@@ -882,69 +941,106 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 	}
 	free(cbar);
 	dense_free(&d);
-	if (rc == 0)
+	if (rc == 0) {
+		pack(st);
 		rc = check_float(st, (int)narr, err, errlen);
+	}
 	if (rc < 0)
 		s4k_step_fini(st);
 	return rc;
 }
 
-/* Re Σ_n a_n b_n over n2 complex entries, with 8 independent partial sums (vectorizable, and
- * no long dependency chain). Reads the complex arrays as interleaved (re, im) floats. */
-static inline float dot_re(const float complex *restrict ac, const float complex *restrict bc, int n2)
+/* S4D, one tile of T channels (T a constant at each call, so that the T output sums stay in
+ * registers over the loop on modes): x <- x + G x + dB u;  y = Re Σ_n (2dC) x. */
+static inline __attribute__((always_inline)) void
+diag_tile(const float *restrict kt, float *restrict xt, const float *restrict u, float *restrict y,
+	  int N2, int T)
 {
-	const float *restrict a = (const float *)ac, *restrict b = (const float *)bc;
-	float acc[8] = { 0 };
-	int n = 2 * n2, j = 0;
-	for (; j + 8 <= n; j += 8)
-		for (int l = 0; l < 8; l++)
-			acc[l] += a[j + l] * b[j + l];
-	for (; j < n; j++)
-		acc[j & 7] += a[j] * b[j];
-	return (acc[0] + acc[2] + acc[4] + acc[6]) - (acc[1] + acc[3] + acc[5] + acc[7]);
+	float acc[STEP_TILE]; // (T) output sums
+	for (int j = 0; j < T; j++)
+		acc[j] = 0;
+	for (int n = 0; n < N2; n++) {
+		const float *restrict k = kt + (size_t)n * 6 * T; // (6, T)
+		float *restrict x = xt + (size_t)n * 2 * T;        // (2, T) re, im
+		for (int j = 0; j < T; j++) {
+			float r = x[j], i = x[T + j];
+			float nr = r + ((k[j] * r - k[T + j] * i) + k[2 * T + j] * u[j]);
+			float ni = i + ((k[j] * i + k[T + j] * r) + k[3 * T + j] * u[j]);
+			x[j] = nr;
+			x[T + j] = ni;
+			acc[j] += k[4 * T + j] * nr - k[5 * T + j] * ni;
+		}
+	}
+	for (int j = 0; j < T; j++)
+		y[j] = acc[j];
+}
+
+/* DPLR, one tile of T channels: w = Re Σ (2W) x + c2 u;  x <- x + G x - DP w + DB u;
+ * y = Re Σ dC x. w needs every mode of the old state before any mode is updated: two passes. */
+static inline __attribute__((always_inline)) void
+dplr_tile(const float *restrict kt, const float *restrict c2, float *restrict xt,
+	  const float *restrict u, float *restrict y, int N2, int T)
+{
+	float w[STEP_TILE], acc[STEP_TILE]; // (T), (T)
+	for (int j = 0; j < T; j++) {
+		w[j] = 0;
+		acc[j] = 0;
+	}
+	for (int n = 0; n < N2; n++) {
+		const float *restrict k = kt + (size_t)n * 10 * T; // (10, T)
+		const float *restrict x = xt + (size_t)n * 2 * T;  // (2, T)
+		for (int j = 0; j < T; j++)
+			w[j] += k[j] * x[j] - k[T + j] * x[T + j];
+	}
+	for (int j = 0; j < T; j++)
+		w[j] += c2[j] * u[j];
+	for (int n = 0; n < N2; n++) {
+		const float *restrict k = kt + (size_t)n * 10 * T; // (10, T)
+		float *restrict x = xt + (size_t)n * 2 * T;        // (2, T)
+		for (int j = 0; j < T; j++) {
+			float r = x[j], i = x[T + j];
+			float er = (k[2 * T + j] * r - k[3 * T + j] * i) - k[4 * T + j] * w[j] +
+				   k[6 * T + j] * u[j];
+			float ei = (k[2 * T + j] * i + k[3 * T + j] * r) - k[5 * T + j] * w[j] +
+				   k[7 * T + j] * u[j];
+			x[j] = r + er;
+			x[T + j] = i + ei;
+			acc[j] += k[8 * T + j] * (r + er) - k[9 * T + j] * (i + ei);
+		}
+	}
+	for (int j = 0; j < T; j++)
+		y[j] = acc[j];
 }
 
 /* The hot path: one sample for every channel, in the near-identity form documented in s4k.h.
- * Complex products are spelled out in real arithmetic (no libgcc __mulsc3, vectorizable). */
-S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict x, const float *restrict u,
+ * State and coefficients are in channel tiles, mode-major inside a tile with the tile's
+ * channels contiguous (s4k.h), so the inner loops run over channels: plain real arithmetic, one
+ * channel per vector lane, no shuffles, and each y[h] is summed over the modes in its own lane
+ * (no horizontal reduction). */
+S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict xc, const float *restrict u,
 		     float *restrict y, float complex *restrict scratch)
 {
 	(void)scratch;
-	const int H = st->H, N2 = st->N2;
-	if (st->family == S4K_DIAG) {
-		/* x <- x + G x + dB u;  y = 2 Re Σ dC x */
-		for (int h = 0; h < H; h++) {
-			size_t o = (size_t)h * N2;
-			const float complex *restrict G = st->G + o;   // (N2) dA - 1
-			const float complex *restrict dB = st->dB + o; // (N2)
-			float complex *restrict xh = x + o;            // (N2)
-			float uh = u[h];
-			for (int n = 0; n < N2; n++) {
-				float gr = crealf(G[n]), gi = cimagf(G[n]);
-				float xr = crealf(xh[n]), xi = cimagf(xh[n]);
-				float nr = xr + ((gr * xr - gi * xi) + crealf(dB[n]) * uh);
-				float ni = xi + ((gr * xi + gi * xr) + cimagf(dB[n]) * uh);
-				xh[n] = CMPLXF(nr, ni);
-			}
-			y[h] = 2 * dot_re(st->dC + o, xh, N2);
+	const int H = st->H, N2 = st->N2, rows = st->family == S4K_DIAG ? 6 : 10;
+	float *restrict x = (float *)xc; // tiles of (N2, 2, T)
+	for (int h0 = 0, T; h0 < H; h0 += T) {
+		T = tile_width(H, h0);
+		const float *kt = st->k + (size_t)h0 * N2 * rows;
+		float *xt = x + (size_t)h0 * N2 * 2;
+		if (st->family == S4K_DIAG) {
+			if (T == STEP_TILE)
+				diag_tile(kt, xt, u + h0, y + h0, N2, STEP_TILE);
+			else if (T == 8)
+				diag_tile(kt, xt, u + h0, y + h0, N2, 8);
+			else
+				diag_tile(kt, xt, u + h0, y + h0, N2, 1);
+		} else {
+			if (T == STEP_TILE)
+				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, STEP_TILE);
+			else if (T == 8)
+				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 8);
+			else
+				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 1);
 		}
-		return;
-	}
-	/* DPLR: w = 2 Re Σ W x + c2 u;  x <- x + G x - DP w + DB u;  y = Re Σ dC x */
-	for (int h = 0; h < H; h++) {
-		size_t o = (size_t)h * N2;
-		const float complex *restrict G = st->G + o;                              // (N2)
-		const float complex *restrict DP = st->DP + o, *restrict DB = st->DB + o; // (N2)
-		float complex *restrict xh = x + o;                                       // (N2)
-		float uh = u[h];
-		float w = 2 * dot_re(st->W + o, xh, N2) + st->c2[h] * uh;
-		for (int n = 0; n < N2; n++) {
-			float gr = crealf(G[n]), gi = cimagf(G[n]);
-			float xr = crealf(xh[n]), xi = cimagf(xh[n]);
-			float dr = (gr * xr - gi * xi) - crealf(DP[n]) * w + crealf(DB[n]) * uh;
-			float di = (gr * xi + gi * xr) - cimagf(DP[n]) * w + cimagf(DB[n]) * uh;
-			xh[n] = CMPLXF(xr + dr, xi + di);
-		}
-		y[h] = dot_re(st->dC + o, xh, N2);
 	}
 }

@@ -75,6 +75,15 @@ struct s4k_step {
 	float complex *DP;   /* (H, N2)  DPLR: Dl.P */
 	float complex *DB;   /* (H, N2)  DPLR: Dl.2B */
 	float *c2;           /* (H)      DPLR: 2 Re sum(R.2B) */
+	/* The same coefficients as s4k_step() reads them: split re/im and in tiles of channels (16,
+	 * then 8, then 1 to cover H; tile h0..h0+T starts at float h0 * N2 * rows), mode-major inside a
+	 * tile with its T channels contiguous, so the loop over a tile's channels vectorizes without
+	 * shuffles and every channel's output sum stays in its own vector lane (no horizontal
+	 * reductions). Per mode n of a tile, rows of T floats:
+	 *   S4D:  Re G, Im G, Re dB, Im dB, Re 2dC, Im 2dC                      (rows = 6)
+	 *   DPLR: Re 2W, Im 2W, Re G, Im G, Re DP, Im DP, Re DB, Im DB, Re dC, Im dC   (rows = 10)
+	 * (the factors 2 are exact in float). */
+	float *k;
 	double min_margin;   /* S4D: min over modes of 1 - |dA| (exact, in double). DPLR: min over
 	                        channels of 1 - rho(Abar), rho^8192 estimated by power iteration on
 	                        Abar^8192 in double (values above ~0.04 read 0.041). Below ~1e-6,
@@ -88,14 +97,17 @@ struct s4k_step {
 int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, size_t errlen);
 void s4k_step_fini(struct s4k_step *st);
 
-/* Number of float complex state entries one stream needs (H * N2, both families). */
+/* Number of float complex state entries one stream needs (H * N2, both families). The state is
+ * opaque: s4k_step() keeps it as floats in the channel tiles of k, (N2, 2, T) per tile: per mode
+ * the real parts of the tile's T channels, then their imaginary parts. Zero is the zero state;
+ * copy it with memcpy. */
 size_t s4k_state_len(const struct s4k_step *st);
 
 /* One time step for all channels: x <- Abar x + Bbar u; y = readout of the updated state (without
  * the D*u skip), so an impulse from a zero state gives y = K[0], K[1], ...
  * Hot path: no allocation, no locks, any thread (st is read-only). scratch is not used (the
  * DPLR step works in place); it may be NULL, and is kept for API stability. */
-void s4k_step(const struct s4k_step *restrict st, float complex *restrict x /* (H, N2) */,
+void s4k_step(const struct s4k_step *restrict st, float complex *restrict x /* (H N2), opaque */,
 	      const float *restrict u /* (H) */, float *restrict y /* (H) */,
 	      float complex *restrict scratch /* (H, N2) or NULL */);
 

@@ -19,7 +19,7 @@
 #include <string.h>
 
 struct sblk {
-	float complex *x;       /* (H, N2) SSM state */
+	float complex *x;       /* (H N2) SSM state, opaque to us (s4k.h) */
 	float *acc;             /* (H) sum of this block's outputs awaiting pooling */
 	int cnt;                /* outputs in acc */
 };
@@ -140,20 +140,42 @@ uint64_t s4m_stream_samples(const struct s4m_stream *st)
 	return st->samples;
 }
 
-/* g (O) = b + W x with W given transposed, wT (In, O): the loop over outputs vectorizes, and each
- * g[o] is summed over inputs in increasing order, as in conv mode. */
+/* g[o0 .. o0+T) of matvec_t with the T sums held in registers over all inputs (T constant at
+ * each call: 64 floats are eight AVX2 registers, enough independent FMA chains to hide the
+ * latency). */
+static inline __attribute__((always_inline)) void
+mv_tile(const float *restrict wT, const float *restrict b, const float *restrict x,
+	float *restrict g, int In, int O, int o0, int T)
+{
+	float acc[64]; // (T) outputs o0..
+	for (int j = 0; j < T; j++)
+		acc[j] = b[o0 + j];
+	for (int i = 0; i < In; i++) {
+		const float *restrict w = wT + (size_t)i * O + o0; // (T)
+		float xi = x[i];
+		for (int j = 0; j < T; j++)
+			acc[j] += w[j] * xi;
+	}
+	for (int j = 0; j < T; j++)
+		g[o0 + j] = acc[j];
+}
+
+/* g (O) = b + W x with W given transposed, wT (In, O): outputs in tiles of 64, 32, 8 and 1, the
+ * sums of a tile in registers (one store per output, not one per input); each g[o] is summed
+ * over inputs in increasing order, as in conv mode. */
 S4M_HOT
 static void matvec_t(const float *restrict wT, const float *restrict b, const float *restrict x,
 		     float *restrict g, int In, int O)
 {
-	for (int o = 0; o < O; o++)
-		g[o] = b[o];
-	for (int i = 0; i < In; i++) {
-		const float *restrict w = wT + (size_t)i * O;
-		float xi = x[i];
-		for (int o = 0; o < O; o++)
-			g[o] += w[o] * xi;
-	}
+	int o0 = 0;
+	for (; o0 + 64 <= O; o0 += 64)
+		mv_tile(wT, b, x, g, In, O, o0, 64);
+	for (; o0 + 32 <= O; o0 += 32)
+		mv_tile(wT, b, x, g, In, O, o0, 32);
+	for (; o0 + 8 <= O; o0 += 8)
+		mv_tile(wT, b, x, g, In, O, o0, 8);
+	for (; o0 < O; o0++)
+		mv_tile(wT, b, x, g, In, O, o0, 1);
 }
 
 /* u += GLU(out(gelu(y + D z))), the position-wise part of a block for one step. */
