@@ -54,7 +54,9 @@
  * keeps the state in the same shape: tiles of 16 channels, split re/im, mode-major inside a tile
  * with the tile's channels contiguous. Every inner loop then runs over channels, one channel per
  * vector lane: no shuffles, and each output is summed over the modes in its lane, in a register
- * (the C·x readout is fused into the state update; no horizontal reduction).
+ * (the C·x readout is fused into the state update; no horizontal reduction). S4D steps s = x/dB
+ * mode by mode (s ← s + G·s + u, y = 2 Re Σ C·dB·s): the same diagonal recurrence with the real
+ * input on the real part alone, two multiplies fewer per mode.
  *
  * Threads: nothing here keeps state except the mutex behind s4k_fftw_lock(), which guards
  * FFTW's planner (plan creation and destruction are not thread-safe in FFTW).
@@ -765,13 +767,14 @@ static float complex to_float_shrink_m1(double complex g, double m)
 	return CMPLXF(re, im);
 }
 
-/* Channels per tile of the step (s4k.h): 16 floats are two AVX2 registers; narrower tiles of 8
- * and then 1 cover the rest of H. */
-#define STEP_TILE 16
+/* Channels per tile of the step (s4k.h): 32 floats are four AVX2 registers; narrower tiles of
+ * 16, 8 and then 1 cover the rest of H. */
+#define STEP_TILE 32
 
 static int tile_width(int H, int h0)
 {
-	return H - h0 >= STEP_TILE ? STEP_TILE : H - h0 >= 8 ? 8 : 1;
+	int left = H - h0;
+	return left >= STEP_TILE ? STEP_TILE : left >= 16 ? 16 : left >= 8 ? 8 : 1;
 }
 
 /* 0 when every float coefficient is finite, else -EINVAL naming the channel. The block is
@@ -790,7 +793,7 @@ static int check_float(const struct s4k_step *st, int narr, char *err, size_t er
 			return s4k_seterr(err, errlen,
 					  "channel %d: a step coefficient overflows single precision.", h),
 			       -EINVAL;
-	size_t rows = st->family == S4K_DIAG ? 6 : 10;
+	size_t rows = st->family == S4K_DIAG ? 4 : 10;
 	for (int h0 = 0, T; h0 < st->H; h0 += T) {
 		T = tile_width(st->H, h0);
 		const float *kt = st->k + (size_t)h0 * st->N2 * rows; // (N2, rows, T)
@@ -804,20 +807,15 @@ static int check_float(const struct s4k_step *st, int narr, char *err, size_t er
 }
 
 /* Fill st->k, the tiled split re/im copy that s4k_step() reads (layout in s4k.h), from the
- * (H, N2) complex arrays. */
+ * (H, N2) complex arrays. S4D's readout 2 dC.dB is formed in double from the float dC and dB. */
 static void pack(struct s4k_step *st)
 {
 	const int H = st->H, N2 = st->N2;
-	int diag = st->family == S4K_DIAG, rows = diag ? 6 : 10;
-	const float complex *src[5]; /* each (H, N2); the factor applied below */
-	float f[5];
-	if (diag) {
-		src[0] = st->G, src[1] = st->dB, src[2] = st->dC;
-		f[0] = 1, f[1] = 1, f[2] = 2;
-	} else {
-		src[0] = st->W, src[1] = st->G, src[2] = st->DP, src[3] = st->DB, src[4] = st->dC;
-		f[0] = 2, f[1] = 1, f[2] = 1, f[3] = 1, f[4] = 1;
-	}
+	int diag = st->family == S4K_DIAG, rows = diag ? 4 : 10;
+	const float complex *src[5] = { st->W, st->G, st->DP, st->DB, st->dC }; /* each (H, N2) */
+	float f[5] = { 2, 1, 1, 1, 1 };
+	if (diag)
+		src[0] = st->G, f[0] = 1, src[1] = NULL; /* G, then 2 dC.dB */
 	for (int h0 = 0, T; h0 < H; h0 += T) {
 		T = tile_width(H, h0);
 		float *kt = st->k + (size_t)h0 * N2 * rows; // (N2, rows, T)
@@ -825,9 +823,11 @@ static void pack(struct s4k_step *st)
 			for (int r = 0; r < rows / 2; r++) {
 				float *re = kt + ((size_t)n * rows + 2 * r) * T, *im = re + T;
 				for (int j = 0; j < T; j++) {
-					float complex v = src[r][(size_t)(h0 + j) * N2 + n];
-					re[j] = f[r] * crealf(v);
-					im[j] = f[r] * cimagf(v);
+					size_t i = (size_t)(h0 + j) * N2 + n;
+					float complex v = src[r] ? f[r] * src[r][i] :
+						(float complex)(2 * (double complex)st->dC[i] * st->dB[i]);
+					re[j] = crealf(v);
+					im[j] = cimagf(v);
 				}
 			}
 	}
@@ -856,7 +856,7 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 		return rc;
 	int H = p->H, N2 = p->N2;
 	size_t hn = (size_t)H * N2, narr = p->family == S4K_DIAG ? 4 : 11;
-	size_t nk = p->family == S4K_DIAG ? 3 : 5; /* the packed k: 2 nk floats per (h, n) */
+	size_t nk = p->family == S4K_DIAG ? 2 : 5; /* the packed k: 2 nk floats per (h, n) */
 	/* narr complex arrays (H, N2), then c2 (H) floats (alignment of float complex = float),
 	 * then k */
 	size_t c2len = ((size_t)H + 1) / 2;
@@ -951,24 +951,25 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 }
 
 /* S4D, one tile of T channels (T a constant at each call, so that the T output sums stay in
- * registers over the loop on modes): x <- x + G x + dB u;  y = Re Σ_n (2dC) x. */
+ * registers over the loop on modes). The state is s = x / dB (per mode; s4k.h), so the input
+ * enters the real part alone:  s <- s + G s + u;  y = Re Σ_n (2 dC dB) s. */
 static inline __attribute__((always_inline)) void
-diag_tile(const float *restrict kt, float *restrict xt, const float *restrict u, float *restrict y,
+diag_tile(const float *restrict kt, float *restrict st, const float *restrict u, float *restrict y,
 	  int N2, int T)
 {
 	float acc[STEP_TILE]; // (T) output sums
 	for (int j = 0; j < T; j++)
 		acc[j] = 0;
 	for (int n = 0; n < N2; n++) {
-		const float *restrict k = kt + (size_t)n * 6 * T; // (6, T)
-		float *restrict x = xt + (size_t)n * 2 * T;        // (2, T) re, im
+		const float *restrict k = kt + (size_t)n * 4 * T; // (4, T) G re, im, 2 dC dB re, im
+		float *restrict s = st + (size_t)n * 2 * T;        // (2, T) re, im
 		for (int j = 0; j < T; j++) {
-			float r = x[j], i = x[T + j];
-			float nr = r + ((k[j] * r - k[T + j] * i) + k[2 * T + j] * u[j]);
-			float ni = i + ((k[j] * i + k[T + j] * r) + k[3 * T + j] * u[j]);
-			x[j] = nr;
-			x[T + j] = ni;
-			acc[j] += k[4 * T + j] * nr - k[5 * T + j] * ni;
+			float r = s[j], i = s[T + j];
+			float nr = r + ((k[j] * r - k[T + j] * i) + u[j]);
+			float ni = i + (k[j] * i + k[T + j] * r);
+			s[j] = nr;
+			s[T + j] = ni;
+			acc[j] += k[2 * T + j] * nr - k[3 * T + j] * ni;
 		}
 	}
 	for (int j = 0; j < T; j++)
@@ -1021,7 +1022,7 @@ S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict
 		     float *restrict y, float complex *restrict scratch)
 {
 	(void)scratch;
-	const int H = st->H, N2 = st->N2, rows = st->family == S4K_DIAG ? 6 : 10;
+	const int H = st->H, N2 = st->N2, rows = st->family == S4K_DIAG ? 4 : 10;
 	float *restrict x = (float *)xc; // tiles of (N2, 2, T)
 	for (int h0 = 0, T; h0 < H; h0 += T) {
 		T = tile_width(H, h0);
@@ -1030,6 +1031,8 @@ S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict
 		if (st->family == S4K_DIAG) {
 			if (T == STEP_TILE)
 				diag_tile(kt, xt, u + h0, y + h0, N2, STEP_TILE);
+			else if (T == 16)
+				diag_tile(kt, xt, u + h0, y + h0, N2, 16);
 			else if (T == 8)
 				diag_tile(kt, xt, u + h0, y + h0, N2, 8);
 			else
@@ -1037,6 +1040,8 @@ S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict
 		} else {
 			if (T == STEP_TILE)
 				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, STEP_TILE);
+			else if (T == 16)
+				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 16);
 			else if (T == 8)
 				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 8);
 			else

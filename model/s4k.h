@@ -75,14 +75,16 @@ struct s4k_step {
 	float complex *DP;   /* (H, N2)  DPLR: Dl.P */
 	float complex *DB;   /* (H, N2)  DPLR: Dl.2B */
 	float *c2;           /* (H)      DPLR: 2 Re sum(R.2B) */
-	/* The same coefficients as s4k_step() reads them: split re/im and in tiles of channels (16,
-	 * then 8, then 1 to cover H; tile h0..h0+T starts at float h0 * N2 * rows), mode-major inside a
+	/* The coefficients as s4k_step() reads them: split re/im and in tiles of channels (16, then
+	 * 8, then 1 to cover H; tile h0..h0+T starts at float h0 * N2 * rows), mode-major inside a
 	 * tile with its T channels contiguous, so the loop over a tile's channels vectorizes without
 	 * shuffles and every channel's output sum stays in its own vector lane (no horizontal
 	 * reductions). Per mode n of a tile, rows of T floats:
-	 *   S4D:  Re G, Im G, Re dB, Im dB, Re 2dC, Im 2dC                      (rows = 6)
+	 *   S4D:  Re G, Im G, Re 2dC.dB, Im 2dC.dB                               (rows = 4)
 	 *   DPLR: Re 2W, Im 2W, Re G, Im G, Re DP, Im DP, Re DB, Im DB, Re dC, Im dC   (rows = 10)
-	 * (the factors 2 are exact in float). */
+	 * S4D steps s = x / dB per mode instead of x (the same recurrence, diagonal: s <- s + G s + u,
+	 * y = 2 Re sum(dC.dB.s)), so the real input enters the real part alone and dB is not read.
+	 * (2dC.dB is formed in double from the float dC and dB; the factors 2 are exact.) */
 	float *k;
 	double min_margin;   /* S4D: min over modes of 1 - |dA| (exact, in double). DPLR: min over
 	                        channels of 1 - rho(Abar), rho^8192 estimated by power iteration on
@@ -99,8 +101,8 @@ void s4k_step_fini(struct s4k_step *st);
 
 /* Number of float complex state entries one stream needs (H * N2, both families). The state is
  * opaque: s4k_step() keeps it as floats in the channel tiles of k, (N2, 2, T) per tile: per mode
- * the real parts of the tile's T channels, then their imaginary parts. Zero is the zero state;
- * copy it with memcpy. */
+ * the real parts of the tile's T channels, then their imaginary parts; S4D holds s = x / dB (see
+ * k). Zero is the zero state; copy it with memcpy. */
 size_t s4k_state_len(const struct s4k_step *st);
 
 /* One time step for all channels: x <- Abar x + Bbar u; y = readout of the updated state (without
