@@ -51,12 +51,14 @@
  * has then flushed to zero), which is irrelevant for drift.
  *
  * Layout of the step. s4k_step() reads a copy of the coefficients made at init (s4k_step.k) and
- * keeps the state in the same shape: tiles of 16 channels, split re/im, mode-major inside a tile
- * with the tile's channels contiguous. Every inner loop then runs over channels, one channel per
- * vector lane: no shuffles, and each output is summed over the modes in its lane, in a register
- * (the C·x readout is fused into the state update; no horizontal reduction). S4D steps s = x/dB
- * mode by mode (s ← s + G·s + u, y = 2 Re Σ C·dB·s): the same diagonal recurrence with the real
- * input on the real part alone, two multiplies fewer per mode.
+ * keeps the state in the same shape: tiles of 32 channels (then 16, 8, 1), split re/im,
+ * mode-major inside a tile with the tile's channels contiguous. Every inner loop then runs over
+ * channels, one channel per vector lane: no shuffles, and each output is summed over the modes
+ * in its lane (the C·x readout is fused into the state update; no horizontal reduction). S4D
+ * steps s = x/dB mode by mode (s ← s + G·s + u, y = 2 Re Σ C·dB·s): the same diagonal recurrence
+ * with the real input on the real part alone, two multiplies fewer per mode. s4k_step_rows()
+ * runs R consecutive steps: S4D mode by mode, so a mode's coefficients and state are read once
+ * for all R steps and two modes' recurrences are in flight at once.
  *
  * Threads: nothing here keeps state except the mutex behind s4k_fftw_lock(), which guards
  * FFTW's planner (plan creation and destruction are not thread-safe in FFTW).
@@ -950,30 +952,79 @@ int s4k_step_init(struct s4k_step *st, const struct s4k_params *p, char *err, si
 	return rc;
 }
 
-/* S4D, one tile of T channels (T a constant at each call, so that the T output sums stay in
- * registers over the loop on modes). The state is s = x / dB (per mode; s4k.h), so the input
- * enters the real part alone:  s <- s + G s + u;  y = Re Σ_n (2 dC dB) s. */
+/* One S4D mode update in the near-identity form: s <- s + (G s + u), the small terms summed
+ * first and s added last (u = 0 for the imaginary part). */
+#define DIAG_RE(gr, gi, a, b, u) ((a) + ((gr) * (a) - (gi) * (b) + (u)))
+#define DIAG_IM(gr, gi, a, b) ((b) + ((gr) * (b) + (gi) * (a)))
+
+/* S4D, one tile of T channels over R consecutive steps: u and y are (R, H) from the tile's first
+ * channel. The state is s = x / dB (per mode; s4k.h), so the input enters the real part alone:
+ * s <- s + G s + u;  y = Re Σ_n (2 dC dB) s. Two modes at a time (two independent recurrences in
+ * flight) and 16 lanes at a time, the state stays in registers over the R steps and the
+ * coefficients are read from L1; y[r] is summed over the modes in increasing order. */
 static inline __attribute__((always_inline)) void
-diag_tile(const float *restrict kt, float *restrict st, const float *restrict u, float *restrict y,
-	  int N2, int T)
+diag_tile_rows(const float *restrict kt, float *restrict st, const float *restrict u,
+	       float *restrict y, int H, int N2, int T, size_t R)
 {
-	float acc[STEP_TILE]; // (T) output sums
-	for (int j = 0; j < T; j++)
-		acc[j] = 0;
-	for (int n = 0; n < N2; n++) {
-		const float *restrict k = kt + (size_t)n * 4 * T; // (4, T) G re, im, 2 dC dB re, im
-		float *restrict s = st + (size_t)n * 2 * T;        // (2, T) re, im
-		for (int j = 0; j < T; j++) {
-			float r = s[j], i = s[T + j];
-			float nr = r + ((k[j] * r - k[T + j] * i) + u[j]);
-			float ni = i + (k[j] * i + k[T + j] * r);
-			s[j] = nr;
-			s[T + j] = ni;
-			acc[j] += k[2 * T + j] * nr - k[3 * T + j] * ni;
+	enum { SUB = 16 };
+	const int L = T < SUB ? T : SUB; // lanes per pass
+	for (size_t r = 0; r < R; r++)
+		for (int j = 0; j < T; j++)
+			y[r * H + j] = 0;
+	int n = 0;
+	for (; n + 2 <= N2; n += 2)
+		for (int j0 = 0; j0 < T; j0 += L) {
+			const float *restrict k = kt + (size_t)n * 4 * T + j0; // (2, 4, T) from lane j0
+			const float *restrict q = k + 4 * T;
+			float *restrict s = st + (size_t)n * 2 * T + j0;        // (2, 2, T) from lane j0
+			float ar[SUB], ai[SUB], br[SUB], bi[SUB];               // modes n, n+1: (L) each
+			for (int j = 0; j < L; j++) {
+				ar[j] = s[j];
+				ai[j] = s[T + j];
+				br[j] = s[2 * T + j];
+				bi[j] = s[3 * T + j];
+			}
+			for (size_t r = 0; r < R; r++) {
+				const float *restrict ur = u + r * H + j0;
+				float *restrict yr = y + r * H + j0;
+				for (int j = 0; j < L; j++) {
+					float a = ar[j], b = ai[j], c = br[j], d = bi[j];
+					float nr = DIAG_RE(k[j], k[T + j], a, b, ur[j]);
+					float ni = DIAG_IM(k[j], k[T + j], a, b);
+					float mr = DIAG_RE(q[j], q[T + j], c, d, ur[j]);
+					float mi = DIAG_IM(q[j], q[T + j], c, d);
+					ar[j] = nr;
+					ai[j] = ni;
+					br[j] = mr;
+					bi[j] = mi;
+					float yn = yr[j] + (k[2 * T + j] * nr - k[3 * T + j] * ni);
+					yr[j] = yn + (q[2 * T + j] * mr - q[3 * T + j] * mi);
+				}
+			}
+			for (int j = 0; j < L; j++) {
+				s[j] = ar[j];
+				s[T + j] = ai[j];
+				s[2 * T + j] = br[j];
+				s[3 * T + j] = bi[j];
+			}
 		}
-	}
-	for (int j = 0; j < T; j++)
-		y[j] = acc[j];
+	for (; n < N2; n++)
+		for (int j0 = 0; j0 < T; j0 += L) {
+			const float *restrict k = kt + (size_t)n * 4 * T + j0; // (4, T) from lane j0
+			float *restrict s = st + (size_t)n * 2 * T + j0;        // (2, T) from lane j0
+			for (size_t r = 0; r < R; r++) {
+				const float *restrict ur = u + r * H + j0;
+				float *restrict yr = y + r * H + j0;
+				for (int j = 0; j < L; j++) {
+					float a = s[j], b = s[T + j];
+					float nr = DIAG_RE(k[j], k[T + j], a, b, ur[j]);
+					float ni = DIAG_IM(k[j], k[T + j], a, b);
+					s[j] = nr;
+					s[T + j] = ni;
+					yr[j] += k[2 * T + j] * nr - k[3 * T + j] * ni;
+				}
+			}
+		}
 }
 
 /* DPLR, one tile of T channels: w = Re Σ (2W) x + c2 u;  x <- x + G x - DP w + DB u;
@@ -1013,39 +1064,49 @@ dplr_tile(const float *restrict kt, const float *restrict c2, float *restrict xt
 		y[j] = acc[j];
 }
 
-/* The hot path: one sample for every channel, in the near-identity form documented in s4k.h.
- * State and coefficients are in channel tiles, mode-major inside a tile with the tile's
- * channels contiguous (s4k.h), so the inner loops run over channels: plain real arithmetic, one
- * channel per vector lane, no shuffles, and each y[h] is summed over the modes in its own lane
- * (no horizontal reduction). */
-S4_HOT void s4k_step(const struct s4k_step *restrict st, float complex *restrict xc, const float *restrict u,
-		     float *restrict y, float complex *restrict scratch)
+/* Channels h0 .. h0+T over R steps, T a constant at each call (s4k_step_rows). DPLR couples the
+ * modes within a step, so it goes step by step; tiles are independent channels either way. */
+static inline __attribute__((always_inline)) void
+tile_rows(const struct s4k_step *restrict st, float *restrict x, const float *restrict u,
+	  float *restrict y, size_t R, int h0, int T)
+{
+	const int H = st->H, N2 = st->N2;
+	float *xt = x + (size_t)h0 * N2 * 2; // (N2, 2, T)
+	if (st->family == S4K_DIAG) {
+		diag_tile_rows(st->k + (size_t)h0 * N2 * 4, xt, u + h0, y + h0, H, N2, T, R);
+		return;
+	}
+	for (size_t r = 0; r < R; r++)
+		dplr_tile(st->k + (size_t)h0 * N2 * 10, st->c2 + h0, xt, u + r * H + h0,
+			  y + r * H + h0, N2, T);
+}
+
+/* R consecutive steps for every channel, u and y (R, H), in the near-identity form documented
+ * in s4k.h. State and coefficients are in channel tiles, mode-major inside a tile with the
+ * tile's channels contiguous (s4k.h), so the inner loops run over channels: plain real
+ * arithmetic, one channel per vector lane, no shuffles, and each y[h] is summed over the modes
+ * in its own lane (no horizontal reduction). S4D runs the R steps mode by mode, each mode's
+ * coefficients and state read once for all of them: the hot path of s4m_stream_push. */
+S4_HOT void s4k_step_rows(const struct s4k_step *restrict st, float complex *restrict xc,
+			  const float *restrict u, float *restrict y, size_t R)
+{
+	float *restrict x = (float *)xc; // tiles of (N2, 2, T)
+	for (int h0 = 0, T; h0 < st->H; h0 += T) {
+		T = tile_width(st->H, h0);
+		if (T == STEP_TILE)
+			tile_rows(st, x, u, y, R, h0, STEP_TILE);
+		else if (T == 16)
+			tile_rows(st, x, u, y, R, h0, 16);
+		else if (T == 8)
+			tile_rows(st, x, u, y, R, h0, 8);
+		else
+			tile_rows(st, x, u, y, R, h0, 1);
+	}
+}
+
+void s4k_step(const struct s4k_step *restrict st, float complex *restrict x, const float *restrict u,
+	      float *restrict y, float complex *restrict scratch)
 {
 	(void)scratch;
-	const int H = st->H, N2 = st->N2, rows = st->family == S4K_DIAG ? 4 : 10;
-	float *restrict x = (float *)xc; // tiles of (N2, 2, T)
-	for (int h0 = 0, T; h0 < H; h0 += T) {
-		T = tile_width(H, h0);
-		const float *kt = st->k + (size_t)h0 * N2 * rows;
-		float *xt = x + (size_t)h0 * N2 * 2;
-		if (st->family == S4K_DIAG) {
-			if (T == STEP_TILE)
-				diag_tile(kt, xt, u + h0, y + h0, N2, STEP_TILE);
-			else if (T == 16)
-				diag_tile(kt, xt, u + h0, y + h0, N2, 16);
-			else if (T == 8)
-				diag_tile(kt, xt, u + h0, y + h0, N2, 8);
-			else
-				diag_tile(kt, xt, u + h0, y + h0, N2, 1);
-		} else {
-			if (T == STEP_TILE)
-				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, STEP_TILE);
-			else if (T == 16)
-				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 16);
-			else if (T == 8)
-				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 8);
-			else
-				dplr_tile(kt, st->c2 + h0, xt, u + h0, y + h0, N2, 1);
-		}
-	}
+	s4k_step_rows(st, x, u, y, 1);
 }

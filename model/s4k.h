@@ -75,8 +75,8 @@ struct s4k_step {
 	float complex *DP;   /* (H, N2)  DPLR: Dl.P */
 	float complex *DB;   /* (H, N2)  DPLR: Dl.2B */
 	float *c2;           /* (H)      DPLR: 2 Re sum(R.2B) */
-	/* The coefficients as s4k_step() reads them: split re/im and in tiles of channels (16, then
-	 * 8, then 1 to cover H; tile h0..h0+T starts at float h0 * N2 * rows), mode-major inside a
+	/* The coefficients as s4k_step() reads them: split re/im and in tiles of channels (32, then
+	 * 16, 8, 1 to cover H; tile h0..h0+T starts at float h0 * N2 * rows), mode-major inside a
 	 * tile with its T channels contiguous, so the loop over a tile's channels vectorizes without
 	 * shuffles and every channel's output sum stays in its own vector lane (no horizontal
 	 * reductions). Per mode n of a tile, rows of T floats:
@@ -112,6 +112,11 @@ size_t s4k_state_len(const struct s4k_step *st);
 void s4k_step(const struct s4k_step *restrict st, float complex *restrict x /* (H N2), opaque */,
 	      const float *restrict u /* (H) */, float *restrict y /* (H) */,
 	      float complex *restrict scratch /* (H, N2) or NULL */);
+
+/* R consecutive time steps, as R calls of s4k_step() with u and y (R, H) row by row, the same
+ * numbers; S4D reads each mode's coefficients once for all R steps. Same rules as s4k_step(). */
+void s4k_step_rows(const struct s4k_step *restrict st, float complex *restrict x /* (H N2), opaque */,
+		   const float *restrict u /* (R, H) */, float *restrict y /* (R, H) */, size_t R);
 
 /* FFTW's planner (fftw_plan_*, fftw_destroy_plan, double and float) is not thread-safe. Every
  * caller in s4kws that makes or destroys a plan holds this one process-wide lock around it;

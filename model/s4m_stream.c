@@ -9,6 +9,12 @@
  * vectors and their running sum in double. The running sum is recomputed from the ring every
  * time the ring wraps, so rounding cannot accumulate over a stream that runs for days.
  *
+ * s4m_stream_push() takes the samples in chunks of up to CHUNK and runs a chunk through the blocks
+ * one block at a time: block i steps over all the rows that reach it (about CHUNK / cumpool(i)),
+ * so its SSM coefficients and weights are read once per chunk rather than once per step. The
+ * order of the arithmetic within each step is the one-step order, so the numbers are those of
+ * stepping sample by sample.
+ *
  * The per-step maths is the conv-mode maths of s4m_conv.c for one time step, so after exactly
  * s4m_window() samples from a zero state both modes give the same scores (to float rounding).
  */
@@ -24,12 +30,14 @@ struct sblk {
 	int cnt;                /* outputs in acc */
 };
 
+/* Input samples per pass through the blocks (s4m_stream_push). */
+#define CHUNK 256
+
 struct s4m_stream {
 	const struct s4m_model *m;
 	uint64_t samples;
 	struct sblk *sb;        /* (n_blocks) */
-	float complex *scratch; /* (Hmax, N2) for the DPLR step */
-	float *u, *z, *y, *g;   /* (Hmax), (Hmax), (Hmax), (2 Hmax) per-step scratch */
+	float *u, *z, *y, *g;   /* rows of one chunk at one block: (rows, H) each, g (rows, 2H) */
 	float *ring;            /* (Wf, Hlast) last final features */
 	double *sum;            /* (Hlast) sum of the ring's valid rows */
 	size_t pos, count;      /* next ring row; valid rows (<= Wf) */
@@ -47,10 +55,15 @@ static void *carve(unsigned char *base, size_t *off, size_t bytes)
 
 static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned char *base)
 {
-	size_t off = 0;
-	int Hm = m->Hmax;
+	size_t off = 0, rows = 0;
 	for (int i = 0; i < m->n_blocks; i++) {
 		const struct s4m__block *b = &m->b[i];
+		/* at most CHUNK / cum + 1 rows reach block i in a chunk (the pooling carries less
+		 * than one row over), H wide; after its pooling CHUNK / (cum pool) + 1, Hout wide */
+		size_t in = (CHUNK / b->cum + 1) * (size_t)b->H;
+		size_t out = (CHUNK / (b->cum * (size_t)b->pool) + 1) * (size_t)b->Hout;
+		rows = in > rows ? in : rows;
+		rows = out > rows ? out : rows;
 		void *x = carve(base, &off, (size_t)b->H * (size_t)m->N2 * sizeof(float complex));
 		void *acc = carve(base, &off, (size_t)b->H * sizeof(float));
 		if (base) {
@@ -58,15 +71,13 @@ static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned 
 			st->sb[i].acc = acc;
 		}
 	}
-	void *scr = carve(base, &off, (size_t)Hm * (size_t)m->N2 * sizeof(float complex));
-	void *u = carve(base, &off, (size_t)Hm * sizeof(float));
-	void *z = carve(base, &off, (size_t)Hm * sizeof(float));
-	void *y = carve(base, &off, (size_t)Hm * sizeof(float));
-	void *g = carve(base, &off, (size_t)2 * Hm * sizeof(float));
+	void *u = carve(base, &off, rows * sizeof(float));
+	void *z = carve(base, &off, rows * sizeof(float));
+	void *y = carve(base, &off, rows * sizeof(float));
+	void *g = carve(base, &off, 2 * rows * sizeof(float));
 	void *ring = carve(base, &off, m->Wf * (size_t)m->Hlast * sizeof(float));
 	void *sum = carve(base, &off, (size_t)m->Hlast * sizeof(double));
 	if (base) {
-		st->scratch = scr;
 		st->u = u;
 		st->z = z;
 		st->y = y;
@@ -140,7 +151,7 @@ uint64_t s4m_stream_samples(const struct s4m_stream *st)
 	return st->samples;
 }
 
-/* g[o0 .. o0+T) of matvec_t with the T sums held in registers over all inputs (T constant at
+/* g[o0 .. o0+T) of matvec_rows with the T sums held in registers over all inputs (T constant at
  * each call: 64 floats are eight AVX2 registers, enough independent FMA chains to hide the
  * latency). */
 static inline __attribute__((always_inline)) void
@@ -160,53 +171,86 @@ mv_tile(const float *restrict wT, const float *restrict b, const float *restrict
 		g[o0 + j] = acc[j];
 }
 
-/* g (O) = b + W x with W given transposed, wT (In, O): outputs in tiles of 64, 32, 8 and 1, the
- * sums of a tile in registers (one store per output, not one per input); each g[o] is summed
- * over inputs in increasing order, as in conv mode. */
+/* g (R, O) = b + W x for R rows of x (R, In), W given transposed, wT (In, O): outputs in tiles of
+ * 64, 32, 8 and 1, the sums of a tile in registers (one store per output, not one per input), a
+ * tile's weights read for all rows in turn; each g[o] is summed over inputs in increasing
+ * order, as in conv mode. */
 S4M_HOT
-static void matvec_t(const float *restrict wT, const float *restrict b, const float *restrict x,
-		     float *restrict g, int In, int O)
+static void matvec_rows(const float *restrict wT, const float *restrict b, const float *restrict x,
+			float *restrict g, int In, int O, size_t R)
 {
 	int o0 = 0;
 	for (; o0 + 64 <= O; o0 += 64)
-		mv_tile(wT, b, x, g, In, O, o0, 64);
+		for (size_t r = 0; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 64);
 	for (; o0 + 32 <= O; o0 += 32)
-		mv_tile(wT, b, x, g, In, O, o0, 32);
+		for (size_t r = 0; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 32);
 	for (; o0 + 8 <= O; o0 += 8)
-		mv_tile(wT, b, x, g, In, O, o0, 8);
+		for (size_t r = 0; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 8);
 	for (; o0 < O; o0++)
-		mv_tile(wT, b, x, g, In, O, o0, 1);
+		for (size_t r = 0; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 1);
 }
 
-/* u += GLU(out(gelu(y + D z))), the position-wise part of a block for one step. */
+/* u += GLU(out(gelu(y + D z))), the position-wise part of a block, for R rows (R, H). */
 S4M_HOT
 static void block_tail(const struct s4m__block *b, float *restrict u, const float *restrict z,
-		       float *restrict y, float *restrict g)
+		       float *restrict y, float *restrict g, size_t R)
 {
 	int H = b->H;
-	for (int h = 0; h < H; h++)
-		y[h] = s4m__gelu(y[h] + b->D[h] * z[h]);
-	matvec_t(b->out_wT, b->out_b, y, g, H, 2 * H);
-	for (int h = 0; h < H; h++)
-		u[h] += g[h] * s4m__sigmoid(g[H + h]);
+	for (size_t r = 0; r < R; r++)
+		for (int h = 0; h < H; h++)
+			y[r * H + h] = s4m__gelu(y[r * H + h] + b->D[h] * z[r * H + h]);
+	matvec_rows(b->out_wT, b->out_b, y, g, H, 2 * H, R);
+	for (size_t r = 0; r < R; r++)
+		for (int h = 0; h < H; h++)
+			u[r * H + h] += g[r * 2 * H + h] * s4m__sigmoid(g[r * 2 * H + H + h]);
 }
 
-/* One step of block i on u (H), in place: u <- block(u). */
-static void block_step(struct s4m_stream *st, int i, float *restrict u)
+/* Block i over R rows u (R, H), in place, then its pooling and widen: returns the rows that
+ * leave it, (rows, Hout) in u. */
+static size_t block_rows(struct s4m_stream *st, int i, float *restrict u, size_t R)
 {
 	const struct s4m_model *m = st->m;
 	const struct s4m__block *b = &m->b[i];
-	int H = b->H;
+	struct sblk *s = &st->sb[i];
+	const int H = b->H;
 	float *restrict z = st->z;
 
-	if (m->prenorm)
-		s4m__norm1(u, z, H, m->batchnorm, b->norm_a, b->norm_b);
-	else
-		memcpy(z, u, (size_t)H * sizeof *z);
-	s4k_step(&b->step, st->sb[i].x, z, st->y, st->scratch);
-	block_tail(b, u, z, st->y, st->g);
+	for (size_t r = 0; r < R && m->prenorm; r++)
+		s4m__norm1(u + r * H, z + r * H, H, m->batchnorm, b->norm_a, b->norm_b);
 	if (!m->prenorm)
-		s4m__norm1(u, u, H, m->batchnorm, b->norm_a, b->norm_b);
+		memcpy(z, u, R * (size_t)H * sizeof *z);
+	s4k_step_rows(&b->step, s->x, z, st->y, R);
+	block_tail(b, u, z, st->y, st->g, R);
+	for (size_t r = 0; r < R && !m->prenorm; r++)
+		s4m__norm1(u + r * H, u + r * H, H, m->batchnorm, b->norm_a, b->norm_b);
+	size_t out = R;
+	if (b->pool > 1) {
+		/* row r is summed before any row <= r is written: pooling in place is safe */
+		float inv = 1.f / (float)b->pool;
+		out = 0;
+		for (size_t r = 0; r < R; r++) {
+			for (int h = 0; h < H; h++)
+				s->acc[h] += u[r * H + h];
+			if (++s->cnt < b->pool)
+				continue;
+			float *o = u + out++ * H;
+			for (int h = 0; h < H; h++) {
+				o[h] = s->acc[h] * inv;
+				s->acc[h] = 0.f;
+			}
+			s->cnt = 0;
+		}
+	}
+	if (b->widen_w && out) {
+		/* u (out, H) -> z (out, Hout) -> u */
+		matvec_rows(b->widen_wT, b->widen_b, u, z, H, b->Hout, out);
+		memcpy(u, z, out * (size_t)b->Hout * sizeof *u);
+	}
+	return out;
 }
 
 /* A final feature vector f (Hlast) enters the decoder window. */
@@ -234,48 +278,31 @@ static void window_add(struct s4m_stream *st, const float *f)
 	}
 }
 
-/* One input sample through the cascade; returns 1 if a final step completed. */
-static int push1(struct s4m_stream *st, float x)
-{
-	const struct s4m_model *m = st->m;
-	float *restrict u = st->u;
-	if (!isfinite(x))
-		x = 0.f; /* one bad sample must not poison a state that lives for days */
-	for (int h = 0; h < m->b[0].H; h++)
-		u[h] = m->enc_w[h] * x + m->enc_b[h];
-	for (int i = 0; i < m->n_blocks; i++) {
-		const struct s4m__block *b = &m->b[i];
-		struct sblk *s = &st->sb[i];
-		block_step(st, i, u);
-		if (b->pool > 1) {
-			for (int h = 0; h < b->H; h++)
-				s->acc[h] += u[h];
-			if (++s->cnt < b->pool)
-				return 0;
-			float inv = 1.f / (float)b->pool;
-			for (int h = 0; h < b->H; h++) {
-				u[h] = s->acc[h] * inv;
-				s->acc[h] = 0.f;
-			}
-			s->cnt = 0;
-		}
-		if (b->widen_w) {
-			/* u (H) -> z (Hout) -> u */
-			matvec_t(b->widen_wT, b->widen_b, u, st->z, b->H, b->Hout);
-			memcpy(u, st->z, (size_t)b->Hout * sizeof *u);
-		}
-	}
-	if (m->final_norm)
-		s4m__norm1(u, u, m->Hlast, m->batchnorm, m->fn_a, m->fn_b);
-	window_add(st, u);
-	return 1;
-}
-
 size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n)
 {
+	const struct s4m_model *m = st->m;
+	const int H0 = m->b[0].H, Hl = m->Hlast;
 	size_t steps = 0;
-	for (size_t i = 0; i < n; i++)
-		steps += (size_t)push1(st, x[i]);
+	for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
+		size_t R = n - c0 < CHUNK ? n - c0 : CHUNK;
+		float *restrict u = st->u; // (R, H0), then each block's rows
+		for (size_t r = 0; r < R; r++) {
+			float v = x[c0 + r];
+			if (!isfinite(v))
+				v = 0.f; /* one bad sample must not poison a state that lives for days */
+			for (int h = 0; h < H0; h++)
+				u[r * H0 + h] = m->enc_w[h] * v + m->enc_b[h];
+		}
+		for (int i = 0; i < m->n_blocks && R; i++)
+			R = block_rows(st, i, u, R);
+		for (size_t r = 0; r < R; r++) {
+			float *f = u + r * Hl; // (Hlast) a final step's features
+			if (m->final_norm)
+				s4m__norm1(f, f, Hl, m->batchnorm, m->fn_a, m->fn_b);
+			window_add(st, f);
+		}
+		steps += R;
+	}
 	st->samples += n;
 	return steps;
 }

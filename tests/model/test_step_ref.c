@@ -6,7 +6,9 @@
  * or W, G, DP, DB, c2, dC (DPLR), and each output a dot product over a channel's row with eight
  * partial sums. For every block of every model given, both run the same 4000 steps of Gaussian
  * input (every channel its own sequence, as a block sees after its norm) from a zero state; the
- * outputs must agree to 1e-5 of the reference's peak. The largest error per model is printed.
+ * outputs must agree to 1e-5 of the reference's peak. s4k_step_rows() (runs of 1 to 40 steps at
+ * once, as s4m_stream_push uses it) must give s4k_step()'s outputs to 1e-6 of the peak (it does
+ * the same arithmetic in another loop order). The largest errors per model are printed.
  */
 #define _GNU_SOURCE
 #include <complex.h>
@@ -77,30 +79,40 @@ static void ref_step(const struct s4k_step *st, float complex *x, const float *u
 	}
 }
 
-/* Largest |new - ref| over the peak |ref| for one step structure. */
-static double compare(const struct s4k_step *st)
+/* Largest |new - ref| over the peak |ref| for one step structure; *rows_err: the same for
+ * s4k_step_rows() (runs of 1 to 40 steps) against s4k_step(). */
+static double compare(const struct s4k_step *st, double *rows_err)
 {
+	enum { RMAX = 40 };
 	int H = st->H;
 	size_t sl = s4k_state_len(st);
-	float complex *xn = calloc(sl, sizeof *xn), *xr = calloc(sl, sizeof *xr);
-	float *u = malloc((size_t)H * sizeof *u), *yn = malloc((size_t)H * sizeof *yn),
-	      *yr = malloc((size_t)H * sizeof *yr);
-	double err = 0, peak = 0;
-	for (int t = 0; t < STEPS; t++) {
-		for (int h = 0; h < H; h++)
+	float complex *xn = calloc(sl, sizeof *xn), *xr = calloc(sl, sizeof *xr),
+		      *xm = calloc(sl, sizeof *xm);
+	float *u = malloc((size_t)RMAX * H * sizeof *u), *yn = malloc((size_t)RMAX * H * sizeof *yn),
+	      *yr = malloc((size_t)H * sizeof *yr), *ym = malloc((size_t)RMAX * H * sizeof *ym);
+	double err = 0, merr = 0, peak = 0;
+	for (int t = 0, R = 1; t < STEPS; t += R, R = R % RMAX + 1) {
+		for (int h = 0; h < R * H; h++)
 			u[h] = (float)grand();
-		s4k_step(st, xn, u, yn, NULL);
-		ref_step(st, xr, u, yr);
-		for (int h = 0; h < H; h++) {
-			err = fmax(err, fabs((double)yn[h] - yr[h]));
-			peak = fmax(peak, fabs((double)yr[h]));
+		s4k_step_rows(st, xm, u, ym, (size_t)R);
+		for (int r = 0; r < R; r++) {
+			s4k_step(st, xn, u + r * H, yn + r * H, NULL);
+			ref_step(st, xr, u + r * H, yr);
+			for (int h = 0; h < H; h++) {
+				err = fmax(err, fabs((double)yn[r * H + h] - yr[h]));
+				merr = fmax(merr, fabs((double)ym[r * H + h] - yn[r * H + h]));
+				peak = fmax(peak, fabs((double)yr[h]));
+			}
 		}
 	}
 	free(xn);
 	free(xr);
+	free(xm);
 	free(u);
 	free(yn);
 	free(yr);
+	free(ym);
+	*rows_err = peak > 0 ? merr / peak : merr;
 	return peak > 0 ? err / peak : err;
 }
 
@@ -116,17 +128,22 @@ int main(int argc, char **argv)
 		CHECK(m != NULL, "%s", err);
 		if (!m)
 			continue;
-		double worst = 0;
+		double worst = 0, worst_rows = 0;
 		for (int i = 0; i < m->n_blocks; i++) {
 			if (!m->b[i].has_step)
 				continue;
-			double e = compare(&m->b[i].step);
+			double er;
+			double e = compare(&m->b[i].step, &er);
 			CHECK(e <= 1e-5, "%s block %d: step off the reference by %g of its peak", argv[a],
 			      i, e);
+			CHECK(er <= 1e-6, "%s block %d: s4k_step_rows off s4k_step by %g of the peak",
+			      argv[a], i, er);
 			worst = fmax(worst, e);
+			worst_rows = fmax(worst_rows, er);
 		}
-		printf("%s: %d blocks, %s, max |new - reference| %.3g of the peak over %d steps\n",
-		       argv[a], m->n_blocks, m->dplr ? "DPLR" : "S4D", worst, STEPS);
+		printf("%s: %d blocks, %s, max |new - reference| %.3g of the peak over %d steps, "
+		       "rows vs one by one %.3g\n", argv[a], m->n_blocks, m->dplr ? "DPLR" : "S4D",
+		       worst, STEPS, worst_rows);
 		s4m_free(m);
 	}
 	return CHECK_DONE();
