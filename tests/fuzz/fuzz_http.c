@@ -27,6 +27,7 @@
 #include "daemon/events.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
+#include "fuzz_conn.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -104,45 +105,22 @@ static void check_number(const uint8_t *data, size_t size)
 		abort();
 }
 
+/* A full buffer: its status line has been seen; keep it, drain the rest. */
+static size_t keep_head(const char *buf, size_t len)
+{
+	(void)buf;
+	(void)len;
+	return 8;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	check_number(data, size);
 	if (!port)
 		start_server();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-		abort(); /* the server stopped accepting */
 	static char got[1 << 16];
-	size_t glen = 0, sent = 0;
-	int wr_open = 1, waited = 0;
-	for (;;) {
-		struct pollfd pf = {fd, (short)(POLLIN | (sent < size ? POLLOUT : 0)), 0};
-		if (poll(&pf, 1, 100) == 0) {
-			if ((waited += 100) > 20000)
-				abort(); /* neither answered nor closed in 20 s */
-			continue;
-		}
-		if (pf.revents & POLLOUT && sent < size) {
-			ssize_t k = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
-			sent = k > 0 ? sent + (size_t)k : size;
-		}
-		if (sent >= size && wr_open) {
-			shutdown(fd, SHUT_WR);
-			wr_open = 0;
-		}
-		if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t k = recv(fd, got + glen, sizeof got - 1 - glen, 0);
-			if (k <= 0)
-				break;
-			glen += (size_t)k;
-			if (glen == sizeof got - 1)
-				glen = 8; /* the status line has been seen; keep draining */
-		}
-	}
+	size_t glen = fuzz_exchange(port, data, size, got, sizeof got, keep_head);
 	if (glen && strncmp(got, "HTTP/1.", glen < 7 ? glen : 7))
 		abort(); /* an answer that is not HTTP */
-	close(fd);
 	return 0;
 }

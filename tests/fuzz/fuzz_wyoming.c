@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
+#include "fuzz_conn.h"
 #include "daemon/wyoming.h"
 #include "spot/scan.h"
 
@@ -75,46 +76,18 @@ static void check_lines(const char *buf, size_t len)
 	}
 }
 
+/* A full buffer: check its lines, then start again. */
+static size_t check_full(const char *buf, size_t len)
+{
+	check_lines(buf, len);
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!port)
 		start_server();
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-		abort(); /* the server stopped accepting */
 	static char got[1 << 16];
-	size_t glen = 0, sent = 0;
-	int wr_open = 1;
-	int64_t waited = 0;
-	for (;;) {
-		struct pollfd pf = {fd, (short)(POLLIN | (sent < size ? POLLOUT : 0)), 0};
-		if (poll(&pf, 1, 100) == 0) {
-			if ((waited += 100) > 20000)
-				abort(); /* no answer and no close for 20 s: a hang */
-			continue;
-		}
-		if (pf.revents & POLLOUT && sent < size) {
-			ssize_t k = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
-			sent = k > 0 ? sent + (size_t)k : size; /* a closed connection takes no more */
-		}
-		if (sent >= size && wr_open) {
-			shutdown(fd, SHUT_WR);
-			wr_open = 0;
-		}
-		if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t k = recv(fd, got + glen, sizeof got - 1 - glen, 0);
-			if (k <= 0)
-				break;
-			glen += (size_t)k;
-			if (glen == sizeof got - 1) {
-				check_lines(got, glen);
-				glen = 0; /* enough checked; keep draining */
-			}
-		}
-	}
-	check_lines(got, glen);
-	close(fd);
+	check_lines(got, fuzz_exchange(port, data, size, got, sizeof got, check_full));
 	return 0;
 }
