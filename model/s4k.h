@@ -124,4 +124,13 @@ void s4k_step_rows(const struct s4k_step *restrict st, float complex *restrict x
 void s4k_fftw_lock(void);
 void s4k_fftw_unlock(void);
 
+/* The step's channel tiles (see k above): 32 channels (four AVX2 registers of floats), then
+ * 16, 8 and 1 to cover the rest of H. The width of the tile that starts at channel h0. */
+#define S4K_STEP_TILE 32
+static inline int s4k_tile_width(int H, int h0)
+{
+	int left = H - h0;
+	return left >= S4K_STEP_TILE ? S4K_STEP_TILE : left >= 16 ? 16 : left >= 8 ? 8 : 1;
+}
+
 #endif
