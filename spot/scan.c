@@ -52,7 +52,6 @@ struct scan {
 	enum scan_mode mode;
 	struct scan_sink sink;
 	struct spot *spot;       /* decisions: post-processing and the second opinion */
-	int verify;              /* the second opinion is on: audio goes to it in pieces */
 	int K;                   /* labels */
 	size_t mhop;             /* model hop: samples per decoder step */
 	size_t hop;              /* samples per posterior (multiple of mhop) */
@@ -173,7 +172,6 @@ struct scan *scan_new(const struct s4m_model *m, enum scan_mode mode, const stru
 	sc->spot = spot_new(m, 1, pc, lag, &ss, err, errlen);
 	if (!sc->spot)
 		goto fail;
-	sc->verify = pc->verify > 0;
 	if (mode == SCAN_STREAM) {
 		sc->st = s4m_relay_new(m, period, err, errlen);
 		if (!sc->st)
@@ -401,7 +399,7 @@ static int push_stream(struct scan *sc, const float *x, size_t n)
 
 int scan_push(struct scan *sc, const float *x, size_t n)
 {
-	if (!sc->verify) {
+	if (!spot_verifying(sc->spot)) { /* with verify, audio goes to it in pieces */
 		sc->pushed += n;
 		return sc->mode == SCAN_CONV ? push_conv(sc, x, n) : push_stream(sc, x, n);
 	}
