@@ -1,8 +1,9 @@
 /* http.c - libmicrohttpd glue: routing, auth, query parsing, JSON replies, SSE, uploads.
  *
- * DESIGN. libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION with an
- * internal poll thread that accepts), under a connection limit and an idle timeout, so a slow
- * or hostile client holds at most its own thread and cannot starve the others; the audio and
+ * DESIGN. libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION; door.c
+ * accepts and passes on what starts like a request), under a connection limit and an idle
+ * timeout, so a slow or hostile client holds at most its own thread and cannot starve the
+ * others; the audio and
  * inference threads are never involved. Handlers read only the events store (mutex-protected
  * copies) and the hooks (a published status snapshot, a classify function that builds its own
  * workspace), so nothing here touches the live model state.
@@ -47,6 +48,7 @@
 #include "../common/err.h"
 #include "../common/num.h"
 #include "admit.h"
+#include "door.h"
 #include "config.h"
 #include "log.h"
 
@@ -73,6 +75,7 @@ extern const size_t page_html_len;
 
 struct http {
 	struct MHD_Daemon *d;
+	struct door *door;            /* the listening socket (door.c) */
 	char start_msg[256];          /* libmicrohttpd's last message before it started */
 	struct events *ev;
 	struct http_hooks hooks;
@@ -503,15 +506,20 @@ static void write_http_metrics(struct http *h, FILE *f)
 		   "s4kws_sse_clients %u\n", atomic_load(&h->sse_open));
 	struct admit_stats as;
 	admit_stats(h->admit, &as);
+	struct door_stats ds;
+	door_stats(h->door, &ds);
 	fprintf(f, "# HELP s4kws_http_connections Open HTTP connections.\n# TYPE s4kws_http_connections gauge\n"
 		   "s4kws_http_connections %u\n", as.open);
 	fprintf(f, "# HELP s4kws_http_dropped_total HTTP connections shut down: evicted (the oldest still "
 		   "sending its request head, to make room), timed_out (a head or body past its deadline), "
-		   "refused (every slot was being answered).\n# TYPE s4kws_http_dropped_total counter\n"
+		   "refused (every slot was being answered), malformed (a first line that is not a request: "
+		   "answered 400).\n# TYPE s4kws_http_dropped_total counter\n"
 		   "s4kws_http_dropped_total{reason=\"evicted\"} %llu\n"
 		   "s4kws_http_dropped_total{reason=\"timed_out\"} %llu\n"
-		   "s4kws_http_dropped_total{reason=\"refused\"} %llu\n", (unsigned long long)as.evicted,
-		(unsigned long long)as.timed_out, (unsigned long long)as.refused);
+		   "s4kws_http_dropped_total{reason=\"refused\"} %llu\n"
+		   "s4kws_http_dropped_total{reason=\"malformed\"} %llu\n",
+		(unsigned long long)(as.evicted + ds.evicted), (unsigned long long)(as.timed_out + ds.timed_out),
+		(unsigned long long)as.refused, (unsigned long long)ds.malformed);
 }
 
 static enum MHD_Result get_metrics(struct http *h, struct MHD_Connection *conn)
@@ -811,6 +819,13 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	}
 }
 
+/* The door's hand-off: a connection whose first line starts like a request. */
+static void pass_on(void *ud, int fd, const struct sockaddr *peer, socklen_t peer_len)
+{
+	struct http *h = ud;
+	MHD_add_connection(h->d, fd, peer, peer_len); /* on failure it has closed fd */
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	struct http *h = cls;
@@ -850,14 +865,13 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 	}
 	struct sockaddr_storage ss;
 	socklen_t sl;
+	/* the door (door.c) listens and accepts; libmicrohttpd gets the connections it passes on */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-			 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+			 MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
 	if (cfg_sockaddr(bind, c->port, &ss, &sl) < 0) {
 		s4k_seterr(err, errlen, "'%s' is not an IPv4 or IPv6 address", bind);
 		return NULL;
 	}
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
 	struct http *h = calloc(1, sizeof *h);
 	if (!h) {
 		s4k_seterr(err, errlen, "out of memory starting HTTP");
@@ -884,10 +898,16 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 		free(h);
 		return NULL;
 	}
+	char why[200];
+	if (!(h->door = door_open((struct sockaddr *)&ss, sl, why, sizeof why))) {
+		s4k_seterr(err, errlen, "cannot listen on %s port %d: %s", bind, c->port, why);
+		admit_free(h->admit);
+		free(h);
+		return NULL;
+	}
 	sem_init(&h->jobs, 0, c->classify_jobs);
-	h->d = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, handle, h,
+	h->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, h,
-				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 				/* admit_notify keeps max_connections; the spare lets a newcomer reach it */
 				MHD_OPTION_CONNECTION_LIMIT, admit_hard_limit(c->max_connections),
 				MHD_OPTION_NOTIFY_CONNECTION, admit_notify, h->admit,
@@ -896,16 +916,19 @@ struct http *http_start(const struct http_config *c, struct events *ev,
 				/* RFC 7230: an HTTP/1.1 request without Host gets 400, not an answer */
 				MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 				MHD_OPTION_END);
-	if (!h->d) {
-		s4k_seterr(err, errlen, "cannot listen on %s port %d: %s", bind, c->port,
-			   h->start_msg[0] ? h->start_msg : "address in use or not available");
+	if (!h->d || door_start(h->door, pass_on, h, err, errlen) < 0) {
+		if (!h->d)
+			s4k_seterr(err, errlen, "cannot start HTTP on %s port %d: %s", bind, c->port,
+				   h->start_msg[0] ? h->start_msg : "libmicrohttpd failed");
+		door_free(h->door);
+		if (h->d)
+			MHD_stop_daemon(h->d);
 		sem_destroy(&h->jobs);
 		admit_free(h->admit);
 		free(h);
 		return NULL;
 	}
-	const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
-	h->port = di ? di->port : c->port;
+	h->port = door_port(h->door);
 	return h;
 }
 
@@ -921,10 +944,11 @@ void http_stop(struct http *h)
 	/* drain: no new connections, new requests get 503, SSE streams end; answers being computed
 	 * (POST /v1/classify) are still sent, for up to HTTP_DRAIN_S */
 	atomic_store(&h->stopping, 1);
-	MHD_quiesce_daemon(h->d);
+	door_shut(h->door);
 	for (int i = 0; i < HTTP_DRAIN_S * 100 && atomic_load(&h->active) > 0; i++)
 		usleep(10000);
 	MHD_stop_daemon(h->d);
+	door_free(h->door);
 	admit_free(h->admit);
 	sem_destroy(&h->jobs);
 	free(h);

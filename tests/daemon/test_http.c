@@ -18,6 +18,7 @@
 #include "tests/check.h"
 #include "client.h"
 #include "daemon/events.h"
+#include "daemon/door.h"
 #include "daemon/http.h"
 #include "daemon/log.h"
 
@@ -315,6 +316,37 @@ static void test_classify(int port)
 		CHECK(r.status == host[i].want, "%.16s without Host: %d", host[i].req, r.status);
 		free(r.body);
 	}
+
+	/* a first line that is not a request gets an answer, not a silent close (libmicrohttpd alone
+	 * closed these); the rest of the line stays libmicrohttpd's to judge */
+	static const struct { const char *req; size_t len; int want; } lines[] = {
+		{"GARBAGE\r\n\r\n", 0, 400},
+		{"GET\r\n\r\n", 0, 400},
+		{" GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 0, 400},
+		{"\x01\x02\x03\r\n\r\n", 0, 400},
+		{"\r\n\r\n", 0, 400},
+		{"GET", 0, 400}, /* the client stops sending before the method ends */
+		{"G\0T /healthz HTTP/1.1\r\n\r\n", 26, 400},
+		{"GET /healthz\r\n\r\n", 0, 400},
+		{"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 0, 505},
+		{"\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 0, 200},
+		{"GET /healthz HTTP/1.1\nHost: x\nConnection: close\n\n", 0, 200},
+	};
+	for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+		int lf = client_connect(port);
+		send_all(lf, lines[i].req, lines[i].len ? lines[i].len : strlen(lines[i].req));
+		shutdown(lf, SHUT_WR);
+		char *lr;
+		size_t ln = read_all(lf, &lr, 3000);
+		close(lf);
+		parse_resp(lr, ln, &r);
+		CHECK(r.status == lines[i].want, "request line %zu (%.12s): %d, want %d", i, lines[i].req, r.status,
+		      lines[i].want);
+		free(r.body);
+	}
+	CHECK(door_judge((const unsigned char *)"GE", 2, 0) == 0 && door_judge((const unsigned char *)"GET ", 4, 0) == 1 &&
+	      door_judge((const unsigned char *)"\r\n", 2, 0) == 0 && door_judge((const unsigned char *)"GE", 2, 1) < 0,
+	      "door_judge waits for a method, passes one, refuses a cut one");
 
 	/* declared too big: refused before the body is read */
 	int fd = client_connect(port);
