@@ -28,6 +28,11 @@ the full-band side detached): what `classify` must do is give an 8 kHz copy of a
 probability --real-p (0.65; --thin-real-p, 0.4, for labels with fewer than 500 real clips),
 else from the synthetic folders. With --ema D the exported weights
 (and BatchNorm statistics) are the exponential moving average of the last ~1/(1-D) steps.
+Streams (2.5 s with --context 24000) are scored hop by hop as the live detector sees them: with
+--neg-per-batch N, keyword-free ones (real negatives' training speakers, `_unknown_` words,
+noise) at their worst hop; with --pos-per-batch N, the same bed with one keyword said inside it
+(a pause either side), at its best hop within --pos-after s of the word's end, and the hops
+before the word as keyword-free (max-pooling both ways, Sun et al. 2016).
 
 Checkpoints (model + optimizer + RNG + step) go to --run every --ckpt-every steps; re-running the
 same command resumes (the EMA too). The log (one line per 50 steps, validation every --val-every steps) is
@@ -365,6 +370,30 @@ class Maker:
         negative recordings (60 %), `_unknown_` words (30 %) and noise (10 %), each perturbed
         and at its own level, with 0-300 ms gaps, starting part-way into the first piece, over
         background noise; every decoder window in it is a negative (train.py's per-hop loss)."""
+        return self.finish_stream(self.speech_bed(T))
+
+    def pos_stream(self, T, label):
+        """A keyword said inside running speech: a keyword-free bed (speech_bed) with a gap of
+        50-300 ms either side of one perturbed `label` clip at the level of the speech around
+        it (+-6 dB), ending 0.1-1.3 s before the stream's end; returns (x, word start, word end)
+        in samples. The word's edges are where its 10 ms envelope crosses 10 % of its peak."""
+        rng = self.rng
+        c, _ = self.clip(label)
+        c = self.perturb(c)
+        env = np.convolve(np.abs(c), np.ones(160) / 160, "same")
+        on = np.flatnonzero(env > 0.1 * env.max()) if env.max() > 0 else np.arange(len(c))
+        c = c[on[0]:on[-1] + 1]                           # the word without the clip's padding
+        x = self.speech_bed(T)
+        lvl = rms(x[x != 0]) if np.any(x) else 0.05
+        c = c / max(rms(c), 1e-6) * lvl * 10 ** (rng.uniform(-6, 6) / 20)
+        end = int(rng.integers(max(len(c), T - 21 * SR // 16), T - SR // 10))
+        start = end - len(c)
+        g0, g1 = int(rng.integers(SR // 20, 3 * SR // 10)), int(rng.integers(SR // 20, 3 * SR // 10))
+        x[max(0, start - g0):min(T, end + g1)] = 0.0     # a pause around the keyword
+        x[start:end] += c
+        return self.finish_stream(x), start, end
+
+    def speech_bed(self, T):
         rng = self.rng
         x = np.zeros(T, np.float32)
         pos = -int(rng.integers(0, W))                    # start inside the first piece
@@ -383,6 +412,11 @@ class Maker:
             if b > a:
                 x[a:b] += c[a - pos:b - pos]
             pos += len(c) + int(rng.integers(0, int(0.3 * SR)))
+        return x
+
+    def finish_stream(self, x):
+        """Background noise, colouring and band limit over a whole stream, as example() does."""
+        rng, T = self.rng, len(x)
         if rng.random() < 0.75:                           # background noise at 0-25 dB SNR
             lvl = max(rms(x[x != 0]) if np.any(x) else 0.0, 1e-4) / 10 ** (rng.uniform(0, 25) / 20)
             x += self.noise(T) * lvl
@@ -395,6 +429,18 @@ class Maker:
     def neg_batch(self, n):
         """(n, pre + W) keyword-free streams."""
         return torch.from_numpy(np.stack([self.neg_stream(self.pre + W) for _ in range(n)]))
+
+    def pos_batch(self, n):
+        """(n, pre + W) streams with one keyword each; their label indices (n,) and the word's
+        (start, end) samples (n, 2)."""
+        ys = self.rng.integers(len(self.keywords), size=n)
+        xs, se = [], []
+        for k in ys:
+            x, a, b = self.pos_stream(self.pre + W, self.keywords[k])
+            xs.append(x)
+            se.append((a, b))
+        y = [self.labels.index(self.keywords[k]) for k in ys]
+        return (torch.from_numpy(np.stack(xs)), torch.tensor(y), torch.tensor(se))
 
     def batch(self, B, weights):
         """B examples, then (--pair-p) band-limited twins of some of them; returns
@@ -560,6 +606,12 @@ def main():
     ap.add_argument("--neg-w", type=float, default=1.0, help="weight of that per-hop loss")
     ap.add_argument("--neg-stride", type=int, default=5,
                     help="final frames between the hops scored in a negative stream (5 = 20 ms)")
+    ap.add_argument("--pos-per-batch", type=int, default=0,
+                    help="streams per batch with one keyword said inside running speech "
+                         "(Maker.pos_stream), scored per hop like the negative streams")
+    ap.add_argument("--pos-w", type=float, default=1.0, help="weight of that per-hop loss")
+    ap.add_argument("--pos-after", type=float, default=0.5,
+                    help="seconds after a keyword's end in which its best hop is scored")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
                          "of another run's ckpt.pt or of an exported .safetensors model; ignored "
@@ -588,8 +640,8 @@ def main():
     t0 = time.time()
     real, synth, noises, words = load_pools(a.data, a.synth, a.noise, labels, cache)
     negatives = load_negatives(a.negatives, a.neg_holdout) if a.negatives else []
-    if a.neg_per_batch and "_unknown_" not in labels:
-        sys.exit("train: --neg-per-batch needs an _unknown_ label")
+    if (a.neg_per_batch or a.pos_per_batch) and "_unknown_" not in labels:
+        sys.exit("train: --neg-per-batch and --pos-per-batch need an _unknown_ label")
     val = load_folder(a.val, labels, cache) if a.val else None
     counts = {l: (len(real[l]), len(synth[l])) for l in labels}
     empty = [l for l in labels if l != "_silence_" and not counts[l][0] + counts[l][1]]
@@ -705,25 +757,44 @@ def main():
         for g in opt.param_groups:
             g["lr"] = g["base"] * max(f, 0.02)
         x, y, src = maker.batch(a.batch, cw)
-        nb = len(x)
-        if a.neg_per_batch:
-            x = torch.cat([x, maker.neg_batch(a.neg_per_batch)])
+        nb, nn, streams = len(x), a.neg_per_batch, a.neg_per_batch or a.pos_per_batch
+        if nn:
+            x = torch.cat([x, maker.neg_batch(nn)])
+        if a.pos_per_batch:
+            xp, yp, se = maker.pos_batch(a.pos_per_batch)
+            x = torch.cat([x, xp])
+            yp, se = yp.to(a.device), se.to(a.device)
         x, y = x.to(a.device, non_blocking=True), y.to(a.device, non_blocking=True)
-        if a.neg_per_batch:
-            # one forward pass for both (BatchNorm's batch statistics see all rows)
+        if streams:
+            # one forward pass for all rows (BatchNorm's batch statistics see them all)
             hop = model.hop_logits(x, a.neg_stride)       # (rows, hops, labels)
             logits = hop[:nb, -1]
-            lp = F.log_softmax(hop[nb:], -1)              # (negatives, hops, labels)
-            # log P(not a keyword) per hop; the loss is at each stream's worst hop (max-pooling,
+            lp = F.log_softmax(hop[nb:], -1)              # (streams, hops, labels)
+            # log P(not a keyword) per hop; the loss is at a stream's worst hop (max-pooling,
             # Sun et al. 2016), which a threshold on the smoothed score would have fired on
             lnk = torch.logsumexp(lp.masked_fill(kw_mask, -float("inf")), -1)
-            neg_loss = -lnk.min(-1).values.mean()
+            neg_loss = -lnk[:nn].min(-1).values.mean() if nn else hop.new_zeros(())
         else:
             logits = model(x)
+        if a.pos_per_batch:
+            # samples at which each hop's decoder window ends (the last one at the stream's end)
+            th = hop.shape[1]
+            ends = x.shape[1] - (th - 1 - torch.arange(th, device=a.device)) * \
+                a.neg_stride * model.total_pool()                            # (hops,)
+            lpk = lp[nn:].gather(-1, yp[:, None, None].expand(-1, th, 1))[..., 0]  # (pos, hops)
+            win = (ends[None] >= se[:, 1:]) & (ends[None] <= se[:, 1:] + int(a.pos_after * SR))
+            # the keyword's best hop just after it ends (max-pooling over its window) ...
+            pos_loss = -lpk.masked_fill(~win, -float("inf")).max(-1).values.mean()
+            # ... and no keyword in the windows that end before it begins
+            pre = ends[None] < se[:, :1]
+            worst = lnk[nn:].masked_fill(~pre, float("inf")).min(-1).values
+            if pre.any():
+                pos_loss = pos_loss - worst[pre.any(-1)].mean()
         loss = F.cross_entropy(logits, y, label_smoothing=a.smoothing)
-        if a.neg_per_batch:
-            loss = loss + a.neg_w * neg_loss
-            neg_acc += neg_loss.item()
+        if streams:
+            stream_loss = a.neg_w * neg_loss + (a.pos_w * pos_loss if a.pos_per_batch else 0.0)
+            loss = loss + stream_loss
+            neg_acc += stream_loss.item()
         if len(src):                                      # band-limited twins: rows B..
             twin = F.log_softmax(logits[a.batch:], -1)    # (P, labels)
             full = F.softmax(logits[src.to(a.device)].detach(), -1)
@@ -748,7 +819,7 @@ def main():
         if state["step"] % 50 == 0:
             log(a.run, f"step {state['step']} ({100 * progress():.1f}%) loss {loss_acc / n_acc:.3f} "
                        f"train-acc {acc_acc / n_acc:.3f} "
-                       + (f"neg-loss {neg_acc / n_acc:.3f} " if a.neg_per_batch else "")
+                       + (f"stream-loss {neg_acc / n_acc:.3f} " if streams else "")
                        + f"lr {opt.param_groups[1]['lr']:.2e} {(time.time() - t_last) / n_acc:.2f} s/step")
             t_last, loss_acc, acc_acc, n_acc, neg_acc = time.time(), 0.0, 0.0, 0, 0.0
         if val and state["step"] % a.val_every == 0:
@@ -775,7 +846,9 @@ def main():
                        **({"thin_real_p": a.thin_real_p} if a.thin_real_p != 0.4 else {}),
                        **({"negatives": len(negatives), "neg_holdout": a.neg_holdout,
                            "neg_per_batch": a.neg_per_batch, "neg_w": a.neg_w}
-                          if a.neg_per_batch else {})}
+                          if a.neg_per_batch else {}),
+                       **({"pos_per_batch": a.pos_per_batch, "pos_w": a.pos_w,
+                           "pos_after": a.pos_after} if a.pos_per_batch else {})}
     if ema is not None:
         if val:
             acc, _, _ = evaluate(model, val, labels, cfg["preroll"])
