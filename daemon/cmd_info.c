@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "common/hot.h"
 #include "model/s4m.h"
 #include "spot/postproc.h" /* PP_DEF_THRESHOLD */
 
@@ -125,6 +126,7 @@ static void info_text(const struct s4m_model *m, const char *source, size_t clip
 	printf("parameters:     %zu\n", s4m_n_params(m));
 	double fs = s4m_flops_step(m), fc = s4m_flops_conv(m, clip);
 	printf("FLOPs/sample:   step mode %.0f (%.1f MFLOP per second of audio)\n", fs, fs * sr / 1e6);
+	printf("hot loops:      %s\n", s4_hot_path());
 	printf("                conv mode %.0f (clip of %zu samples: %.1f MFLOP)\n", fc, clip,
 	       fc * (double)clip / 1e6);
 	if (s4m_streamable(m) && s4m_preroll(m))
