@@ -989,6 +989,23 @@ static void test_posteriors(void)
 	free(e);
 }
 
+/* `info` names the copy of the hot loops this CPU runs, by the dynamic linker's rule */
+static void test_info_dispatch(void)
+{
+	CHECK_EQ(sh(NULL, "'%s' info --model '%s' > '%s/info.txt' 2>&1", exe, model, dir), 0);
+	char path[1024];
+	snprintf(path, sizeof path, "%s/info.txt", dir);
+	char *t = slurp(path);
+	const char *want = "portable";
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_THREAD__)
+	__builtin_cpu_init();
+	want = __builtin_cpu_supports("x86-64-v4") ? "hot loops:      avx512"
+	       : __builtin_cpu_supports("x86-64-v3") ? "hot loops:      avx2" : "hot loops:      portable";
+#endif
+	CHECK(t && strstr(t, want), "info names the hot-loop copy (%s): %s", want, t ? t : "(no output)");
+	free(t);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
@@ -1042,6 +1059,7 @@ int main(int argc, char **argv)
 	printf("model: %s%s\n", model, trained ? "" : " (random weights: no trained model yet)");
 	list_fixtures();
 	CHECK(n_clips >= 12, "only %d fixture clips", n_clips);
+	test_info_dispatch();
 	if (n_clips >= 12) {
 		test_formats();
 		test_longer_clips();
