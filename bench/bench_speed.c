@@ -2,7 +2,7 @@
  *
  * Design: one program, plain clocks, honest ratios. Audio is synthetic (noise bursts over a
  * low hum, deterministic), the cost of the engine does not depend on the content.
- *   step mode:  one stream fed `seconds` of audio in 10 ms pushes; then 4 and 16 streams stepped
+ *   step mode:  one stream fed `seconds` of audio in 10 ms pushes; then 4, 16 and 64 streams stepped
  *               one after the other on the same thread (the daemon's inference thread does
  *               exactly this). Real-time factor per channel = audio seconds / CPU seconds
  *               (CLOCK_PROCESS_CPUTIME_ID, one thread).
@@ -145,15 +145,15 @@ static int step_channels(const struct s4m_model *m, size_t period, int ns, const
 	return 0;
 }
 
-/* Step mode: one stepper per channel, and the relay of --restart-ms (two per channel), for 1, 4
- * and 16 channels. 0, or the exit status 1 after a message. */
+/* Step mode: one stepper per channel, and the relay of --restart-ms (two per channel), for 1, 4,
+ * 16 and 64 channels (the relay up to 16). 0, or the exit status 1 after a message. */
 static int step_mode(const struct s4m_model *m, const float *x, size_t n, double secs)
 {
 	if (!s4m_streamable(m)) {
 		printf("\nstep mode: not available (bidirectional model)\n");
 		return 0;
 	}
-	const int counts[] = {1, 4, 16};
+	const int counts[] = {1, 4, 16, 64};
 	int sr = s4m_sample_rate(m);
 	size_t mh = s4m_hop(m), hop = (size_t)sr / 100; /* 10 ms pushes */
 	size_t half = (size_t)(RELAY_MS / 2000.0 * sr / (double)mh + 0.5) * mh;
@@ -165,7 +165,7 @@ static int step_mode(const struct s4m_model *m, const float *x, size_t n, double
 		else
 			printf("\nstep mode, two steppers per channel (restart-ms %d; listen's default is %s):\n",
 			       RELAY_MS, PP_DEF_RESTART_MS ? "this" : "one");
-		for (int c = 0; c < 3; c++) {
+		for (int c = 0; c < (q == 0 ? 4 : 3); c++) {
 			int rc = step_channels(m, periods[q], counts[c], x, n, hop);
 			if (rc)
 				return rc;
