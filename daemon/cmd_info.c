@@ -126,12 +126,12 @@ static void info_text(const struct s4m_model *m, const char *source, size_t clip
 	printf("parameters:     %zu\n", s4m_n_params(m));
 	double fs = s4m_flops_step(m), fc = s4m_flops_conv(m, clip);
 	printf("FLOPs/sample:   step mode %.0f (%.1f MFLOP per second of audio)\n", fs, fs * sr / 1e6);
-	printf("hot loops:      %s\n", s4_hot_path());
 	printf("                conv mode %.0f (clip of %zu samples: %.1f MFLOP)\n", fc, clip,
 	       fc * (double)clip / 1e6);
 	if (s4m_streamable(m) && s4m_preroll(m))
 		printf("                lone clip with the preroll's share precomputed (classify): %.1f MFLOP\n",
 		       s4m_flops_conv(m, s4m_window(m)) * (double)s4m_window(m) / 1e6);
+	printf("hot loops:      %s\n", s4_hot_path());
 	double mm = s4m_min_margin(m);
 	printf("drift check:    min 1-|dA| = %.3g: %s\n", mm,
 	       mm >= DRIFT_MARGIN ? "ok (float32 states decay)"

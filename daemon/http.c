@@ -3,8 +3,7 @@
  * DESIGN. libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION; door.c
  * accepts and passes on what starts like a request), under a connection limit and an idle
  * timeout, so a slow or hostile client holds at most its own thread and cannot starve the
- * others; the audio and
- * inference threads are never involved. Handlers read only the events store (mutex-protected
+ * others; the audio and inference threads are never involved. Handlers read only the events store (mutex-protected
  * copies) and the hooks (a published status snapshot, a classify function that builds its own
  * workspace), so nothing here touches the live model state.
  *
