@@ -68,16 +68,15 @@ int door_judge(const unsigned char *b, size_t n, int ended)
 	return ended ? -1 : 0;
 }
 
-static void finish(int fd, int status)
+/* Answer `status` (a status line's code and reason) with a one-sentence JSON body, and close. */
+static void finish(int fd, const char *status, const char *error)
 {
-	static const char body[] = "{\"error\":\"malformed request line\"}";
-	static const char body408[] = "{\"error\":\"no request line in time\"}";
-	char msg[256];
+	char body[96], msg[256];
+	int bn = snprintf(body, sizeof body, "{\"error\":\"%s\"}", error);
 	int n = snprintf(msg, sizeof msg,
-			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 			 "Connection: close\r\n\r\n%s",
-			 status == 400 ? "400 Bad Request" : "408 Request Timeout",
-			 status == 400 ? sizeof body - 1 : sizeof body408 - 1, status == 400 ? body : body408);
+			 status, bn, body);
 	ssize_t r = send(fd, msg, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
 	(void)r; /* a peer that cannot take 150 bytes gets the close alone */
 	shutdown(fd, SHUT_WR);
@@ -136,7 +135,7 @@ static int look(struct door *d, int i, short revents)
 		d->pass(d->ud, keep.fd, (const struct sockaddr *)&keep.peer, keep.peer_len);
 	} else {
 		atomic_fetch_add(&d->malformed, 1);
-		finish(keep.fd, 400);
+		finish(keep.fd, "400 Bad Request", "malformed request line");
 	}
 	return 1;
 }
@@ -165,7 +164,7 @@ static void *run(void *arg)
 			int fd = d->w[0].fd;
 			drop(d, 0);
 			atomic_fetch_add(&d->timed_out, 1);
-			finish(fd, 408);
+			finish(fd, "408 Request Timeout", "no request line in time");
 		}
 		if (p[n].revents & POLLIN)
 			accept_all(d);
