@@ -8,7 +8,7 @@
  *   struct s4k_step st;
  *   if (s4k_step_init(&st, &p, err, sizeof err) < 0) ...       // discretize in double
  *   float complex *x = calloc(s4k_state_len(&st), sizeof *x);  // one per stream
- *   s4k_step(&st, x, u, y, NULL);                              // one time step, all H channels
+ *   s4k_step(&st, x, u, y);                                    // one time step, all H channels
  *   s4k_step_fini(&st);
  *
  * Everything here is pure computation: no threads, no I/O, no globals (one mutex guards FFTW's
@@ -107,11 +107,9 @@ size_t s4k_state_len(const struct s4k_step *st);
 
 /* One time step for all channels: x <- Abar x + Bbar u; y = readout of the updated state (without
  * the D*u skip), so an impulse from a zero state gives y = K[0], K[1], ...
- * Hot path: no allocation, no locks, any thread (st is read-only). scratch is not used (the
- * DPLR step works in place); it may be NULL, and is kept for API stability. */
+ * Hot path: no allocation, no locks, any thread (st is read-only); the DPLR step works in place. */
 void s4k_step(const struct s4k_step *restrict st, float complex *restrict x /* (H N2), opaque */,
-	      const float *restrict u /* (H) */, float *restrict y /* (H) */,
-	      float complex *restrict scratch /* (H, N2) or NULL */);
+	      const float *restrict u /* (H) */, float *restrict y /* (H) */);
 
 /* R consecutive time steps, as R calls of s4k_step() with u and y (R, H) row by row, the same
  * numbers; S4D reads each mode's coefficients once for all R steps. Same rules as s4k_step(). */

@@ -162,8 +162,7 @@ S4_HOT void s4k_step_rows(const struct s4k_step *restrict st, float complex *res
 }
 
 void s4k_step(const struct s4k_step *restrict st, float complex *restrict x, const float *restrict u,
-	      float *restrict y, float complex *restrict scratch)
+	      float *restrict y)
 {
-	(void)scratch;
 	s4k_step_rows(st, x, u, y, 1);
 }

@@ -171,6 +171,18 @@ mv_tile(const float *restrict wT, const float *restrict b, const float *restrict
 		g[o0 + j] = acc[j];
 }
 
+/* Output tiles of width T (a constant at each call) from o0 on, as many as fit in O, each for all
+ * R rows in turn (its weights stay in cache across the rows); returns the first output left. */
+static inline __attribute__((always_inline)) int
+mv_tiles(const float *restrict wT, const float *restrict b, const float *restrict x, float *restrict g,
+	 int In, int O, size_t R, int o0, int T)
+{
+	for (; o0 + T <= O; o0 += T)
+		for (size_t r = 0; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T);
+	return o0;
+}
+
 /* g (R, O) = b + W x for R rows of x (R, In), W given transposed, wT (In, O): outputs in tiles of
  * 64, 32, 8 and 1, the sums of a tile in registers (one store per output, not one per input), a
  * tile's weights read for all rows in turn; each g[o] is summed over inputs in increasing
@@ -179,19 +191,10 @@ S4M_HOT
 static void matvec_rows(const float *restrict wT, const float *restrict b, const float *restrict x,
 			float *restrict g, int In, int O, size_t R)
 {
-	int o0 = 0;
-	for (; o0 + 64 <= O; o0 += 64)
-		for (size_t r = 0; r < R; r++)
-			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 64);
-	for (; o0 + 32 <= O; o0 += 32)
-		for (size_t r = 0; r < R; r++)
-			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 32);
-	for (; o0 + 8 <= O; o0 += 8)
-		for (size_t r = 0; r < R; r++)
-			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 8);
-	for (; o0 < O; o0++)
-		for (size_t r = 0; r < R; r++)
-			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, 1);
+	int o0 = mv_tiles(wT, b, x, g, In, O, R, 0, 64);
+	o0 = mv_tiles(wT, b, x, g, In, O, R, o0, 32);
+	o0 = mv_tiles(wT, b, x, g, In, O, R, o0, 8);
+	mv_tiles(wT, b, x, g, In, O, R, o0, 1);
 }
 
 /* u += GLU(out(gelu(y + D z))), the position-wise part of a block, for R rows (R, H). */

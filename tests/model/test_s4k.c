@@ -357,7 +357,7 @@ static double step_vs_kernel(const struct s4k_params *p, const double *K, long L
 	for (long t = 0; t < L; t++) { /* impulse */
 		for (int h = 0; h < H; h++)
 			u[h] = t == 0;
-		s4k_step(&st, x, u, y, NULL);
+		s4k_step(&st, x, u, y);
 		for (int h = 0; h < H; h++)
 			yi[(size_t)h * L + t] = y[h];
 	}
@@ -366,7 +366,7 @@ static double step_vs_kernel(const struct s4k_params *p, const double *K, long L
 		in[t] = grand();
 		for (int h = 0; h < H; h++)
 			u[h] = (float)in[t];
-		s4k_step(&st, x, u, y, NULL);
+		s4k_step(&st, x, u, y);
 		for (int h = 0; h < H; h++)
 			yr[(size_t)h * L + t] = y[h];
 	}
