@@ -322,6 +322,12 @@ class S4KWS(nn.Module):
         g = g.flip(-1)[..., ::stride].flip(-1)                      # keep the last window
         return self.decoder(g.transpose(1, 2))
 
+    def hop_ends(self, length, hops, stride=1):
+        """The sample (from x's start) at which each of hop_logits' `hops` windows ends, for an
+        input of `length` samples: the last at its end, each one `stride` final frames earlier."""
+        back = torch.arange(hops - 1, -1, -1, device=self.encoder.weight.device)
+        return length - back * stride * self.total_pool()
+
     # ---------------------------------------------------------------------------- export
     def tensors(self):
         t = {"encoder.weight": self.encoder.weight, "encoder.bias": self.encoder.bias}

@@ -366,10 +366,8 @@ class Maker:
         return np.clip(x, -1.0, 1.0)
 
     def neg_stream(self, T):
-        """T samples of keyword-free audio as a live stepper hears it: pieces of the real
-        negative recordings (60 %), `_unknown_` words (30 %) and noise (10 %), each perturbed
-        and at its own level, with 0-300 ms gaps, starting part-way into the first piece, over
-        background noise; every decoder window in it is a negative (train.py's per-hop loss)."""
+        """T samples of keyword-free audio as a live stepper hears it (speech_bed, then
+        finish_stream); every decoder window in it is a negative (train.py's per-hop loss)."""
         return self.finish_stream(self.speech_bed(T))
 
     def pos_stream(self, T, label):
@@ -394,6 +392,9 @@ class Maker:
         return self.finish_stream(x), start, end
 
     def speech_bed(self, T):
+        """T samples of running keyword-free sound: pieces of the real negative recordings
+        (60 %), `_unknown_` words (30 %) and noise (10 %), each perturbed and at its own level,
+        with 0-300 ms gaps, starting part-way into the first piece."""
         rng = self.rng
         x = np.zeros(T, np.float32)
         pos = -int(rng.integers(0, W))                    # start inside the first piece
@@ -742,7 +743,7 @@ def main():
         os.replace(tmp, ck)
 
     model.train()
-    t_last, loss_acc, acc_acc, n_acc, neg_acc = time.time(), 0.0, 0.0, 0, 0.0
+    t_last, loss_acc, acc_acc, n_acc, stream_acc = time.time(), 0.0, 0.0, 0, 0.0
     budget = a.minutes * 60.0
 
     def progress():
@@ -777,10 +778,8 @@ def main():
         else:
             logits = model(x)
         if a.pos_per_batch:
-            # samples at which each hop's decoder window ends (the last one at the stream's end)
             th = hop.shape[1]
-            ends = x.shape[1] - (th - 1 - torch.arange(th, device=a.device)) * \
-                a.neg_stride * model.total_pool()                            # (hops,)
+            ends = model.hop_ends(x.shape[1], th, a.neg_stride)          # (hops,) samples
             lpk = lp[nn:].gather(-1, yp[:, None, None].expand(-1, th, 1))[..., 0]  # (pos, hops)
             win = (ends[None] >= se[:, 1:]) & (ends[None] <= se[:, 1:] + int(a.pos_after * SR))
             # the keyword's best hop just after it ends (max-pooling over its window) ...
@@ -794,7 +793,7 @@ def main():
         if streams:
             stream_loss = a.neg_w * neg_loss + (a.pos_w * pos_loss if a.pos_per_batch else 0.0)
             loss = loss + stream_loss
-            neg_acc += stream_loss.item()
+            stream_acc += stream_loss.item()
         if len(src):                                      # band-limited twins: rows B..
             twin = F.log_softmax(logits[a.batch:], -1)    # (P, labels)
             full = F.softmax(logits[src.to(a.device)].detach(), -1)
@@ -819,9 +818,9 @@ def main():
         if state["step"] % 50 == 0:
             log(a.run, f"step {state['step']} ({100 * progress():.1f}%) loss {loss_acc / n_acc:.3f} "
                        f"train-acc {acc_acc / n_acc:.3f} "
-                       + (f"stream-loss {neg_acc / n_acc:.3f} " if streams else "")
+                       + (f"stream-loss {stream_acc / n_acc:.3f} " if streams else "")
                        + f"lr {opt.param_groups[1]['lr']:.2e} {(time.time() - t_last) / n_acc:.2f} s/step")
-            t_last, loss_acc, acc_acc, n_acc, neg_acc = time.time(), 0.0, 0.0, 0, 0.0
+            t_last, loss_acc, acc_acc, n_acc, stream_acc = time.time(), 0.0, 0.0, 0, 0.0
         if val and state["step"] % a.val_every == 0:
             acc, rec, _ = evaluate(model, val, labels, cfg["preroll"])
             state["history"].append({"step": state["step"], "val_acc": float(acc)})
