@@ -12,6 +12,7 @@
 # CPU time over the audio time. A factor below 1 means faster than real time.
 # Needs sox and curl. Not a test: it only reports.
 set -euo pipefail
+. "$(dirname "$0")/listen_eof.sh"
 bin=$(readlink -f "$1")
 model=${2:-}
 secs=${3:-60}
@@ -28,14 +29,7 @@ for ch in 1 4 16; do
 	"$bin" listen "${margs[@]}" "$@" --input "$f" --port 0 --port-file "$tmp/port" --log-level warn \
 		2>"$tmp/err$ch" &
 	pid=$!
-	for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-	port=$(cat "$tmp/port")
-	st=""
-	for _ in $(seq 3000); do
-		st=$(curl -s "http://127.0.0.1:$port/v1/status")
-		case "$st" in *'"state":"eof"'*) break ;; esac
-		sleep 0.2
-	done
+	st=$(listen_eof "$tmp/port")
 	kill -TERM "$pid"; wait "$pid" || true
 	rm -f "$tmp/port"
 	audio=$(sed 's/.*"audio_s":\([0-9.e+-]*\).*/\1/' <<<"$st")

@@ -17,6 +17,7 @@
 # ratio. Paired rounds make the ratio hold on a busy machine better than either figure does.
 # Needs sox, curl, GNU time, pocketsphinx. Not a test: it only reports.
 set -euo pipefail
+. "$(dirname "$0")/listen_eof.sh"
 bin=$(readlink -f "$1")
 file=$(readlink -f "$2")
 rounds=${3:-3}
@@ -33,14 +34,7 @@ run_s4kws() {
 	/usr/bin/time -f "%U %S" -o "$tmp/t_s4kws" "$bin" listen "$@" --input "$file" --port 0 \
 		--port-file "$tmp/port" --log-level warn 2>"$tmp/err_s4kws" &
 	local pid=$!
-	for _ in $(seq 100); do [ -s "$tmp/port" ] && break; sleep 0.1; done
-	local port st
-	port=$(cat "$tmp/port")
-	for _ in $(seq 6000); do
-		st=$(curl -s "http://127.0.0.1:$port/v1/status")
-		case "$st" in *'"state":"eof"'*) break ;; esac
-		sleep 0.1
-	done
+	listen_eof "$tmp/port" >/dev/null
 	# GNU time's child is s4kws: signal it, not time
 	pkill -TERM -P "$pid" -x s4kws || true
 	wait "$pid" || true
