@@ -14,11 +14,51 @@
 #define DIAG_RE(gr, gi, a, b, u) ((a) + ((gr) * (a) - (gi) * (b) + (u)))
 #define DIAG_IM(gr, gi, a, b) ((b) + ((gr) * (b) + (gi) * (a)))
 
+/* NM consecutive modes from n of one S4D tile pass (lanes j0 .. j0+L of T) over R steps, NM a
+ * constant at each call: the NM recurrences are independent, so NM of them are in flight at
+ * once (one mode's update is a chain of four dependent operations, ~14 cycles). */
+static inline __attribute__((always_inline)) void
+diag_modes(const float *restrict kt, float *restrict st, const float *restrict u, float *restrict y,
+	   int H, int T, size_t R, int n, int j0, int L, int NM)
+{
+	enum { SUB = 16, MAXM = 4 };
+	const float *restrict k = kt + (size_t)n * 4 * T + j0; // (NM, 4, T) from lane j0
+	float *restrict s = st + (size_t)n * 2 * T + j0;        // (NM, 2, T) from lane j0
+	float re[MAXM][SUB], im[MAXM][SUB];                     // the NM modes' states, (L) each
+	for (int m = 0; m < NM; m++)
+		for (int j = 0; j < L; j++) {
+			re[m][j] = s[2 * m * T + j];
+			im[m][j] = s[(2 * m + 1) * T + j];
+		}
+	for (size_t r = 0; r < R; r++) {
+		const float *restrict ur = u + r * H + j0;
+		float *restrict yr = y + r * H + j0;
+		for (int j = 0; j < L; j++) {
+			float acc = yr[j];
+			for (int m = 0; m < NM; m++) {
+				const float *restrict q = k + 4 * m * T; // (4, T): Re G, Im G, Re W, Im W
+				float a = re[m][j], b = im[m][j];
+				float nr = DIAG_RE(q[j], q[T + j], a, b, ur[j]);
+				float ni = DIAG_IM(q[j], q[T + j], a, b);
+				re[m][j] = nr;
+				im[m][j] = ni;
+				acc = acc + (q[2 * T + j] * nr - q[3 * T + j] * ni);
+			}
+			yr[j] = acc;
+		}
+	}
+	for (int m = 0; m < NM; m++)
+		for (int j = 0; j < L; j++) {
+			s[2 * m * T + j] = re[m][j];
+			s[(2 * m + 1) * T + j] = im[m][j];
+		}
+}
+
 /* S4D, one tile of T channels over R consecutive steps: u and y are (R, H) from the tile's first
  * channel. The state is s = x / dB (per mode; s4k.h), so the input enters the real part alone:
- * s <- s + G s + u;  y = Re Σ_n (2 dC dB) s. Two modes at a time (two independent recurrences in
- * flight) and 16 lanes at a time, the state stays in registers over the R steps and the
- * coefficients are read from L1; y[r] is summed over the modes in increasing order. */
+ * s <- s + G s + u;  y = Re Σ_n (2 dC dB) s. Four modes at a time and 16 lanes at a time, the
+ * state stays in registers over the R steps and the coefficients are read from L1; y[r] is
+ * summed over the modes in increasing order. */
 static inline __attribute__((always_inline)) void
 diag_tile_rows(const float *restrict kt, float *restrict st, const float *restrict u,
 	       float *restrict y, int H, int N2, int T, size_t R)
@@ -29,59 +69,12 @@ diag_tile_rows(const float *restrict kt, float *restrict st, const float *restri
 		for (int j = 0; j < T; j++)
 			y[r * H + j] = 0;
 	int n = 0;
-	for (; n + 2 <= N2; n += 2)
-		for (int j0 = 0; j0 < T; j0 += L) {
-			const float *restrict k = kt + (size_t)n * 4 * T + j0; // (2, 4, T) from lane j0
-			const float *restrict q = k + 4 * T;
-			float *restrict s = st + (size_t)n * 2 * T + j0;        // (2, 2, T) from lane j0
-			float ar[SUB], ai[SUB], br[SUB], bi[SUB];               // modes n, n+1: (L) each
-			for (int j = 0; j < L; j++) {
-				ar[j] = s[j];
-				ai[j] = s[T + j];
-				br[j] = s[2 * T + j];
-				bi[j] = s[3 * T + j];
-			}
-			for (size_t r = 0; r < R; r++) {
-				const float *restrict ur = u + r * H + j0;
-				float *restrict yr = y + r * H + j0;
-				for (int j = 0; j < L; j++) {
-					float a = ar[j], b = ai[j], c = br[j], d = bi[j];
-					float nr = DIAG_RE(k[j], k[T + j], a, b, ur[j]);
-					float ni = DIAG_IM(k[j], k[T + j], a, b);
-					float mr = DIAG_RE(q[j], q[T + j], c, d, ur[j]);
-					float mi = DIAG_IM(q[j], q[T + j], c, d);
-					ar[j] = nr;
-					ai[j] = ni;
-					br[j] = mr;
-					bi[j] = mi;
-					float yn = yr[j] + (k[2 * T + j] * nr - k[3 * T + j] * ni);
-					yr[j] = yn + (q[2 * T + j] * mr - q[3 * T + j] * mi);
-				}
-			}
-			for (int j = 0; j < L; j++) {
-				s[j] = ar[j];
-				s[T + j] = ai[j];
-				s[2 * T + j] = br[j];
-				s[3 * T + j] = bi[j];
-			}
-		}
+	for (; n + 4 <= N2; n += 4)
+		for (int j0 = 0; j0 < T; j0 += L)
+			diag_modes(kt, st, u, y, H, T, R, n, j0, L, 4);
 	for (; n < N2; n++)
-		for (int j0 = 0; j0 < T; j0 += L) {
-			const float *restrict k = kt + (size_t)n * 4 * T + j0; // (4, T) from lane j0
-			float *restrict s = st + (size_t)n * 2 * T + j0;        // (2, T) from lane j0
-			for (size_t r = 0; r < R; r++) {
-				const float *restrict ur = u + r * H + j0;
-				float *restrict yr = y + r * H + j0;
-				for (int j = 0; j < L; j++) {
-					float a = s[j], b = s[T + j];
-					float nr = DIAG_RE(k[j], k[T + j], a, b, ur[j]);
-					float ni = DIAG_IM(k[j], k[T + j], a, b);
-					s[j] = nr;
-					s[T + j] = ni;
-					yr[j] += k[2 * T + j] * nr - k[3 * T + j] * ni;
-				}
-			}
-		}
+		for (int j0 = 0; j0 < T; j0 += L)
+			diag_modes(kt, st, u, y, H, T, R, n, j0, L, 1);
 }
 
 /* DPLR, one tile of T channels: w = Re Σ (2W) x + c2 u;  x <- x + G x - DP w + DB u;

@@ -151,35 +151,51 @@ uint64_t s4m_stream_samples(const struct s4m_stream *st)
 	return st->samples;
 }
 
-/* g[o0 .. o0+T) of matvec_rows with the T sums held in registers over all inputs (T constant at
- * each call: 64 floats are eight AVX2 registers, enough independent FMA chains to hide the
- * latency). */
+/* g[o0 .. o0+T) of matvec_rows for RB rows at once (T, RB constants at each call), the RB x T
+ * sums held in registers over all inputs: each weight vector loaded feeds RB rows, and the
+ * RB x T / lanes independent FMA chains hide the FMA latency (4 cycles, 2 units: 8 chains). */
 static inline __attribute__((always_inline)) void
 mv_tile(const float *restrict wT, const float *restrict b, const float *restrict x,
-	float *restrict g, int In, int O, int o0, int T)
+	float *restrict g, int In, int O, int o0, int T, int RB)
 {
-	float acc[64]; // (T) outputs o0..
-	for (int j = 0; j < T; j++)
-		acc[j] = b[o0 + j];
+	float acc[4][64]; // (RB, T) outputs o0.. of rows 0..RB
+	for (int q = 0; q < RB; q++)
+		for (int j = 0; j < T; j++)
+			acc[q][j] = b[o0 + j];
 	for (int i = 0; i < In; i++) {
 		const float *restrict w = wT + (size_t)i * O + o0; // (T)
-		float xi = x[i];
-		for (int j = 0; j < T; j++)
-			acc[j] += w[j] * xi;
+		for (int q = 0; q < RB; q++) {
+			float xi = x[(size_t)q * In + i];
+			for (int j = 0; j < T; j++)
+				acc[q][j] += w[j] * xi;
+		}
 	}
-	for (int j = 0; j < T; j++)
-		g[o0 + j] = acc[j];
+	for (int q = 0; q < RB; q++)
+		for (int j = 0; j < T; j++)
+			g[(size_t)q * O + o0 + j] = acc[q][j];
 }
 
 /* Output tiles of width T (a constant at each call) from o0 on, as many as fit in O, each for all
- * R rows in turn (its weights stay in cache across the rows); returns the first output left. */
+ * R rows in turn, two rows at a time (its weights stay in cache across the rows); returns the
+ * first output left. */
 static inline __attribute__((always_inline)) int
 mv_tiles(const float *restrict wT, const float *restrict b, const float *restrict x, float *restrict g,
 	 int In, int O, size_t R, int o0, int T)
 {
-	for (; o0 + T <= O; o0 += T)
-		for (size_t r = 0; r < R; r++)
-			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T);
+	for (; o0 + T <= O; o0 += T) {
+		size_t r = 0;
+		if (T >= 32) {
+			for (; r + 4 <= R; r += 4)
+				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 4);
+			if (R - r == 3)
+				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 3);
+			else if (R - r == 2)
+				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 2);
+			r += R - r == 3 || R - r == 2 ? R - r : 0;
+		}
+		for (; r < R; r++)
+			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 1);
+	}
 	return o0;
 }
 
