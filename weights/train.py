@@ -193,11 +193,12 @@ class Maker:
     """Builds augmented training examples (preroll + 1 s window) from clip pools."""
 
     def __init__(self, labels, real, synth, noises, preroll, rng, real_p=0.65, band_p=0.12,
-                 pair_p=0.0, eq_p=0.0, mask_p=0.0, thin_real_p=0.4, words=None, negatives=()):
+                 pair_p=0.0, eq_p=0.0, mask_p=0.0, thin_real_p=0.4, words=None, negatives=(),
+                 vtlp_p=0.0):
         self.labels, self.real, self.synth, self.noises = labels, real, synth, noises
         self.pre, self.rng = preroll, rng
         self.real_p, self.band_p, self.pair_p, self.eq_p = real_p, band_p, pair_p, eq_p
-        self.mask_p, self.thin_real_p = mask_p, thin_real_p
+        self.mask_p, self.thin_real_p, self.vtlp_p = mask_p, thin_real_p, vtlp_p
         self.keywords = [l for l in labels if not l.startswith("_")]
         self.all_clips = [c for pool in (real, synth) for l in labels for c in pool.get(l, [])]
         self.negatives = list(negatives)
@@ -256,6 +257,37 @@ class Maker:
             c = ((1 - mix) * c + mix * wet * rms(c) / rms(wet)).astype(np.float32)
         return c
 
+    def vtlp(self, c):
+        """Vocal-tract length perturbation (Jaitly & Hinton, 2013): the spectral envelope is
+        warped along frequency by a factor of 0.82-1.18 (a shorter or longer vocal tract, so
+        other formants at the same pitch and tempo), piecewise linear so that the band below
+        4.8 kHz scales and the rest maps onto what is left up to Nyquist. STFT with sqrt-Hann
+        windows (512 points, hop 128); magnitudes are interpolated between bins and each bin
+        keeps the phase of its nearest source bin; the level is kept (RMS). A TTS engine has a
+        few voices: this makes many speakers' formants out of each."""
+        n_fft, hop = 512, 128
+        a = self.rng.uniform(0.82, 1.18)
+        f = np.fft.rfftfreq(n_fft, 1.0 / SR)
+        nyq, f_hi = SR / 2, 4800.0
+        knee = f_hi * min(a, 1.0) / a                     # source frequency where the scaling ends
+        fwd = np.where(f <= knee, f * a, a * knee + (nyq - a * knee) * (f - knee) / (nyq - knee))
+        src = np.interp(f, fwd, f) / (SR / n_fft)         # source bin of each target bin
+        near = np.clip(np.rint(src).astype(int), 0, len(f) - 1)
+        win = np.sqrt(np.hanning(n_fft + 1)[:n_fft])
+        x = np.pad(c.astype(np.float64), (n_fft, n_fft))
+        n_fr = (len(x) - n_fft) // hop + 1
+        idx = np.arange(n_fft)[None, :] + hop * np.arange(n_fr)[:, None]
+        X = np.fft.rfft(x[idx] * win, axis=1)
+        mag = np.abs(X)
+        lo = np.clip(np.floor(src).astype(int), 0, len(f) - 1)
+        hi = np.clip(lo + 1, 0, len(f) - 1)
+        t = src - lo
+        Y = ((1 - t) * mag[:, lo] + t * mag[:, hi]) * np.exp(1j * np.angle(X[:, near]))
+        y = np.zeros(len(x))
+        np.add.at(y, idx, np.fft.irfft(Y, n_fft, axis=1) * win)
+        y = y[n_fft:n_fft + len(c)] / 2.0                 # sqrt-Hann twice at hop n/4 sums to 2
+        return (y * rms(c) / max(rms(y), 1e-9)).astype(np.float32)
+
     def window(self, label):
         """The 1 s window for `label` (float32, W samples) and its signal RMS."""
         rng = self.rng
@@ -272,6 +304,8 @@ class Maker:
                 w[:] = rng.standard_normal(W) * 10 ** (rng.uniform(-90, -60) / 20)
             return w, 0.0
         c, is_real = self.clip(label)
+        if not is_real and self.vtlp_p > 0 and rng.random() < self.vtlp_p:   # no draw at 0
+            c = self.vtlp(c)
         c = self.perturb(c)[:W]
         if is_real and len(c) >= W - 800:                 # real clips: shift by up to 100 ms
             s = int(rng.integers(-1600, 1601))
@@ -580,6 +614,10 @@ def main():
     ap.add_argument("--eq-p", type=float, default=0.0,
                     help="share of examples coloured by a random low and high shelf (-6..+12 dB "
                          "below 80-400 Hz, -12..+6 dB above 1.5-5 kHz): microphones and rooms; 0: off")
+    ap.add_argument("--vtlp-p", type=float, default=0.0,
+                    help="share of synthetic clips whose formants are moved by vocal-tract length "
+                         "perturbation (factor 0.82-1.18, pitch and tempo kept): more speakers "
+                         "out of a TTS engine's few voices; 0: off")
     ap.add_argument("--mask-p", type=float, default=0.0,
                     help="share of keyword and unknown examples with SpecAugment-style masks: "
                          "1-2 stretches of 20-80 ms of the word silenced and a 1/3-1 octave band "
@@ -723,7 +761,7 @@ def main():
         log(a.run, f"initialised from {a.init} (step {z['state']['step']}, "
                    f"{z['state']['elapsed'] / 60:.1f} min of training)")
     maker = Maker(labels, real, synth, noises, context, rng, a.real_p, a.band_p, a.pair_p,
-                  a.eq_p, a.mask_p, a.thin_real_p, words, negatives)
+                  a.eq_p, a.mask_p, a.thin_real_p, words, negatives, a.vtlp_p)
     kw_mask = torch.tensor([not l.startswith("_") for l in labels], device=a.device)
     # EMA of every float tensor of the state dict (weights and BatchNorm statistics): an
     # average over the last ~1/(1-decay) steps generalises better than the last step's weights
@@ -841,6 +879,7 @@ def main():
                        "real_p": a.real_p, "band_p": a.band_p, "ema": a.ema,
                        **({"pair_p": a.pair_p, "pair_w": a.pair_w} if a.pair_p > 0 else {}),
                        **({"eq_p": a.eq_p} if a.eq_p > 0 else {}),
+                       **({"vtlp_p": a.vtlp_p} if a.vtlp_p > 0 else {}),
                        **({"mask_p": a.mask_p} if a.mask_p > 0 else {}),
                        **({"thin_real_p": a.thin_real_p} if a.thin_real_p != 0.4 else {}),
                        **({"negatives": len(negatives), "neg_holdout": a.neg_holdout,
