@@ -3,7 +3,7 @@
  *
  * usage: det --model NAME=FILE [--model NAME=FILE] --stream WAV TRUTH.csv [--stream ...]
  *            --negative WAV [--negative WAV ...] [--png OUT.png] [--hop-ms MS]
- *            [--latency-ms L] [--tolerance-ms T]
+ *            [--latency-ms L] [--tolerance-ms T] [--pick RATE]
  *
  * Design: posteriors once per model and recording (bench/kwseval.h: the live daemon's stepper
  * and post-processing, no verify stage), then, per model:
@@ -18,6 +18,9 @@
  * 1000) against miss rate (0 to 100 %), the no-flags setting as a ringed point; zero-rate
  * points sit on the left edge. Recordings are e2e_accuracy streams (--build-only) and any
  * audio file. Not a test: a measurement (bench/det.sh builds the audio and runs it).
+ * With --pick RATE (streams optional): per keyword, the lowest threshold of the sweep at which
+ * that keyword fires at most RATE times per hour on the keyword-free recordings, printed as
+ * KW=P pairs for weights/set_thresholds.py (an operating point stored in the model file).
  */
 #include <cairo.h>
 #include <math.h>
@@ -84,10 +87,11 @@ static void measure(const struct s4m_model *m, const struct kwe_rec *st, int ns,
 		sm += st[i].minutes;
 	*miss = total ? 1.0 - (double)found / total : 0;
 	*fah = nfalse / hours_of(ng, nn);
+	if (verbose && ns)
+		printf("  total: streams recall %.1f %% (%d/%d), %d false (%.1f per 10 min); ",
+		       100.0 * (1 - *miss), found, total, sfalse, sm > 0 ? sfalse / sm * 10 : 0);
 	if (verbose)
-		printf("  total: streams recall %.1f %% (%d/%d), %d false (%.1f per 10 min); keyword-free "
-		       "%d false in %.2f h = %.1f per hour\n",
-		       100.0 * (1 - *miss), found, total, sfalse, sm > 0 ? sfalse / sm * 10 : 0, nfalse,
+		printf("%skeyword-free %d false in %.2f h = %.1f per hour\n", ns ? "" : "  total: ", nfalse,
 		       hours_of(ng, nn), *fah);
 }
 
@@ -173,12 +177,47 @@ static int draw(const char *png, const struct curve *c, int nc, double hours)
 	return st == CAIRO_STATUS_SUCCESS ? 0 : -1;
 }
 
+/* --pick: per keyword the lowest sweep threshold with at most `rate` false detections per
+ * hour of the negatives there and at every threshold above it (0.995 when even that one is
+ * not that quiet). */
+static void pick(const struct s4m_model *m, const struct kwe_rec *ng, int nn, size_t hop, double lat,
+		 double tol, double rate, struct kwe_tally *t)
+{
+	int K = s4m_n_labels(m);
+	float best[KWE_MAX_LABELS];
+	for (int k = 0; k < K; k++)
+		best[k] = -1;
+	double hours = hours_of(ng, nn);
+	for (int j = N_SWEEP - 1; j >= 0; j--) { /* from the top: the lowest quiet one wins */
+		struct kwe_setting set;
+		kwe_setting_default(m, &set);
+		int falses[KWE_MAX_LABELS] = {0};
+		for (int k = 0; k < KWE_MAX_LABELS; k++)
+			set.thr[k] = sweep[j];
+		for (int i = 0; i < nn; i++) {
+			kwe_score(&ng[i], 1, &set, m, hop, lat, tol, 0, t);
+			for (int k = 0; k < K; k++)
+				falses[k] += t->falses[k];
+		}
+		for (int k = 0; k < K; k++)
+			if (falses[k] <= rate * hours && (j == N_SWEEP - 1 || best[k] == sweep[j + 1]))
+				best[k] = sweep[j]; /* quiet here and at every threshold above */
+	}
+	printf("  thresholds for at most %g false detections per hour of the %.2f h of negatives, per keyword:",
+	       rate, hours);
+	for (int k = 0; k < K; k++)
+		if (s4m_label(m, k)[0] != '_')
+			printf(" %s=%.3g%s", s4m_label(m, k), best[k] < 0 ? sweep[N_SWEEP - 1] : best[k],
+			       best[k] < 0 ? "(never that quiet)" : "");
+	printf("\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *names[MAX_MODELS], *files[MAX_MODELS], *swav[MAX_REC], *scsv[MAX_REC], *nwav[MAX_REC];
 	const char *png = NULL;
 	int nm = 0, ns = 0, nn = 0;
-	double hop_ms = 10, lat = PP_DEF_LATENCY_MS, tol = 0.3;
+	double hop_ms = 10, lat = PP_DEF_LATENCY_MS, tol = 0.3, pick_rate = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--model") && v && nm < MAX_MODELS && strchr(v, '=')) {
@@ -199,14 +238,16 @@ int main(int argc, char **argv)
 			lat = atof(argv[++i]);
 		} else if (!strcmp(a, "--tolerance-ms") && v) {
 			tol = atof(argv[++i]) / 1000;
+		} else if (!strcmp(a, "--pick") && v) {
+			pick_rate = atof(argv[++i]);
 		} else {
 			fprintf(stderr, "det: unexpected argument %s (usage: det --model NAME=FILE [--model "
 					"NAME=FILE] --stream WAV CSV... --negative WAV... [--png OUT.png])\n", a);
 			return 2;
 		}
 	}
-	if (!nm || !ns || !nn) {
-		fprintf(stderr, "det: needs at least one --model, --stream and --negative\n");
+	if (!nm || (!ns && pick_rate < 0) || !nn) {
+		fprintf(stderr, "det: needs at least one --model, --stream (optional with --pick) and --negative\n");
 		return 2;
 	}
 	static struct curve cv[MAX_MODELS];
@@ -243,6 +284,8 @@ int main(int argc, char **argv)
 				printf(" %s %.2f", s4m_label(m, k), set.thr[k]);
 		printf(")\n");
 		measure(m, st, ns, ng, nn, &set, hop, lat, tol, &t, 1, &cv[i].def_miss, &cv[i].def_fah);
+		if (pick_rate >= 0)
+			pick(m, ng, nn, hop, lat, tol, pick_rate, &t);
 		printf("  %9s %10s %14s\n", "threshold", "miss rate", "false per hour");
 		for (int j = 0; j < N_SWEEP; j++) {
 			for (int k = 0; k < KWE_MAX_LABELS; k++)
