@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 py=/usr/bin/python3
 
-"$py" "$here/synth.py" --out "$tmp/data" --seed 3 --tiny
+"$py" "$here/synth.py" --out "$tmp/data" --seed 3 --tiny --near "yesterday's news"
 mkdir -p "$tmp/noise"
 sox -n -r 16000 -c 1 -b 16 "$tmp/noise/white.wav" synth 5 whitenoise vol 0.3
 sox -n -r 16000 -c 1 -b 16 "$tmp/noise/pink.wav" synth 5 pinknoise vol 0.3
@@ -19,10 +19,11 @@ espeak-ng -v en-us -w "$tmp/neg/speaker0001_1.wav" "the weather was fine for a w
 espeak-ng -v en-gb -w "$tmp/neg/speaker0003_1.wav" "nobody knew what happened after that"
 OPENBLAS_NUM_THREADS=1 "$py" "$here/train.py" --data "$tmp/data" --noise "$tmp/noise" \
 	--run "$tmp/run" --cache "$tmp/cache" --out "$tmp/model.safetensors" --steps 3 --threads 2 --ema 0.99 \
-	--pair-p 0.5 --eq-p 0.5 --mask-p 0.5 --negatives "$tmp/neg" --neg-per-batch 2 --pos-per-batch 2
+	--pair-p 0.5 --eq-p 0.5 --mask-p 0.5 --negatives "$tmp/neg" --neg-per-batch 2 --pos-per-batch 2 \
+	--vtlp-p 0.5
 	# band-limited twins with the consistency loss, microphone colouring, SpecAugment-style
-	# masks, keyword-free streams and streams with a keyword inside, with the per-hop losses:
-	# the code paths run
+	# masks, keyword-free streams and streams with a keyword inside, with the per-hop losses,
+	# vocal-tract length perturbation of the synthetic clips: the code paths run
 grep -q "1 negative recordings" "$tmp/run/train.log"  # the held-out speaker was left out
 "$bin" info --model "$tmp/model.safetensors"
 clip=$(find "$tmp/data/yes" -name '*.wav' | head -n 1)

@@ -52,7 +52,7 @@ for a model of one's own keywords (README.md, "Your own keywords"). Phrases over
 
 usage: /usr/bin/python3 weights/synth.py --out DIR [--seed 1] [--jobs 2]
            [--per-keyword N] [--per-unknown-word M] [--tiny] [--engines espeak,flite,festival]
-           [--keywords WORD,WORD,...]
+           [--keywords WORD,WORD,...] [--near WORD,WORD,...]
 """
 
 import argparse
@@ -122,9 +122,9 @@ ENGINE_SHARE = {'espeak': 0.55, 'flite': 0.25, 'festival': 0.20}
 FESTIVAL_CHUNK = 200     # utterances per festival process (resume and progress granularity)
 
 
-def unknown_words(keywords=KEYWORDS):
+def unknown_words(keywords=KEYWORDS, extra=()):
     seen, out = set(keywords), []
-    for w in SC_UNKNOWN + COMMON_UNKNOWN:
+    for w in list(extra) + SC_UNKNOWN + COMMON_UNKNOWN:
         if w not in seen:
             seen.add(w)
             out.append(w)
@@ -495,7 +495,7 @@ def make_spec(rng, word, label, engine, n, voices, variants, lengths):
 def plan_items(args):
     """(word, label, count) for every word to speak."""
     kws = args.keywords
-    unk = unknown_words(kws)
+    unk = unknown_words(kws, args.near)
     thin = THIN_KEYWORDS if kws == KEYWORDS else {}
     if args.tiny:
         pick = random.Random(args.seed + 1000).sample(unk, 20)
@@ -573,7 +573,15 @@ def main():
                     help='comma-separated keywords to speak, each a word or a short phrase '
                          '(folder and label: spaces become "-", e.g. "lights on" -> lights-on); '
                          'default: the ten Speech Commands keywords; the other words are _unknown_')
+    ap.add_argument('--near', default='',
+                    help='comma-separated extra _unknown_ words or phrases: near-misses of your '
+                         'keywords (e.g. "commuter,compute" for computer), spoken like the others')
     args = ap.parse_args()
+    near = parse_keywords(args.near) if args.near.strip() else []
+    if near is None:
+        ap.error(f'--near {args.near!r}: give words or phrases of letters, apostrophes and spaces, '
+                 'separated by commas')
+    args.near = near
     kws = parse_keywords(args.keywords)
     if kws is None:
         ap.error(f'--keywords {args.keywords!r}: give distinct words or phrases of letters, '
