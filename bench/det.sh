@@ -29,15 +29,8 @@ models=()
 for f in "$@"; do
 	models+=(--model "$(basename "$f" .safetensors)=$(readlink -f "$f")")
 done
-if [ ! -s "$out/held.wav" ]; then
-	sox -n -r 16000 -c 1 -b 16 "$out/gap.wav" trim 0 0.5
-	args=()
-	while IFS=$'\t' read -r file speaker _; do
-		n=$((10#${speaker//[!0-9]/}))
-		[ $((n % 3)) = 0 ] && args+=("$neg/speechocean762/$file" "$out/gap.wav")
-	done < <(tail -n +2 "$neg/speechocean762.tsv")
-	sox "${args[@]}" -r 16000 -c 1 -b 16 "$out/held.wav"
-fi
+. "$(dirname "$0")/held_wav.sh"
+held_wav "$neg" "$out"
 if [ ! -s "$out/gpl16.wav" ]; then
 	sed -E 's/\b([Yy][Ee][Ss]|[Nn][Oo]|[Uu][Pp]|[Dd][Oo][Ww][Nn]|[Ll][Ee][Ff][Tt]|[Rr][Ii][Gg][Hh][Tt]|[Oo][Nn]|[Oo][Ff][Ff]|[Ss][Tt][Oo][Pp]|[Gg][Oo])\b//g' \
 		/usr/share/common-licenses/GPL-3 > "$out/gpl.txt"

@@ -3,7 +3,7 @@
  * usage: e2e_accuracy --s4kws BIN --data SPEECH_COMMANDS_DIR [--model FILE] [--minutes M]
  *                     [--seed N] [--min-recall R] [--max-false F] [--tolerance-ms T]
  *                     [--keep DIR] [--build-only] [--agree [--agree-ms MS]] [--input FILE]
- *                     [-- LISTEN_ARGS...]
+ *                     [--word WORD] [-- LISTEN_ARGS...]
  *
  * 1. Builds a stream from the validation clips (never the training ones): keyword clips (the
  *    ten keyword folders of val/) and non-keyword speech (val/_unknown_), in a seeded random
@@ -23,6 +23,9 @@
  *    on the same audio and requires the same detections: the same keywords in the same order,
  *    each decided within --agree-ms (default: one hop, from the daemon's status) of listen's. With --input FILE the stream is
  *    that file instead (no truth: only the agreement is checked).
+ * With --word WORD the stream's only keyword is WORD, its clips every real recording of it in
+ * train/_unknown_ and val/_unknown_ (WORD_*), the non-keyword speech the other val clips: a
+ * model that learned WORD from synthetic speech alone is measured on real voices (bench/proxy.sh).
  * Exit status: 0 when recall >= min-recall and false detections <= max-false (scaled to the
  * stream length per 10 minutes), 1 otherwise, 77 (skipped) when the model or data is missing,
  * 2 on usage errors. With --min-recall 0 and --max-false -1 only the plumbing is checked.
@@ -49,8 +52,11 @@
 #define RATE 16000
 #define MAX_EV 4096
 
-static const char *const keywords[] = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"};
+static const char *const sc_keywords[] = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"};
 #define N_KW 10
+/* the stream's keywords: the ten, or the one --word */
+static const char *keywords[N_KW] = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"};
+static int n_kw = N_KW;
 
 struct truth {
 	int kw;                /* index into keywords, -1 for filler */
@@ -77,14 +83,20 @@ struct list {
 	size_t n, cap;
 };
 
-static void list_dir(const char *dir, struct list *l)
+/* The audio files of dir, sorted; with want > 0 only those whose name starts with prefix, with
+ * want < 0 only the others (prefix NULL: all). */
+static void list_dir_if(const char *dir, struct list *l, const char *prefix, int want)
 {
 	DIR *d = opendir(dir);
 	if (!d)
 		return;
 	struct dirent *e;
+	size_t pl = prefix ? strlen(prefix) : 0;
+	size_t n0 = l->n;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.' || !af_is_audio_name(e->d_name))
+			continue;
+		if (prefix && (strncmp(e->d_name, prefix, pl) == 0) != (want > 0))
 			continue;
 		if (l->n == l->cap) {
 			l->cap = l->cap ? 2 * l->cap : 256;
@@ -94,13 +106,18 @@ static void list_dir(const char *dir, struct list *l)
 			l->n++;
 	}
 	closedir(d);
-	/* readdir order is not stable: sort for reproducibility */
-	for (size_t i = 1; i < l->n; i++)
-		for (size_t j = i; j > 0 && strcmp(l->p[j - 1], l->p[j]) > 0; j--) {
+	/* readdir order is not stable: sort for reproducibility (what this call added) */
+	for (size_t i = n0 + 1; i < l->n; i++)
+		for (size_t j = i; j > n0 && strcmp(l->p[j - 1], l->p[j]) > 0; j--) {
 			char *t = l->p[j];
 			l->p[j] = l->p[j - 1];
 			l->p[j - 1] = t;
 		}
+}
+
+static void list_dir(const char *dir, struct list *l)
+{
+	list_dir_if(dir, l, NULL, 0);
 }
 
 static void list_free(struct list *l)
@@ -173,21 +190,44 @@ static void append(struct buf *b, const float *x, size_t n, float gain)
 }
 
 /* Build stream.wav and truth.csv in dir. Returns the number of truth entries or -1. */
-static int build(const char *data, const char *dir, double minutes, struct truth *tr, int max_tr)
+static int build(const char *data, const char *dir, double minutes, const char *word, struct truth *tr,
+		 int max_tr)
 {
 	char p[1024];
 	struct list kw[N_KW], unk = {0}, noise = {0};
 	memset(kw, 0, sizeof kw);
-	for (int k = 0; k < N_KW; k++) {
-		snprintf(p, sizeof p, "%s/val/%s", data, keywords[k]);
-		list_dir(p, &kw[k]);
-		if (!kw[k].n) {
-			fprintf(stderr, "e2e: no clips in %s\n", p);
+	if (word) {
+		/* every real clip of the word (train/ and val/ _unknown_/WORD_*) is a keyword; the
+		 * other val clips, the ten keywords' included, are non-keyword speech */
+		char prefix[64];
+		snprintf(prefix, sizeof prefix, "%s_", word);
+		for (int t = 0; t < 2; t++) {
+			snprintf(p, sizeof p, "%s/%s/_unknown_", data, t ? "val" : "train");
+			list_dir_if(p, &kw[0], prefix, 1);
+		}
+		snprintf(p, sizeof p, "%s/val/_unknown_", data);
+		list_dir_if(p, &unk, prefix, -1);
+		for (int k = 0; k < N_KW; k++) {
+			snprintf(p, sizeof p, "%s/val/%s", data, sc_keywords[k]);
+			list_dir(p, &unk);
+		}
+		if (!kw[0].n) {
+			fprintf(stderr, "e2e: no clips named %s* in %s/{train,val}/_unknown_\n", prefix, data);
 			return -1;
 		}
+	} else
+		for (int k = 0; k < N_KW; k++) {
+			snprintf(p, sizeof p, "%s/val/%s", data, keywords[k]);
+			list_dir(p, &kw[k]);
+			if (!kw[k].n) {
+				fprintf(stderr, "e2e: no clips in %s\n", p);
+				return -1;
+			}
+		}
+	if (!word) {
+		snprintf(p, sizeof p, "%s/val/_unknown_", data);
+		list_dir(p, &unk);
 	}
-	snprintf(p, sizeof p, "%s/val/_unknown_", data);
-	list_dir(p, &unk);
 	snprintf(p, sizeof p, "%s/_background_noise_", data);
 	list_dir(p, &noise);
 	if (!unk.n || !noise.n) {
@@ -231,7 +271,7 @@ static int build(const char *data, const char *dir, double minutes, struct truth
 		float level = (float)(pow(10, (-50 + 20 * rnd01()) / 20) / nrms[which]);
 		append(&b, nz[which] + at, g < nn[which] ? g : nn[which], level);
 		/* a keyword (60 %) or non-keyword speech */
-		int k = rnd01() < 0.6 ? (int)(rnd() % N_KW) : -1;
+		int k = rnd01() < 0.6 ? (int)(rnd() % (unsigned)n_kw) : -1;
 		const char *clip = k >= 0 ? kw[k].p[used_kw[k]++ % kw[k].n] : unk.p[used_unk++ % unk.n];
 		size_t n;
 		float *x = load(clip, &n);
@@ -346,7 +386,7 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	const char *bin = NULL, *data = NULL, *model = NULL, *keep = NULL, *input = NULL;
+	const char *bin = NULL, *data = NULL, *model = NULL, *keep = NULL, *input = NULL, *word = NULL;
 	double minutes = 10, min_recall = 0.9, max_false = 2, tol = 0.3, agree_tol = -1;
 	int build_only = 0, extra = argc, check_agree = 0;
 	for (int i = 1; i < argc; i++) {
@@ -383,6 +423,8 @@ int main(int argc, char **argv)
 			agree_tol = atof(v) / 1000, i++;
 		else if (!strcmp(a, "--input"))
 			input = v, i++;
+		else if (!strcmp(a, "--word"))
+			word = v, i++;
 		else
 			goto usage;
 	}
@@ -407,7 +449,15 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	static struct truth tr[MAX_EV];
-	int nt = input ? 0 : build(data, dir, minutes, tr, MAX_EV);
+	if (word) {
+		if (strlen(word) > 40 || strchr(word, '/')) {
+			fprintf(stderr, "e2e: --word %s: a word of at most 40 characters, no '/'\n", word);
+			return 2;
+		}
+		keywords[0] = word;
+		n_kw = 1;
+	}
+	int nt = input ? 0 : build(data, dir, minutes, word, tr, MAX_EV);
 	if (nt < 0)
 		return 1;
 	if (build_only)
@@ -651,6 +701,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: e2e_accuracy --s4kws BIN --data SPEECH_COMMANDS_DIR [--model FILE] [--minutes M] "
 			"[--seed N]\n       [--min-recall R] [--max-false F] [--tolerance-ms T] [--keep DIR] "
-			"[--build-only]\n       [--agree [--agree-ms MS]] [--input FILE] [-- LISTEN_ARGS]\n");
+			"[--build-only]\n       [--agree [--agree-ms MS]] [--input FILE] [--word WORD] [-- LISTEN_ARGS]\n");
 	return 2;
 }
