@@ -3,9 +3,9 @@
  * Design: one program, plain clocks, honest ratios. Audio is synthetic (noise bursts over a
  * low hum, deterministic), the cost of the engine does not depend on the content.
  *   step mode:  one stream fed `seconds` of audio in 10 ms pushes; then 4, 16 and 64 streams stepped
- *               one after the other on the same thread (the daemon's inference thread does
- *               exactly this). Real-time factor per channel = audio seconds / CPU seconds
- *               (CLOCK_PROCESS_CPUTIME_ID, one thread).
+ *               together on the same thread (s4m_relay_batch_push, as the daemon's inference
+ *               thread does) and, for comparison, one after the other. Real-time factor per
+ *               channel = audio seconds / CPU seconds (CLOCK_PROCESS_CPUTIME_ID, one thread).
  *   conv mode:  clips of window + preroll samples (a 1 s clip classified on its own), on one
  *               thread (CPU time) and on T threads with one workspace each (wall time,
  *               CLOCK_MONOTONIC); throughput in clips/s and in x real time counting the clip's
@@ -113,35 +113,67 @@ static void *conv_worker(void *arg)
 	return NULL;
 }
 
-/* `ns` streams stepped one after the other over x (n samples) in pushes of `hop`, each a relay
- * restarting every `period` samples (0: never); one line. 0, or the exit status 1 after a message. */
-static int step_channels(const struct s4m_model *m, size_t period, int ns, const float *x, size_t n, size_t hop)
+/* `ns` relays restarting every `period` samples (0: never) over x (n samples) in pushes of
+ * `hop`, stepped one after the other or, with a batch, together as listen's inference thread
+ * does (s4m_relay_batch_push); CPU seconds, or -1 after a message. */
+static double step_run(const struct s4m_model *m, size_t period, int ns, struct s4m_batch *batch,
+		       const float *x, size_t n, size_t hop)
 {
 	char err[S4K_ERR_LEN];
-	int sr = s4m_sample_rate(m);
 	struct s4m_relay **st = calloc((size_t)ns, sizeof *st);
-	for (int i = 0; i < ns; i++) {
-		st[i] = s4m_relay_new(m, period, err, sizeof err);
-		if (!st[i]) {
+	const float **xs = calloc((size_t)ns, sizeof *xs);
+	for (int i = 0; st && xs && i < ns; i++)
+		if (!(st[i] = s4m_relay_new(m, period, err, sizeof err))) {
 			fprintf(stderr, "bench_speed: %s\n", err);
-			return 1;
+			return -1;
 		}
+	if (!st || !xs) {
+		fprintf(stderr, "bench_speed: out of memory\n");
+		return -1;
 	}
 	double c0 = cpu_s();
-	for (size_t p = 0; p + hop <= n; p += hop)
-		for (int i = 0; i < ns; i++)
-			s4m_relay_push(st[i], x + p, hop);
+	for (size_t p = 0; p + hop <= n; p += hop) {
+		if (batch) {
+			for (int i = 0; i < ns; i++)
+				xs[i] = x + p;
+			s4m_relay_batch_push(batch, st, ns, xs, hop);
+		} else
+			for (int i = 0; i < ns; i++)
+				s4m_relay_push(st[i], x + p, hop);
+	}
 	double cpu = cpu_s() - c0;
-	double audio = (double)(n / hop * hop) / sr;
-	printf("  %2d channel%s: %8.1f x real time per channel (%.3f CPU s for %.1f s x %d), "
-	       "%.1f%% of one core for %d live channel%s\n",
-	       ns, ns > 1 ? "s" : " ", audio * ns / cpu, cpu, audio, ns,
-	       100.0 * cpu / audio, ns, ns > 1 ? "s" : "");
 	float probs[4096];
 	s4m_relay_scores(st[0], probs);
 	for (int i = 0; i < ns; i++)
 		s4m_relay_free(st[i]);
 	free(st);
+	free(xs);
+	return cpu;
+}
+
+/* One line for ns channels: stepped together (listen's way) and, for several, one after the
+ * other; 0, or the exit status 1 after a message. */
+static int step_channels(const struct s4m_model *m, size_t period, int ns, const float *x, size_t n, size_t hop)
+{
+	char err[S4K_ERR_LEN];
+	struct s4m_batch *b = s4m_batch_new(m, ns, err, sizeof err);
+	if (!b) {
+		fprintf(stderr, "bench_speed: %s\n", err);
+		return 1;
+	}
+	double alone = ns > 1 ? step_run(m, period, ns, NULL, x, n, hop) : 0;
+	double cpu = step_run(m, period, ns, b, x, n, hop);
+	s4m_batch_free(b);
+	if (cpu < 0 || alone < 0)
+		return 1;
+	double audio = (double)(n / hop * hop) / s4m_sample_rate(m);
+	printf("  %2d channel%s: %8.1f x real time per channel (%.3f CPU s for %.1f s x %d), "
+	       "%.1f%% of one core for %d live channel%s",
+	       ns, ns > 1 ? "s" : " ", audio * ns / cpu, cpu, audio, ns,
+	       100.0 * cpu / audio, ns, ns > 1 ? "s" : "");
+	if (ns > 1)
+		printf("; one after the other %.1f x (together / apart %.3f)", audio * ns / alone, cpu / alone);
+	printf("\n");
 	return 0;
 }
 

@@ -171,6 +171,20 @@ uint64_t s4m_stream_samples(const struct s4m_stream *st); /* samples pushed sinc
 /* Make dst continue exactly as src would (both from the same model). No allocation. */
 void s4m_stream_copy(struct s4m_stream *dst, const struct s4m_stream *src);
 
+/* Several streams of one model stepped together (one inference thread's channels): every
+ * block runs over all their rows of a chunk at once, so the weights are read once for all and
+ * the 250 Hz blocks, which see 2 or 3 rows per 10 ms push, work on S times as many. Each
+ * stream's arithmetic is s4m_stream_push's, so its scores are the same bit for bit. A batch
+ * holds the workspace for up to max_streams (allocated here, not in the push); one thread
+ * uses it at a time. */
+struct s4m_batch;
+struct s4m_batch *s4m_batch_new(const struct s4m_model *m, int max_streams, char *err, size_t errlen);
+void s4m_batch_free(struct s4m_batch *b);
+/* n samples into each stream st[j] from x[j] (j < S <= max_streams). Streams in phase (the
+ * same samples pushed since their last reset, modulo the pooling) go together: returns 1;
+ * otherwise (or S > max_streams) each is pushed on its own: returns 0. No allocation. */
+int s4m_batch_push(struct s4m_batch *b, struct s4m_stream *const *st, int S, const float *const *x, size_t n);
+
 /* Step mode with bounded context (model/s4m_relay.c): two steppers over the same samples,
  * restarted alternately every `period` samples (half a period apart) from a lone clip's start
  * state; scores come from the older one, which has heard period/2 to period samples. period 0:
@@ -186,6 +200,11 @@ size_t s4m_relay_push(struct s4m_relay *r, const float *x, size_t n); /* as s4m_
 void s4m_relay_logits(const struct s4m_relay *r, float *logits);
 void s4m_relay_scores(const struct s4m_relay *r, float *probs);
 uint64_t s4m_relay_samples(const struct s4m_relay *r);  /* samples pushed since reset */
+/* As s4m_relay_push for each r[j] with x[j], the relays' steppers stepped together
+ * (s4m_batch_push) when the relays share the period and are in phase (created or reset
+ * together): returns 1 then, 0 when they went one at a time. */
+int s4m_relay_batch_push(struct s4m_batch *b, struct s4m_relay *const *r, int S, const float *const *x,
+			 size_t n);
 size_t s4m_relay_period(const struct s4m_relay *r);
 
 #endif

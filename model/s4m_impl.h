@@ -141,6 +141,12 @@ static inline float s4m__sigmoid(float x)
 /* Hot loops: an AVX2+FMA clone next to the baseline one (common/hot.h). */
 #define S4M_HOT S4_HOT
 
+/* A batch's capacity and its scratch arrays of stream and input pointers (s4m_stream.c), for
+ * s4m_relay_batch_push. */
+int s4m__batch_max(const struct s4m_batch *b);
+struct s4m_stream **s4m__batch_slots(struct s4m_batch *b);
+const float **s4m__batch_xs(struct s4m_batch *b);
+
 /* Smallest even FFT length >= need of the form 2^a 3^b (s4m_conv.c). */
 size_t s4m__fft_len(size_t need);
 

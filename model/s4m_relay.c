@@ -118,6 +118,52 @@ size_t s4m_relay_push(struct s4m_relay *r, const float *x, size_t n)
 	return steps;
 }
 
+/* The relays' steppers through s4m_batch_push: the S steppers 0 together, then the S steppers
+ * 1, between the restarts (which all relays reach at the same sample when they share the
+ * period and the ages); anything else, one relay at a time. */
+int s4m_relay_batch_push(struct s4m_batch *b, struct s4m_relay *const *r, int S, const float *const *x,
+			 size_t n)
+{
+	int same = S <= s4m__batch_max(b);
+	for (int j = 1; same && j < S; j++)
+		same = r[j]->period == r[0]->period && r[j]->age[0] == r[0]->age[0] &&
+		       r[j]->age[1] == r[0]->age[1];
+	if (!same) {
+		for (int j = 0; j < S; j++)
+			s4m_relay_push(r[j], x[j], n);
+		return 0;
+	}
+	struct s4m_stream **sl = s4m__batch_slots(b);
+	const float **xs = s4m__batch_xs(b);
+	const size_t period = r[0]->period;
+	int together = 1;
+	for (int j = 0; j < S; j++)
+		r[j]->samples += n;
+	for (size_t off = 0; off < n;) {
+		size_t k = n - off;
+		for (int i = 0; period && i < 2; i++)
+			if (period - r[0]->age[i] < k)
+				k = period - r[0]->age[i];
+		for (int i = 0; i < (period ? 2 : 1); i++) {
+			for (int j = 0; j < S; j++) {
+				sl[j] = r[j]->st[i];
+				xs[j] = x[j] + off;
+			}
+			together &= s4m_batch_push(b, sl, S, xs, k);
+		}
+		for (int j = 0; period && j < S; j++)
+			for (int i = 0; i < 2; i++) {
+				r[j]->age[i] += k;
+				if (r[j]->age[i] == period) {
+					s4m_stream_copy(r[j]->st[i], r[j]->primed);
+					r[j]->age[i] = 0;
+				}
+			}
+		off += k;
+	}
+	return together;
+}
+
 /* The stepper whose scores count: the older one (period/2 <= age < period once running). */
 static const struct s4m_stream *reader(const struct s4m_relay *r)
 {

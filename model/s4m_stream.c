@@ -53,9 +53,10 @@ static void *carve(unsigned char *base, size_t *off, size_t bytes)
 	return base ? base + o : NULL;
 }
 
-static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned char *base)
+/* Floats of one chunk's rows at the widest point of the network (u, z, y; g twice that). */
+static size_t chunk_floats(const struct s4m_model *m)
 {
-	size_t off = 0, rows = 0;
+	size_t rows = 0;
 	for (int i = 0; i < m->n_blocks; i++) {
 		const struct s4m__block *b = &m->b[i];
 		/* at most CHUNK / cum + 1 rows reach block i in a chunk (the pooling carries less
@@ -64,6 +65,15 @@ static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned 
 		size_t out = (CHUNK / (b->cum * (size_t)b->pool) + 1) * (size_t)b->Hout;
 		rows = in > rows ? in : rows;
 		rows = out > rows ? out : rows;
+	}
+	return rows;
+}
+
+static size_t layout(struct s4m_stream *st, const struct s4m_model *m, unsigned char *base)
+{
+	size_t off = 0, rows = chunk_floats(m);
+	for (int i = 0; i < m->n_blocks; i++) {
+		const struct s4m__block *b = &m->b[i];
 		void *x = carve(base, &off, (size_t)b->H * (size_t)m->N2 * sizeof(float complex));
 		void *acc = carve(base, &off, (size_t)b->H * sizeof(float));
 		if (base) {
@@ -228,46 +238,65 @@ static void block_tail(const struct s4m__block *b, float *restrict u, const floa
 			u[r * H + h] += g[r * 2 * H + h] * s4m__sigmoid(g[r * 2 * H + H + h]);
 }
 
-/* Block i over R rows u (R, H), in place, then its pooling and widen: returns the rows that
- * leave it, (rows, Hout) in u. */
-static size_t block_rows(struct s4m_stream *st, int i, float *restrict u, size_t R)
-{
-	const struct s4m_model *m = st->m;
-	const struct s4m__block *b = &m->b[i];
-	struct sblk *s = &st->sb[i];
-	const int H = b->H;
-	float *restrict z = st->z;
+/* Rows of one chunk at one block for S streams in phase (the same pooling counters): stream j's
+ * R rows are u + j R H. z, y, g are as large; S = 1 uses the stream's own buffers. */
+struct rows {
+	struct s4m_stream *const *st;
+	int S;
+	float *u, *z, *y, *g;
+};
 
-	for (size_t r = 0; r < R && m->prenorm; r++)
+/* Block i over R rows per stream, in place, then its pooling and widen: returns the rows per
+ * stream that leave it, (S, rows, Hout) in u. Everything but the SSM (per stream: its own
+ * state) and the pooling (its own accumulator) runs over the S R rows at once. */
+static size_t block_rows(const struct rows *w, int i, size_t R)
+{
+	const struct s4m_model *m = w->st[0]->m;
+	const struct s4m__block *b = &m->b[i];
+	const int H = b->H, S = w->S;
+	float *restrict u = w->u, *restrict z = w->z;
+	const size_t N = (size_t)S * R; // rows of all streams
+
+	for (size_t r = 0; r < N && m->prenorm; r++)
 		s4m__norm1(u + r * H, z + r * H, H, m->batchnorm, b->norm_a, b->norm_b);
 	if (!m->prenorm)
-		memcpy(z, u, R * (size_t)H * sizeof *z);
-	s4k_step_rows(&b->step, s->x, z, st->y, R);
-	block_tail(b, u, z, st->y, st->g, R);
-	for (size_t r = 0; r < R && !m->prenorm; r++)
+		memcpy(z, u, N * (size_t)H * sizeof *z);
+	for (int j = 0; j < S; j++)
+		s4k_step_rows(&b->step, w->st[j]->sb[i].x, z + (size_t)j * R * H, w->y + (size_t)j * R * H, R);
+	block_tail(b, u, z, w->y, w->g, N);
+	for (size_t r = 0; r < N && !m->prenorm; r++)
 		s4m__norm1(u + r * H, u + r * H, H, m->batchnorm, b->norm_a, b->norm_b);
 	size_t out = R;
 	if (b->pool > 1) {
-		/* row r is summed before any row <= r is written: pooling in place is safe */
+		/* row r of stream j is summed before any row at or before it is written (outputs
+		 * go to j out + o <= j R + r): pooling in place is safe */
 		float inv = 1.f / (float)b->pool;
-		out = 0;
-		for (size_t r = 0; r < R; r++) {
-			for (int h = 0; h < H; h++)
-				s->acc[h] += u[r * H + h];
-			if (++s->cnt < b->pool)
-				continue;
-			float *o = u + out++ * H;
-			for (int h = 0; h < H; h++) {
-				o[h] = s->acc[h] * inv;
-				s->acc[h] = 0.f;
+		for (int j = 0; j < S; j++) {
+			struct sblk *s = &w->st[j]->sb[i];
+			const float *in = u + (size_t)j * R * H;
+			out = 0;
+			for (size_t r = 0; r < R; r++) {
+				for (int h = 0; h < H; h++)
+					s->acc[h] += in[r * H + h];
+				if (++s->cnt < b->pool)
+					continue;
+				float *o = u + ((size_t)j * (R / b->pool + 1) + out++) * H;
+				for (int h = 0; h < H; h++) {
+					o[h] = s->acc[h] * inv;
+					s->acc[h] = 0.f;
+				}
+				s->cnt = 0;
 			}
-			s->cnt = 0;
 		}
+		/* streams in phase leave the same number of rows: close the gaps between them */
+		for (int j = 1; j < S && out; j++)
+			memmove(u + (size_t)j * out * H, u + (size_t)j * (R / b->pool + 1) * H,
+				out * (size_t)H * sizeof *u);
 	}
 	if (b->widen_w && out) {
-		/* u (out, H) -> z (out, Hout) -> u */
-		matvec_rows(b->widen_wT, b->widen_b, u, z, H, b->Hout, out);
-		memcpy(u, z, out * (size_t)b->Hout * sizeof *u);
+		/* u (S out, H) -> z (S out, Hout) -> u */
+		matvec_rows(b->widen_wT, b->widen_b, u, z, H, b->Hout, (size_t)S * out);
+		memcpy(u, z, (size_t)S * out * (size_t)b->Hout * sizeof *u);
 	}
 	return out;
 }
@@ -297,33 +326,45 @@ static void window_add(struct s4m_stream *st, const float *f)
 	}
 }
 
-size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n)
+/* n samples into each of w's streams (x[j] for stream j), in chunks of up to CHUNK, every block
+ * over all the streams' rows of a chunk at once. Returns the decoder steps per stream. */
+static size_t push_rows(const struct rows *w, const float *const *x, size_t n)
 {
-	const struct s4m_model *m = st->m;
-	const int H0 = m->b[0].H, Hl = m->Hlast;
+	const struct s4m_model *m = w->st[0]->m;
+	const int H0 = m->b[0].H, Hl = m->Hlast, S = w->S;
 	size_t steps = 0;
 	for (size_t c0 = 0; c0 < n; c0 += CHUNK) {
 		size_t R = n - c0 < CHUNK ? n - c0 : CHUNK;
-		float *restrict u = st->u; // (R, H0), then each block's rows
-		for (size_t r = 0; r < R; r++) {
-			float v = x[c0 + r];
-			if (!isfinite(v))
-				v = 0.f; /* one bad sample must not poison a state that lives for days */
-			for (int h = 0; h < H0; h++)
-				u[r * H0 + h] = m->enc_w[h] * v + m->enc_b[h];
+		for (int j = 0; j < S; j++) {
+			float *restrict u = w->u + (size_t)j * R * H0; // (R, H0) of stream j
+			for (size_t r = 0; r < R; r++) {
+				float v = x[j][c0 + r];
+				if (!isfinite(v))
+					v = 0.f; /* one bad sample must not poison a state that lives for days */
+				for (int h = 0; h < H0; h++)
+					u[r * H0 + h] = m->enc_w[h] * v + m->enc_b[h];
+			}
 		}
 		for (int i = 0; i < m->n_blocks && R; i++)
-			R = block_rows(st, i, u, R);
-		for (size_t r = 0; r < R; r++) {
-			float *f = u + r * Hl; // (Hlast) a final step's features
-			if (m->final_norm)
-				s4m__norm1(f, f, Hl, m->batchnorm, m->fn_a, m->fn_b);
-			window_add(st, f);
-		}
+			R = block_rows(w, i, R);
+		for (int j = 0; j < S; j++)
+			for (size_t r = 0; r < R; r++) {
+				float *f = w->u + ((size_t)j * R + r) * Hl; // (Hlast) a final step's features
+				if (m->final_norm)
+					s4m__norm1(f, f, Hl, m->batchnorm, m->fn_a, m->fn_b);
+				window_add(w->st[j], f);
+			}
 		steps += R;
 	}
-	st->samples += n;
+	for (int j = 0; j < S; j++)
+		w->st[j]->samples += n;
 	return steps;
+}
+
+size_t s4m_stream_push(struct s4m_stream *st, const float *x, size_t n)
+{
+	struct rows w = {.st = &st, .S = 1, .u = st->u, .z = st->z, .y = st->y, .g = st->g};
+	return push_rows(&w, &x, n);
 }
 
 void s4m_stream_logits(const struct s4m_stream *st, float *logits)
@@ -366,4 +407,96 @@ void s4m_stream_scores(const struct s4m_stream *st, float *probs)
 	}
 	for (int k = 0; k < K; k++)
 		probs[k] = (float)(probs[k] / s);
+}
+
+/* ---- several streams stepped together ---- */
+
+struct s4m_batch {
+	const struct s4m_model *m;
+	int max;                /* streams */
+	float *u, *z, *y, *g;   /* (max) x a stream's chunk buffers */
+	struct s4m_stream **slots; /* (max) for callers that gather streams (s4m_relay_batch_push) */
+	const float **xs;       /* (max) and their inputs */
+	void *mem;
+};
+
+struct s4m_batch *s4m_batch_new(const struct s4m_model *m, int max_streams, char *err, size_t errlen)
+{
+	if (m->bidir || max_streams < 1 || max_streams > 4096) {
+		s4k_seterr(err, errlen, m->bidir ? "this model is bidirectional (it looks ahead in time), so it cannot run in stream mode; use file (conv) mode."
+						 : "a batch of %d streams is out of range (1..4096).", max_streams);
+		return NULL;
+	}
+	struct s4m_batch *b = calloc(1, sizeof *b);
+	size_t f = chunk_floats(m) * (size_t)max_streams;
+	if (b) {
+		b->slots = calloc((size_t)max_streams, sizeof *b->slots);
+		b->xs = calloc((size_t)max_streams, sizeof *b->xs);
+	}
+	if (!b || !b->slots || !b->xs || posix_memalign(&b->mem, 64, 5 * f * sizeof(float))) {
+		if (b) {
+			free(b->slots);
+			free(b->xs);
+		}
+		free(b);
+		s4k_seterr(err, errlen, "out of memory for a batch of %d streams.", max_streams);
+		return NULL;
+	}
+	b->m = m;
+	b->max = max_streams;
+	b->u = b->mem;
+	b->z = b->u + f;
+	b->y = b->z + f;
+	b->g = b->y + f; /* 2 f */
+	return b;
+}
+
+void s4m_batch_free(struct s4m_batch *b)
+{
+	if (b) {
+		free(b->mem);
+		free(b->slots);
+		free(b->xs);
+	}
+	free(b);
+}
+
+int s4m__batch_max(const struct s4m_batch *b)
+{
+	return b->max;
+}
+
+struct s4m_stream **s4m__batch_slots(struct s4m_batch *b)
+{
+	return b->slots;
+}
+
+const float **s4m__batch_xs(struct s4m_batch *b)
+{
+	return b->xs;
+}
+
+/* Streams of the batch's model whose pooling counters match stream 0's step together. */
+static int in_phase(const struct s4m_batch *b, struct s4m_stream *const *st, int S)
+{
+	for (int j = 0; j < S; j++) {
+		if (st[j]->m != b->m)
+			return 0;
+		for (int i = 0; j && i < b->m->n_blocks; i++)
+			if (st[j]->sb[i].cnt != st[0]->sb[i].cnt)
+				return 0;
+	}
+	return 1;
+}
+
+int s4m_batch_push(struct s4m_batch *b, struct s4m_stream *const *st, int S, const float *const *x, size_t n)
+{
+	if (S > b->max || !in_phase(b, st, S)) {
+		for (int j = 0; j < S; j++)
+			s4m_stream_push(st[j], x[j], n);
+		return 0;
+	}
+	struct rows w = {.st = st, .S = S, .u = b->u, .z = b->z, .y = b->y, .g = b->g};
+	push_rows(&w, x, n);
+	return 1;
 }

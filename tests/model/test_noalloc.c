@@ -1,5 +1,5 @@
 /* test_noalloc.c - the compute calls never allocate: s4m_stream_push/logits/scores/reset/copy,
- * s4m_relay_push/scores/logits/reset, s4m_conv_logits/scan/features/logits_primed/scan_primed
+ * s4m_relay_push/scores/logits/reset, s4m_batch_push, s4m_relay_batch_push, s4m_conv_logits/scan/features/logits_primed/scan_primed
  * and s4m_conv_carry_scan/carry_reset, counted
  * with the linker's --wrap of malloc, calloc, realloc, posix_memalign and aligned_alloc (every call from the engine's objects goes through the
  * wrappers below; the count is armed only around the compute calls).
@@ -89,6 +89,29 @@ static void run(int dplr)
 	armed = 0;
 	s4m_relay_free(rl);
 	s4m_stream_free(cp);
+	/* three streams and three relays stepped together */
+	struct s4m_batch *bt = s4m_batch_new(m, 3, err, sizeof err);
+	struct s4m_stream *bs[3];
+	struct s4m_relay *br[3];
+	int made = bt != NULL;
+	for (int j = 0; j < 3; j++) {
+		bs[j] = s4m_stream_new(m, err, sizeof err);
+		br[j] = s4m_relay_new(m, 2 * s4m_hop(m) * 4, err, sizeof err);
+		made &= bs[j] && br[j];
+	}
+	CHECK(made, "%s", err);
+	const float *xs[3] = {x, x + 160, x + 320};
+	armed = 1;
+	for (int p = 0; made && p < 20; p++) {
+		s4m_batch_push(bt, bs, 3, xs, 160);
+		s4m_relay_batch_push(bt, br, 3, xs, 160);
+	}
+	armed = 0;
+	for (int j = 0; j < 3; j++) {
+		s4m_stream_free(bs[j]);
+		s4m_relay_free(br[j]);
+	}
+	s4m_batch_free(bt);
 	CHECK(allocs == 0, "%s step mode: %ld allocations in push/scores/reset", dplr ? "dplr" : "s4d", allocs);
 
 	armed = 1;
