@@ -12,9 +12,9 @@
  * With several channels the steppers of one hop can run on several threads (det_config.threads):
  * worker w steps the channels c with c % T == w into its own scratch and the channel's detection
  * slots, all of them together (s4m_relay_batch_push: every block over all its channels' rows at
- * once, each channel's numbers those of stepping it alone; 6-10 % less CPU per channel at 4 to 64
- * channels, docs/performance.md); the inference thread is worker 0, and two barriers per hop hand the hop out and collect
- * it. The barriers are the only waits in the step path, and only between the stepping threads;
+ * once, each channel's numbers those of stepping it alone; 6-10 % less CPU per channel at 4 to
+ * 64 channels, docs/performance.md); the inference thread is worker 0, and two barriers per hop
+ * hand the hop out and collect it. The barriers are the only waits in the step path, and only between the stepping threads;
  * detections are emitted by the inference thread after the second barrier, in channel order,
  * so ids are in the same order whatever the thread count.
  *

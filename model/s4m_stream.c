@@ -186,8 +186,8 @@ mv_tile(const float *restrict wT, const float *restrict b, const float *restrict
 }
 
 /* Output tiles of width T (a constant at each call) from o0 on, as many as fit in O, each for all
- * R rows in turn, two rows at a time (its weights stay in cache across the rows); returns the
- * first output left. */
+ * R rows in turn, four rows at a time (then three or two; 8- and 1-wide tiles one at a time),
+ * its weights in cache across the rows; returns the first output left. */
 static inline __attribute__((always_inline)) int
 mv_tiles(const float *restrict wT, const float *restrict b, const float *restrict x, float *restrict g,
 	 int In, int O, size_t R, int o0, int T)
@@ -197,11 +197,13 @@ mv_tiles(const float *restrict wT, const float *restrict b, const float *restric
 		if (T >= 32) {
 			for (; r + 4 <= R; r += 4)
 				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 4);
-			if (R - r == 3)
+			if (R - r == 3) {
 				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 3);
-			else if (R - r == 2)
+				r = R;
+			} else if (R - r == 2) {
 				mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 2);
-			r += R - r == 3 || R - r == 2 ? R - r : 0;
+				r = R;
+			}
 		}
 		for (; r < R; r++)
 			mv_tile(wT, b, x + r * In, g + r * O, In, O, o0, T, 1);
@@ -268,8 +270,8 @@ static size_t block_rows(const struct rows *w, int i, size_t R)
 		s4m__norm1(u + r * H, u + r * H, H, m->batchnorm, b->norm_a, b->norm_b);
 	size_t out = R;
 	if (b->pool > 1) {
-		/* row r of stream j is summed before any row at or before it is written (outputs
-		 * go to j out + o <= j R + r): pooling in place is safe */
+		/* stream j's output o goes to row j (R / pool + 1) + o <= j R + r, written after its
+		 * input row r was summed: pooling in place is safe, then the rows are closed up */
 		float inv = 1.f / (float)b->pool;
 		for (int j = 0; j < S; j++) {
 			struct sblk *s = &w->st[j]->sb[i];
