@@ -1,5 +1,5 @@
-/* test_batch.c - several streams stepped together (s4m_batch_push, s4m_relay_batch_push) give
- * each stream exactly what stepping it alone gives.
+/* test_stream_batch.c - several streams stepped together (s4m_batch_push, s4m_relay_batch_push)
+ * give each stream exactly what stepping it alone gives.
  *
  * Random models (S4D and DPLR, pools of 1, 2 and 4 that leave a chunk's rows uneven per block,
  * pre- and post-norm, widths that change from block to block); five streams with different inputs pushed in random lengths of 1 to
