@@ -3,7 +3,8 @@
  * http_req() sends one request with "Connection: close" and reads the whole response (5 s
  * limit); sse_open()/sse_read_until() read a Server-Sent Events stream incrementally. Only
  * what the tests need: no TLS, no redirects, Content-Length or close-delimited bodies (chunked
- * bodies are returned raw, which is enough for substring checks).
+ * bodies are returned raw, which is enough for substring checks). wy_send()/wy_recv() speak the
+ * Wyoming protocol's event lines (with jansson.h included before this header).
  */
 #ifndef S4KWS_TESTS_DAEMON_CLIENT_H
 #define S4KWS_TESTS_DAEMON_CLIENT_H
@@ -191,5 +192,42 @@ static inline int sse_read_until(int fd, char *acc, size_t cap, size_t *len, con
 	}
 	return 1;
 }
+
+#ifdef JANSSON_H
+/* Send one Wyoming event: header line (with payload_length when len > 0), then the payload. */
+static inline int wy_send(int fd, const char *type, const char *data_json, const void *payload, size_t len)
+{
+	char h[512];
+	int n = len ? snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s,\"payload_length\":%zu}\n", type,
+			       data_json ? data_json : "{}", len)
+		    : snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s}\n", type, data_json ? data_json : "{}");
+	return send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, payload, len) < 0) ? -1 : 0;
+}
+
+/* Read one event line (no data/payload sections expected from the server) within timeout_ms:
+ * a new JSON reference, or NULL on timeout or close. */
+static inline json_t *wy_recv(int fd, int timeout_ms)
+{
+	static char line[1 << 16];
+	size_t n = 0;
+	int64_t end = client_ms() + timeout_ms;
+	while (n < sizeof line - 1) {
+		struct pollfd pf = {fd, POLLIN, 0};
+		int left = (int)(end - client_ms());
+		if (left <= 0 || poll(&pf, 1, left) <= 0)
+			return NULL;
+		ssize_t k = recv(fd, line + n, 1, 0);
+		if (k <= 0)
+			return NULL;
+		if (line[n] == '\n') {
+			line[n] = 0;
+			json_error_t je;
+			return json_loads(line, 0, &je);
+		}
+		n++;
+	}
+	return NULL;
+}
+#endif
 
 #endif

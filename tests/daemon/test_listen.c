@@ -1481,41 +1481,6 @@ static void test_model_thresholds(void)
 
 /* ---- Wyoming ---- */
 
-/* Send one Wyoming event: header line (with payload_length when len > 0), then the payload. */
-static int wy_send(int fd, const char *type, const char *data_json, const void *payload, size_t len)
-{
-	char h[512];
-	int n = len ? snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s,\"payload_length\":%zu}\n", type,
-			       data_json ? data_json : "{}", len)
-		    : snprintf(h, sizeof h, "{\"type\":\"%s\",\"data\":%s}\n", type, data_json ? data_json : "{}");
-	return send_all(fd, h, (size_t)n) < 0 || (len && send_all(fd, payload, len) < 0) ? -1 : 0;
-}
-
-/* Read one event line (no data/payload sections expected from the server) within timeout_ms:
- * a new JSON reference, or NULL on timeout or close. */
-static json_t *wy_recv(int fd, int timeout_ms)
-{
-	static char line[1 << 16];
-	size_t n = 0;
-	int64_t end = client_ms() + timeout_ms;
-	while (n < sizeof line - 1) {
-		struct pollfd pf = {fd, POLLIN, 0};
-		int left = (int)(end - client_ms());
-		if (left <= 0 || poll(&pf, 1, left) <= 0)
-			return NULL;
-		ssize_t k = recv(fd, line + n, 1, 0);
-		if (k <= 0)
-			return NULL;
-		if (line[n] == '\n') {
-			line[n] = 0;
-			json_error_t je;
-			return json_loads(line, 0, &je);
-		}
-		n++;
-	}
-	return NULL;
-}
-
 /* Stream the signal x (n samples at rate, mono, as S16_LE) in chunks and collect the detection
  * timestamps (ms) until count arrived or 3 s of silence from the server. */
 static size_t wy_stream(int port, const float *x, size_t n, int rate, const char *names, double *ms,
