@@ -39,8 +39,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: s4kws info [--model FILE] [--format text|json]\n\n"
 		   "Print a model's metadata, labels, blocks, parameter count, FLOPs per input sample\n"
 		   "in step and conv mode, and the float32 drift check (min 1-|dA|).\n"
-		   "Without --model: $S4KWS_MODEL, else the default model embedded in s4kws; --model wake:\n"
-		   "the embedded wake-word model (computer, jarvis, alexa).\n");
+		   "Without --model: $S4KWS_MODEL, else the default model embedded in s4kws; --model NAME:\n"
+		   "another built-in model (wake, when the build had weights/s4kws-wake.safetensors).\n");
 }
 
 static json_t *info_json(const struct s4m_model *m, const char *source, size_t clip)

@@ -50,7 +50,7 @@ struct opt {
 static const struct opt opts[] = {
 	/* model and audio input */
 	{"model", T_STR, 0, 0, "", F(model), "FILE",
-	 "weights file (.safetensors), or a built-in model: default (Speech Commands) or wake (computer, jarvis, alexa); empty: $S4KWS_MODEL or the default", OPT_RESTART},
+	 "weights file (.safetensors), or the name of a model built into s4kws (default; wake when the build had weights/s4kws-wake.safetensors); empty: $S4KWS_MODEL or the default", OPT_RESTART},
 	{"config", T_STR, 0, 0, "", F(config), "FILE",
 	 "read options from this file first (flags given on the command line win)", OPT_CLI},
 	{"device", T_STR, 0, 0, "", F(device), "NAME|INDEX",
