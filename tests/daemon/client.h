@@ -228,6 +228,23 @@ static inline json_t *wy_recv(int fd, int timeout_ms)
 	}
 	return NULL;
 }
+
+/* describe -> info: its wake program's models (a new reference; NULL when no info came). */
+static inline json_t *wy_describe_models(int fd)
+{
+	wy_send(fd, "describe", NULL, NULL, 0);
+	json_t *info = wy_recv(fd, 5000);
+	json_t *wake = json_object_get(json_object_get(info, "data"), "wake");
+	json_t *models = json_incref(json_object_get(json_array_get(wake, 0), "models"));
+	const char *type = json_string_value(json_object_get(info, "type"));
+	int ok = type && !strcmp(type, "info");
+	json_decref(info);
+	if (!ok) {
+		json_decref(models);
+		return NULL;
+	}
+	return models;
+}
 #endif
 
 #endif

@@ -166,15 +166,12 @@ static void test_wyoming(const char *bin, const char *demo)
 	int wport = (int)json_integer_value(json_object_get(json_object_get(st, "wyoming"), "port"));
 	json_decref(st);
 	int fd = client_connect(wport);
-	wy_send(fd, "describe", NULL, NULL, 0);
-	json_t *info = wy_recv(fd, 5000);
-	json_t *models = json_object_get(json_array_get(json_object_get(json_object_get(info, "data"), "wake"), 0),
-					 "models");
+	json_t *models = wy_describe_models(fd);
 	int named = json_array_size(models) == 3;
 	for (int k = 0; named && k < 3; k++)
 		named = !strcmp(str_or_empty(json_object_get(json_array_get(models, (size_t)k), "name")), wake[k]);
 	CHECK(named, "describe lists computer, jarvis and alexa as wake models");
-	json_decref(info);
+	json_decref(models);
 
 	size_t n;
 	short *x = read_demo(demo, &n);
