@@ -75,7 +75,7 @@ struct worker {
 	pthread_t th;
 	float *x;                 /* (S, hop) its channels' samples */
 	const float **xp;         /* (S) rows of x */
-	struct s4m_relay **rl;    /* (S) their steppers */
+	struct s4m_relay **rl;    /* (S) their steppers, set once in detector_new */
 	struct s4m_batch *batch;  /* steps them together (model/s4m.h) */
 	float *probs;             /* (K) */
 };
@@ -255,6 +255,9 @@ struct detector *detector_new(const struct det_config *c, char *err, size_t errl
 			detector_free(d);
 			return NULL;
 		}
+	for (int w = 0; w < d->T; w++) /* each worker's relays, in its channel order */
+		for (int j = 0; j < d->wk[w].S; j++)
+			d->wk[w].rl[j] = d->st[w + j * d->T];
 	d->s.in_rate = d->rate;
 	d->pub = d->s;
 	return d;
@@ -433,7 +436,6 @@ static void step_channels(struct detector *d, struct worker *wk)
 		float *x = wk->x + (size_t)j * hop; // (hop) channel c
 		for (size_t i = 0; i < hop; i++)
 			x[i] = f[i * C + c];
-		wk->rl[j] = d->st[c];
 	}
 	if (wk->S)
 		s4m_relay_batch_push(wk->batch, wk->rl, wk->S, wk->xp, hop);
