@@ -8,7 +8,7 @@
  * The server is the real http.c over the real events store; the hooks are small test functions
  * (status and metrics return fixed content, classify checks the body and answers 415 for
  * anything that does not start with "RIFF"), because this test is about HTTP, not the model:
- * the real hooks are exercised end to end by test_listen.sh.
+ * the real hooks are exercised end to end by test_listen.c and test_listen_api.c.
  */
 #include <jansson.h>
 #include <pthread.h>
