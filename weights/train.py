@@ -689,7 +689,8 @@ def main():
                     help="seconds after a keyword's end in which its best hop is scored")
     ap.add_argument("--init", default=None,
                     help="start a new run (fresh schedule and optimizer) from the model weights "
-                         "of another run's ckpt.pt or of an exported .safetensors model; ignored "
+                         "of another run's ckpt.pt or of an exported .safetensors model; with "
+                         "other --labels than its own, every weight but the decoder's; ignored "
                          "when --run already has a checkpoint")
     a = ap.parse_args()
 
@@ -784,7 +785,16 @@ def main():
             log(a.run, f"block 0 widened from {zw[0]} to {cfg['widths'][0]} channels (the new ones "
                        f"start unheard: zero weights into the old channels and into widen.0)")
         else:
-            missing, unexpected = model.load_state_dict(z["model"], strict=not grown)
+            # other labels (a base trained on real speech of other words, for keywords that
+            # have only synthetic speech): everything but the decoder, which starts fresh
+            relabel = z["cfg"].get("labels") != labels
+            zm = {k: v for k, v in z["model"].items() if not (relabel and k.startswith("decoder."))}
+            missing, unexpected = model.load_state_dict(zm, strict=not (grown or relabel))
+            if relabel:
+                missing = [k for k in missing if not k.startswith("decoder.")]
+                assert grown or not (missing or unexpected), (missing, unexpected)
+                log(a.run, f"labels {','.join(z['cfg']['labels'])} -> {','.join(labels)}: the "
+                           f"decoder starts fresh, every other weight from {a.init}")
         if grown:
             # appended blocks start as the identity: a zero output projection makes each
             # residual block add GLU(0) = 0, so training resumes from the same function
