@@ -15,7 +15,7 @@
 # Steps: 1. synth.py speaks the three keywords with every espeak-ng, flite and festival voice
 # (1,000 clips each) and ~200 other words, near-misses of the keywords among them (--near);
 # 2. train.py from scratch with vocal-tract length perturbation of the synthetic clips
-# (--vtlp-p) and microphone/room colouring of 30 % of all examples (--eq-p), 1.5 s of audio before each example's window (--context 24000: a live stepper
+# (--vtlp-p), 1.5 s of audio before each example's window (--context 24000: a live stepper
 # runs for hours, and a model that only ever heard 0.5 s before a window drifted towards its
 # keyword after about 2 s of silence) and four keyword-free real-speech streams per batch
 # (--neg-per-batch); 3. bench/det --pick 2: per keyword the lowest threshold with no more than
@@ -53,7 +53,7 @@ jemalloc=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2
 export OPENBLAS_NUM_THREADS=1
 /usr/bin/python3 "$here/train.py" --labels computer,jarvis,alexa,_silence_,_unknown_ --name s4kws-wake \
 	--synth "$cache/synth" --data "$cache/real" --noise "$sc/_background_noise_" \
-	--negatives "$neg" --neg-holdout 3 --neg-per-batch 4 --vtlp-p 0.8 --eq-p 0.3 --context 24000 \
+	--negatives "$neg" --neg-holdout 3 --neg-per-batch 4 --vtlp-p 0.8 --context 24000 \
 	--cache "$cache/clips" --run "$cache/run" --out "$out" --minutes "$minutes" --seed 29 \
 	--threads "${THREADS:-2}"
 unset LD_PRELOAD
