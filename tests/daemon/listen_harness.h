@@ -254,6 +254,23 @@ struct dets {
 	long long id[256];
 };
 
+/* Append detection e (a JSON object of classify's or the daemon's) on channel ch; at most 256
+ * (id: 0 where e has none, as in classify's output). */
+static inline void add_det(struct dets *d, json_t *e, int ch)
+{
+	if (d->n >= 256)
+		return;
+	snprintf(d->kw[d->n], 48, "%s", json_string_value(json_object_get(e, "keyword")));
+	d->ch[d->n] = ch;
+	d->score[d->n] = json_number_value(json_object_get(e, "score"));
+	d->start[d->n] = json_number_value(json_object_get(e, "start"));
+	d->end[d->n] = json_number_value(json_object_get(e, "end"));
+	d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
+	d->verify[d->n] = json_number_value(json_object_get(e, "verify"));
+	d->id[d->n] = json_integer_value(json_object_get(e, "id"));
+	d->n++;
+}
+
 static inline void reference_with(const char *wav, const char *const *extra, struct dets *d)
 {
 	char cmd[2048];
@@ -272,17 +289,8 @@ static inline void reference_with(const char *wav, const char *const *extra, str
 		json_t *o = json_loads(line, 0, &je);
 		json_t *arr = json_object_get(o, "detections");
 		int ch = json_is_integer(json_object_get(o, "channel")) ? (int)json_integer_value(json_object_get(o, "channel")) : 0;
-		for (size_t i = 0; i < json_array_size(arr) && d->n < 256; i++) {
-			json_t *e = json_array_get(arr, i);
-			snprintf(d->kw[d->n], 48, "%s", json_string_value(json_object_get(e, "keyword")));
-			d->ch[d->n] = ch;
-			d->score[d->n] = json_number_value(json_object_get(e, "score"));
-			d->start[d->n] = json_number_value(json_object_get(e, "start"));
-			d->end[d->n] = json_number_value(json_object_get(e, "end"));
-			d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
-			d->verify[d->n] = json_number_value(json_object_get(e, "verify"));
-			d->n++;
-		}
+		for (size_t i = 0; i < json_array_size(arr); i++)
+			add_det(d, json_array_get(arr, i), ch);
 		json_decref(o);
 	}
 	if (f)
@@ -297,17 +305,9 @@ static inline void reference(const char *wav, struct dets *d)
 static inline void from_array(json_t *arr, struct dets *d)
 {
 	memset(d, 0, sizeof *d);
-	for (size_t i = 0; i < json_array_size(arr) && d->n < 256; i++) {
+	for (size_t i = 0; i < json_array_size(arr); i++) {
 		json_t *e = json_array_get(arr, i);
-		snprintf(d->kw[d->n], 48, "%s", json_string_value(json_object_get(e, "keyword")));
-		d->ch[d->n] = (int)json_integer_value(json_object_get(e, "channel"));
-		d->score[d->n] = json_number_value(json_object_get(e, "score"));
-		d->start[d->n] = json_number_value(json_object_get(e, "start"));
-		d->end[d->n] = json_number_value(json_object_get(e, "end"));
-		d->offset[d->n] = json_number_value(json_object_get(e, "offset"));
-		d->verify[d->n] = json_number_value(json_object_get(e, "verify"));
-		d->id[d->n] = json_integer_value(json_object_get(e, "id"));
-		d->n++;
+		add_det(d, e, (int)json_integer_value(json_object_get(e, "channel")));
 	}
 }
 
