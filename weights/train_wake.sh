@@ -57,15 +57,10 @@ export OPENBLAS_NUM_THREADS=1
 	--cache "$cache/clips" --run "$cache/run" --out "$out" --minutes "$minutes" --seed 29 \
 	--threads "${THREADS:-2}"
 unset LD_PRELOAD
-# the operating point: the training side of the negatives (speakers not divisible by 3), one file
-if [ ! -f "$cache/tune.wav" ]; then
-	files=()
-	while IFS= read -r f; do
-		n=$(basename "$f" | grep -o '[0-9]\+' | head -1)
-		((10#$n % 3)) && files+=("$f")
-	done < <(find "$neg" -type f \( -name '*.flac' -o -name '*.wav' \) | sort)
-	sox "${files[@]}" -r 16000 -c 1 -b 16 "$cache/tune.wav"
-fi
+# the operating point: the training side of the negatives (speakers not divisible by 3), one
+# file, without the sentences that say a wake word (train.py leaves them out of training too)
+. "$here/../bench/held_wav.sh"
+neg_wav "$neg" "$cache/tune.wav" train computer,jarvis,alexa
 pairs=$("$det" --model wake="$out" --negative "$cache/tune.wav" --pick 2 |
 	sed -n 's/.*per keyword: //p' | sed 's/(never that quiet)//g')
 echo "thresholds: $pairs"
